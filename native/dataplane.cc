@@ -1,0 +1,126 @@
+// The kernel data plane: load the SK_MSG program from the embedded skeleton, attach it to
+// the sockmap, and manage sockmap entries and per-key counters.
+#include "dataplane.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "baton.skel.h"
+#include "baton_shared.h"
+#include "errors.h"
+
+namespace baton {
+
+namespace {
+// libbpf's own diagnostics would go to stderr on every failed probe; the JS side reports
+// failures with typed errors instead.
+int SilentPrint(enum libbpf_print_level, const char*, va_list) { return 0; }
+}  // namespace
+
+Napi::Function Dataplane::Init(Napi::Env env) {
+  return DefineClass(env, "Dataplane",
+                     {InstanceMethod("insert", &Dataplane::Insert),
+                      InstanceMethod("remove", &Dataplane::Remove),
+                      InstanceMethod("counters", &Dataplane::Counters),
+                      InstanceMethod("close", &Dataplane::Close)});
+}
+
+Dataplane::Dataplane(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dataplane>(info) {
+  Napi::Env env = info.Env();
+  libbpf_set_print(SilentPrint);
+  skel_ = baton_bpf__open();
+  if (!skel_) {
+    BpfError(env, "opening the BPF skeleton", errno).ThrowAsJavaScriptException();
+    return;
+  }
+  int err = baton_bpf__load(skel_);
+  if (err) {
+    Destroy();
+    BpfError(env, "loading the SK_MSG program", -err).ThrowAsJavaScriptException();
+    return;
+  }
+  err = bpf_prog_attach(bpf_program__fd(skel_->progs.baton_route),
+                        bpf_map__fd(skel_->maps.baton_socks), BPF_SK_MSG_VERDICT, 0);
+  if (err) {
+    int e = errno;
+    Destroy();
+    BpfError(env, "attaching the SK_MSG program to the sockmap", e).ThrowAsJavaScriptException();
+    return;
+  }
+}
+
+Dataplane::~Dataplane() { Destroy(); }
+
+void Dataplane::Destroy() {
+  if (!skel_) return;
+  bpf_prog_detach2(bpf_program__fd(skel_->progs.baton_route), bpf_map__fd(skel_->maps.baton_socks),
+                   BPF_SK_MSG_VERDICT);
+  baton_bpf__destroy(skel_);
+  skel_ = nullptr;
+}
+
+bool Dataplane::CheckKey(const Napi::CallbackInfo& info, uint32_t* key) {
+  if (!skel_) {
+    MakeError(info.Env(), "BATON_ERR_CLOSED", "the data plane is closed", 0).ThrowAsJavaScriptException();
+    return false;
+  }
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(info.Env(), "key must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  int64_t k = info[0].As<Napi::Number>().Int64Value();
+  if (k < 0 || k >= BATON_MAX_KEYS) {
+    Napi::RangeError::New(info.Env(), "key out of range 0.." + std::to_string(BATON_MAX_KEYS - 1))
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *key = static_cast<uint32_t>(k);
+  return true;
+}
+
+// insert(key, fd): the socket must be an established TCP socket.
+Napi::Value Dataplane::Insert(const Napi::CallbackInfo& info) {
+  uint32_t key;
+  if (!CheckKey(info, &key)) return info.Env().Undefined();
+  if (info.Length() < 2 || !info[1].IsNumber()) {
+    Napi::TypeError::New(info.Env(), "fd must be a number").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  uint32_t fd = info[1].As<Napi::Number>().Uint32Value();
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_socks), &key, &fd, BPF_ANY))
+    BpfError(info.Env(), "inserting socket into the sockmap", errno).ThrowAsJavaScriptException();
+  return info.Env().Undefined();
+}
+
+// remove(key) -> whether an entry was there.
+Napi::Value Dataplane::Remove(const Napi::CallbackInfo& info) {
+  uint32_t key;
+  if (!CheckKey(info, &key)) return info.Env().Undefined();
+  if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.baton_socks), &key) == 0)
+    return Napi::Boolean::New(info.Env(), true);
+  if (errno == ENOENT) return Napi::Boolean::New(info.Env(), false);
+  BpfError(info.Env(), "removing a sockmap entry", errno).ThrowAsJavaScriptException();
+  return info.Env().Undefined();
+}
+
+// counters(key) -> { redirected, deadLetter } as numbers (exact below 2^53).
+Napi::Value Dataplane::Counters(const Napi::CallbackInfo& info) {
+  uint32_t key;
+  if (!CheckKey(info, &key)) return info.Env().Undefined();
+  struct baton_counters c = {};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.baton_counters), &key, &c)) {
+    BpfError(info.Env(), "reading counters", errno).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("redirected", Napi::Number::New(info.Env(), static_cast<double>(c.redirected)));
+  out.Set("deadLetter", Napi::Number::New(info.Env(), static_cast<double>(c.dead_letter)));
+  return out;
+}
+
+Napi::Value Dataplane::Close(const Napi::CallbackInfo& info) {
+  Destroy();
+  return info.Env().Undefined();
+}
+
+}  // namespace baton

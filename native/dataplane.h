@@ -1,0 +1,27 @@
+#pragma once
+#include <napi.h>
+
+struct baton_bpf;
+
+namespace baton {
+
+// One loaded and attached SK_MSG program with its sockmap. Closing (or collecting) it
+// detaches the program and frees the maps; sockets in the map are left untouched.
+class Dataplane : public Napi::ObjectWrap<Dataplane> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit Dataplane(const Napi::CallbackInfo& info);
+  ~Dataplane() override;
+
+ private:
+  Napi::Value Insert(const Napi::CallbackInfo& info);
+  Napi::Value Remove(const Napi::CallbackInfo& info);
+  Napi::Value Counters(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  bool CheckKey(const Napi::CallbackInfo& info, uint32_t* key);
+  void Destroy();
+
+  struct baton_bpf* skel_ = nullptr;
+};
+
+}  // namespace baton

@@ -1,0 +1,74 @@
+// Loopback TCP socket pairs: sockmap holds TCP sockets, and a connected pair gives each
+// function instance its own socket plus a peer end the gateway keeps (EOF tells it the
+// instance is gone; dead letters arrive there).
+#include "sockets.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "errors.h"
+
+namespace baton {
+
+namespace {
+void NoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+}  // namespace
+
+// tcpPair() -> [a, b], two connected blocking-free-to-wrap fds (close-on-exec).
+Napi::Value TcpPair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int lfd = -1, a = -1, b = -1;
+  struct sockaddr_in addr = {};
+  socklen_t len = sizeof addr;
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const char* step = "socket";
+  lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (lfd < 0) goto fail;
+  step = "bind";
+  if (bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr)) goto fail;
+  step = "listen";
+  if (listen(lfd, 1) || getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len)) goto fail;
+  step = "socket";
+  a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (a < 0) goto fail;
+  step = "connect";
+  if (connect(a, reinterpret_cast<sockaddr*>(&addr), sizeof addr)) goto fail;
+  step = "accept";
+  b = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (b < 0) goto fail;
+  close(lfd);
+  NoDelay(a);
+  NoDelay(b);
+  {
+    Napi::Array out = Napi::Array::New(env, 2);
+    out.Set(0u, Napi::Number::New(env, a));
+    out.Set(1u, Napi::Number::New(env, b));
+    return out;
+  }
+fail:
+  int e = errno;
+  if (lfd >= 0) close(lfd);
+  if (a >= 0) close(a);
+  MakeError(env, "BATON_ERR_NATIVE", std::string("loopback socket pair: ") + step + " failed", e)
+      .ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// closeFd(fd): for fds handed to a child and no longer needed here.
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(info.Env(), "fd must be a number").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  if (close(info[0].As<Napi::Number>().Int32Value())) ThrowErrno(info.Env(), "close");
+  return info.Env().Undefined();
+}
+
+}  // namespace baton

@@ -1,0 +1,39 @@
+// The descriptor: the only thing that moves between processes once a request is in the
+// pool. 64 bytes, little-endian, offsets into the pool (never pointers: every process maps
+// the pool at its own address). Mirrors bpf/baton_shared.h: the first u32 is the sockmap
+// key the SK_MSG program routes on.
+export const DESC_SIZE = 64;
+export const DESC_MAGIC = 0xba70;
+export const DESC_VERSION = 1;
+
+/** Byte offsets of each field. */
+export const F = {
+  key: 0, // u32 sockmap key of the receiver
+  magic: 4, // u16
+  version: 6, // u8
+  kind: 7, // u8 Kind
+  reqId: 8, // u32 request id (also the pool slot's owner word)
+  gen: 12, // u32 slot generation at allocation (stale-descriptor check)
+  offset: 16, // u32 payload offset in the pool
+  length: 20, // u32 payload length
+  chainId: 24, // u16
+  hop: 26, // u16 index of the chain step the receiver runs
+  fnId: 28, // u16 function the receiver runs (GATEWAY_FN for replies)
+  status: 30, // u16 HTTP status (replies and errors)
+  sender: 32, // u32 sockmap key of the sender
+  flags: 36, // u32 reserved, must be 0
+  tArrive: 40, // f64 µs on CLOCK_MONOTONIC when the gateway accepted the request
+  tSent: 48, // u32 µs after tArrive when this descriptor was sent
+  tBind: 52, // u32 µs after tArrive when it was bound to an instance
+  tStart: 56, // u32 µs after tArrive when the sender's handler started
+  tEnd: 60, // u32 µs after tArrive when the sender's handler ended
+} as const;
+
+export const enum Kind {
+  Call = 1, // run the function at `hop` of the chain
+  Reply = 2, // the chain's result, for the gateway
+  Error = 3, // a function failed; payload is a JSON error body, for the gateway
+}
+
+export const GATEWAY_KEY = 0;
+export const GATEWAY_FN = 0xffff;

@@ -1,0 +1,54 @@
+// Every error baton reports, in one table with a stable code, an HTTP status for the ones a
+// client can see, and a message (fastify's FST_ERR_* habit). Create them with
+// `batonError(code, detail)`.
+
+export const ERRORS = {
+  BATON_ERR_ROUTE_NOT_FOUND: { status: 404, message: 'no route for this method and path' },
+  BATON_ERR_BODY_TOO_LARGE: { status: 413, message: 'request body is larger than a pool slot' },
+  BATON_ERR_URL_TOO_LONG: { status: 414, message: 'request line does not fit in a pool slot header' },
+  BATON_ERR_HANDLER: { status: 500, message: 'a function threw' },
+  BATON_ERR_BAD_NEXT: { status: 500, message: 'a function named a next step its chain does not have' },
+  BATON_ERR_RESPONSE_TOO_LARGE: { status: 500, message: 'a function wrote more than a pool slot holds' },
+  BATON_ERR_WORKER_CRASHED: { status: 502, message: 'the function instance handling this request exited' },
+  BATON_ERR_DEAD_LETTER: { status: 502, message: 'no live function instance to deliver to' },
+  BATON_ERR_BAD_DESCRIPTOR: { status: 502, message: 'a function sent a malformed or forged descriptor' },
+  BATON_ERR_POOL_EXHAUSTED: { status: 503, message: 'all shared-memory pool slots are in use; retry later' },
+  BATON_ERR_SHUTTING_DOWN: { status: 503, message: 'the gateway is shutting down' },
+  BATON_ERR_TIMEOUT: { status: 504, message: 'the chain did not answer within the request timeout' },
+  BATON_ERR_CHAIN_FILE: { status: 0, message: 'invalid chain file' },
+  BATON_ERR_NOT_BUILT: {
+    status: 0,
+    message: 'the native addon is not built: apt-get install -y clang libbpf-dev bpftool pkg-config, then npm install',
+  },
+  BATON_ERR_NO_PRIVILEGE: { status: 0, message: 'eBPF needs privilege: run as root or grant CAP_BPF and CAP_NET_ADMIN' },
+  BATON_ERR_KERNEL_FEATURE: { status: 0, message: 'this kernel lacks BPF sockmap/SK_MSG support' },
+  BATON_ERR_NATIVE: { status: 0, message: 'a system call failed' },
+  BATON_ERR_POOL: { status: 0, message: 'invalid pool access' },
+} as const;
+
+export type BatonErrorCode = keyof typeof ERRORS;
+
+export class BatonError extends Error {
+  readonly code: BatonErrorCode;
+  /** HTTP status a client sees for this error (0: not a request error). */
+  readonly status: number;
+
+  constructor(code: BatonErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(detail ? `${ERRORS[code].message}: ${detail}` : ERRORS[code].message, options);
+    this.name = 'BatonError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+  }
+}
+
+export function batonError(code: BatonErrorCode, detail?: string, options?: { cause?: unknown }): BatonError {
+  return new BatonError(code, detail, options);
+}
+
+/** True when the error means "this machine cannot run eBPF", so tests skip instead of fail. */
+export function isEnvironmentError(err: unknown): err is BatonError {
+  return (
+    err instanceof BatonError &&
+    (err.code === 'BATON_ERR_NO_PRIVILEGE' || err.code === 'BATON_ERR_KERNEL_FEATURE' || err.code === 'BATON_ERR_NOT_BUILT')
+  );
+}
