@@ -98,7 +98,8 @@ Napi::Value Dataplane::Remove(const Napi::CallbackInfo& info) {
   if (!CheckKey(info, &key)) return info.Env().Undefined();
   if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.baton_socks), &key) == 0)
     return Napi::Boolean::New(info.Env(), true);
-  if (errno == ENOENT) return Napi::Boolean::New(info.Env(), false);
+  // an emptied sockmap slot answers EINVAL (the kernel drops closed sockets itself)
+  if (errno == ENOENT || errno == EINVAL) return Napi::Boolean::New(info.Env(), false);
   BpfError(info.Env(), "removing a sockmap entry", errno).ThrowAsJavaScriptException();
   return info.Env().Undefined();
 }

@@ -1,5 +1,6 @@
-// Typed errors for JS: every failure carries a stable BATON_ERR_* code and the errno, and
-// says what to do. src/native/index.ts turns the code into an error class.
+// Typed errors for JS: every failure carries a stable BATON_ERR_* code and the errno; the
+// message says which step failed. src/native/index.ts turns the code into a BatonError,
+// whose table message (src/errors.ts) says what to do.
 #pragma once
 #include <napi.h>
 #include <cerrno>
@@ -21,16 +22,14 @@ inline Napi::Error MakeError(Napi::Env env, const char* code, const std::string&
 // own codes so callers (and tests) can tell "cannot run here" from "bug".
 inline Napi::Error BpfError(Napi::Env env, const std::string& what, int err) {
   if (err == EPERM || err == EACCES)
-    return MakeError(env, "BATON_ERR_NO_PRIVILEGE",
-                     what + " needs eBPF privilege (run as root or grant CAP_BPF and CAP_NET_ADMIN)", err);
+    return MakeError(env, "BATON_ERR_NO_PRIVILEGE", what, err);
   if (err == EINVAL || err == EOPNOTSUPP || err == ENOTSUP || err == ENOSYS || err == E2BIG)
-    return MakeError(env, "BATON_ERR_KERNEL_FEATURE",
-                     what + " failed: this kernel lacks BPF sockmap/SK_MSG support (Linux >= 5.8 with CONFIG_BPF_STREAM_PARSER)", err);
-  return MakeError(env, "BATON_ERR_NATIVE", what + " failed", err);
+    return MakeError(env, "BATON_ERR_KERNEL_FEATURE", what, err);
+  return MakeError(env, "BATON_ERR_NATIVE", what, err);
 }
 
 inline void ThrowErrno(Napi::Env env, const std::string& what) {
-  MakeError(env, "BATON_ERR_NATIVE", what + " failed", errno).ThrowAsJavaScriptException();
+  MakeError(env, "BATON_ERR_NATIVE", what, errno).ThrowAsJavaScriptException();
 }
 
 }  // namespace baton

@@ -21,7 +21,10 @@ export const ERRORS = {
     message: 'the native addon is not built: apt-get install -y clang libbpf-dev bpftool pkg-config, then npm install',
   },
   BATON_ERR_NO_PRIVILEGE: { status: 0, message: 'eBPF needs privilege: run as root or grant CAP_BPF and CAP_NET_ADMIN' },
-  BATON_ERR_KERNEL_FEATURE: { status: 0, message: 'this kernel lacks BPF sockmap/SK_MSG support' },
+  BATON_ERR_KERNEL_FEATURE: {
+    status: 0,
+    message: 'this kernel lacks BPF sockmap/SK_MSG support (needs Linux >= 5.8 with CONFIG_BPF_SYSCALL and CONFIG_NET_SOCK_MSG)',
+  },
   BATON_ERR_NATIVE: { status: 0, message: 'a system call failed' },
   BATON_ERR_POOL: { status: 0, message: 'invalid pool access' },
 } as const;

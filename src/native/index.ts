@@ -26,7 +26,10 @@ interface Addon {
   descriptorSize: number;
 }
 
-export const ADDON_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../build/Release/baton.node');
+/** node-gyp's build, or another (the cmake-js developer build) named by BATON_ADDON. */
+export const ADDON_PATH = path.resolve(
+  process.env.BATON_ADDON ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '../../build/Release/baton.node'),
+);
 
 let cached: Addon | undefined;
 

@@ -1,0 +1,42 @@
+// A chain file compiled into what runs: numbered functions, each function's sockmap keys,
+// and chains as steps of function ids (a step with several ids is a run-time branch).
+// The gateway builds it once; every worker receives it, so all agree on ids and keys.
+import { GATEWAY_KEY } from '../descriptor/index.ts';
+import type { PoolGeometry } from '../pool/index.ts';
+
+export interface FunctionSpec {
+  id: number;
+  name: string;
+  /** Absolute path of the module. */
+  module: string;
+  instances: number;
+  /** Sockmap keys of its instances. */
+  keys: number[];
+}
+
+export interface ChainSpec {
+  id: number;
+  steps: number[][];
+}
+
+export interface RouteSpec {
+  method: string;
+  path: string;
+  chainId: number;
+}
+
+export interface Deployment {
+  functions: FunctionSpec[];
+  chains: ChainSpec[];
+  routes: RouteSpec[];
+  pool: PoolGeometry;
+  gateway: { host: string; port: number; timeoutMs: number; logLevel: string };
+}
+
+export { GATEWAY_KEY };
+
+/** Keys are handed out densely after the gateway's 0. */
+export function assignKeys(instanceCounts: number[]): number[][] {
+  let next = GATEWAY_KEY + 1;
+  return instanceCounts.map((n) => Array.from({ length: n }, () => next++));
+}

@@ -1,0 +1,94 @@
+// Reads, validates and compiles a chain file. Every problem is reported at once, each with
+// the path of the offending value.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { batonError } from '../errors.ts';
+import { SLOT_HEADER, MIN_SLOT_SIZE, MAX_SLOTS } from '../pool/index.ts';
+import { chainFileSchema, FUNCTION_NAME, type ChainFileInput } from './schema.ts';
+import { assignKeys, type Deployment } from './deployment.ts';
+
+const MAX_KEYS = 4096; // bpf/baton_shared.h BATON_MAX_KEYS
+
+export function loadChainFile(file: string): Deployment {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw batonError('BATON_ERR_CHAIN_FILE', `cannot read ${file}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    const where = err instanceof YAMLParseError ? ` at line ${err.linePos?.[0].line}` : '';
+    throw batonError('BATON_ERR_CHAIN_FILE', `${file}: YAML syntax error${where}: ${(err as Error).message}`);
+  }
+  return compileChainFile(doc as ChainFileInput, path.dirname(path.resolve(file)), file);
+}
+
+/** Validates a parsed chain file; module paths resolve against `baseDir`. */
+export function compileChainFile(doc: ChainFileInput, baseDir: string, label = 'chain file'): Deployment {
+  const parsed = chainFileSchema.safeParse(doc);
+  const problems: string[] = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(top)'}: ${i.message}`);
+  if (!parsed.success) throw batonError('BATON_ERR_CHAIN_FILE', `${label}:\n  ${problems.join('\n  ')}`);
+  const cf = parsed.data;
+
+  const names = Object.keys(cf.functions);
+  const idOf = new Map(names.map((n, i) => [n, i]));
+  if (names.length === 0) problems.push('functions: declare at least one function');
+  for (const n of names) {
+    if (!FUNCTION_NAME.test(n)) {
+      problems.push(`functions.${n}: a function name is lower-case letters, digits and dashes, starting with a letter`);
+    }
+  }
+  const keys = assignKeys(names.map((n) => cf.functions[n]!.instances));
+  const totalKeys = keys.reduce((s, k) => s + k.length, 1);
+  if (totalKeys > MAX_KEYS) problems.push(`functions: ${totalKeys - 1} instances in all; at most ${MAX_KEYS - 1}`);
+
+  const functions = names.map((name, id) => {
+    const module = path.resolve(baseDir, cf.functions[name]!.module);
+    if (!existsSync(module)) problems.push(`functions.${name}.module: no such file ${module}`);
+    return { id, name, module, instances: cf.functions[name]!.instances, keys: keys[id]! };
+  });
+
+  const seen = new Set<string>();
+  const chains = cf.routes.map((route, r) => {
+    const where = `routes.${r}`;
+    const id = `${route.method} ${route.path}`;
+    if (seen.has(id)) problems.push(`${where}: duplicate route ${id}`);
+    seen.add(id);
+    if (Array.isArray(route.chain[0])) problems.push(`${where}.chain.0: the first step must be one function, not a branch`);
+    const steps = route.chain.map((step, s) =>
+      (Array.isArray(step) ? step : [step]).map((fn, b) => {
+        const fid = idOf.get(fn);
+        if (fid === undefined) {
+          const at = Array.isArray(step) ? `${where}.chain.${s}.${b}` : `${where}.chain.${s}`;
+          problems.push(`${at}: unknown function '${fn}' (declared: ${names.join(', ') || 'none'})`);
+        }
+        return fid ?? -1;
+      }),
+    );
+    return { id: r, steps };
+  });
+
+  if (cf.pool.slotSize < MIN_SLOT_SIZE) problems.push(`pool.slotSize: at least ${MIN_SLOT_SIZE} bytes`);
+  if (cf.pool.slotSize % 8 !== 0) problems.push('pool.slotSize: must be a multiple of 8');
+  if (cf.pool.slots > MAX_SLOTS) problems.push(`pool.slots: at most ${MAX_SLOTS}`);
+  if (problems.length) throw batonError('BATON_ERR_CHAIN_FILE', `${label}:\n  ${problems.join('\n  ')}`);
+
+  return {
+    functions,
+    chains,
+    routes: cf.routes.map((r, i) => ({ method: r.method, path: r.path, chainId: i })),
+    pool: { slotSize: cf.pool.slotSize, slotCount: cf.pool.slots },
+    gateway: cf.gateway,
+  };
+}
+
+/** Largest request body a deployment accepts. */
+export function maxBody(d: Deployment): number {
+  return d.pool.slotSize - SLOT_HEADER;
+}

@@ -1,0 +1,60 @@
+// What a chain file may say. zod reports each problem with its path, so an error reads
+// "routes.0.chain.1: unknown function 'transfrom'".
+import { z } from 'zod';
+
+const UNITS: Record<string, number> = { b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kb: 1000, mb: 1000 ** 2 };
+
+/** A byte size: a number, or a string like "512KiB" or "2MiB". */
+export const byteSize = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const m = typeof v === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(v) : null;
+  const unit = m ? UNITS[(m[2] || 'b').toLowerCase()] : 1;
+  const n = typeof v === 'number' ? v : m && unit ? Math.round(Number(m[1]) * unit) : NaN;
+  if (!Number.isInteger(n) || n <= 0) {
+    ctx.addIssue({ code: 'custom', message: `expected a byte size such as 65536, "512KiB" or "2MiB", got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return n;
+});
+
+export const FUNCTION_NAME = /^[a-z][a-z0-9-]{0,62}$/;
+
+const step = z.union([z.string(), z.array(z.string()).min(2, 'a branch lists at least two functions')]);
+
+export const chainFileSchema = z.strictObject({
+  gateway: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8080),
+      timeoutMs: z.number().int().positive().default(30_000),
+      logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+  pool: z
+    .strictObject({
+      slotSize: byteSize.default(2 * 1024 * 1024),
+      slots: z.number().int().min(1).max(65536).default(64),
+    })
+    .prefault({}),
+  functions: z.record(
+    z.string(), // names are checked in load.ts: zod's record-key errors do not carry a message
+    z.strictObject({
+      module: z.string().min(1),
+      instances: z.number().int().min(1).max(256).default(1),
+    }),
+  ),
+  routes: z
+    .array(
+      z.strictObject({
+        method: z
+          .string()
+          .transform((m) => m.toUpperCase())
+          .pipe(z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])),
+        path: z.string().startsWith('/', 'a path starts with /'),
+        chain: z.array(step).min(1, 'a chain has at least one function'),
+      }),
+    )
+    .min(1, 'at least one route'),
+});
+
+export type ChainFileInput = z.input<typeof chainFileSchema>;
+export type ChainFile = z.output<typeof chainFileSchema>;

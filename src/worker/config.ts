@@ -1,0 +1,16 @@
+// What the gateway tells a worker at spawn (env BATON_WORKER, JSON). The fds are the
+// positions in the child's stdio array.
+import type { Deployment } from '../chain/index.ts';
+
+export const WORKER_SOCKET_FD = 3;
+export const WORKER_POOL_FD = 4;
+export const WORKER_ENV = 'BATON_WORKER';
+
+export interface WorkerConfig {
+  fnId: number;
+  key: number;
+  deployment: Pick<Deployment, 'functions' | 'chains' | 'pool'>;
+}
+
+/** Messages a worker sends the gateway over the IPC channel. */
+export type WorkerMessage = { type: 'ready' } | { type: 'fatal'; message: string } | { type: 'log'; level: 'warn' | 'error'; message: string; reqId?: number };

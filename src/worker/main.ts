@@ -1,0 +1,52 @@
+// Process entry of a function instance, spawned by the gateway with its sockmap socket on
+// fd 3, the pool memfd on fd 4 and an IPC channel. Runs unprivileged. Exits when the
+// gateway goes away (socket EOF or IPC disconnect), so no worker outlives its gateway.
+import { pathToFileURL } from 'node:url';
+import { Endpoint } from '../dataplane/endpoint.ts';
+import { Pool } from '../pool/index.ts';
+import { isFunctionDefinition } from '../sdk/index.ts';
+import { WORKER_ENV, WORKER_POOL_FD, WORKER_SOCKET_FD, type WorkerConfig, type WorkerMessage } from './config.ts';
+import { WorkerRuntime } from './runtime.ts';
+
+function tell(msg: WorkerMessage): void {
+  if (process.connected) process.send!(msg);
+}
+
+function fatal(message: string): never {
+  tell({ type: 'fatal', message });
+  console.error(`[baton worker] ${message}`);
+  process.exit(1);
+}
+
+async function main(): Promise<void> {
+  const raw = process.env[WORKER_ENV];
+  if (!raw || !process.send) fatal('not started by a baton gateway (no config or IPC channel)');
+  const cfg = JSON.parse(raw) as WorkerConfig;
+  const fn = cfg.deployment.functions[cfg.fnId];
+  if (!fn) fatal(`unknown function id ${cfg.fnId}`);
+
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(fn.module).href)) as { default?: unknown };
+  } catch (err) {
+    fatal(`function '${fn.name}': cannot load ${fn.module}: ${(err as Error).stack ?? err}`);
+  }
+  if (!isFunctionDefinition(mod.default)) {
+    fatal(`function '${fn.name}': ${fn.module} must \`export default defineFunction(...)\` from 'baton/sdk'`);
+  }
+
+  const pool = Pool.attach(WORKER_POOL_FD, cfg.deployment.pool);
+  let runtime: WorkerRuntime | undefined;
+  const endpoint = new Endpoint(WORKER_SOCKET_FD, (frame) => runtime!.onFrame(frame));
+  runtime = new WorkerRuntime(cfg, pool, endpoint, mod.default.handler, {
+    warn: (message, reqId) => tell({ type: 'log', level: 'warn', message, reqId }),
+  });
+  const leave = () => process.exit(0);
+  endpoint.socket.on('end', leave);
+  endpoint.socket.on('close', leave);
+  endpoint.socket.on('error', (err) => fatal(`socket error: ${err.message}`));
+  process.on('disconnect', leave);
+  tell({ type: 'ready' });
+}
+
+void main();

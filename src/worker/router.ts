@@ -1,0 +1,68 @@
+// Where a descriptor goes after a function ran: the chain's next step (or the branch the
+// handler chose), on one of that function's instances, or back to the gateway.
+import type { Deployment } from '../chain/index.ts';
+import { GATEWAY_FN, GATEWAY_KEY } from '../descriptor/index.ts';
+import { batonError } from '../errors.ts';
+
+export interface Hop {
+  key: number;
+  fnId: number;
+  hop: number;
+}
+
+export class Router {
+  private readonly idOf: Map<string, number>;
+  private readonly rr: number[];
+
+  constructor(private readonly d: Pick<Deployment, 'functions' | 'chains'>) {
+    this.idOf = new Map(d.functions.map((f) => [f.name, f.id]));
+    this.rr = d.functions.map(() => 0);
+  }
+
+  /** The first hop of a chain (the gateway sends it). */
+  first(chainId: number): Hop {
+    return this.at(this.chain(chainId).steps[0]![0]!, 0);
+  }
+
+  /** The hop after step `hop` of `chainId`; `chosen` is the handler's ctx.next(). */
+  after(chainId: number, hop: number, from: string, chosen?: string, ended = false): Hop {
+    const steps = this.chain(chainId).steps;
+    const next = hop + 1;
+    if (ended || next >= steps.length) {
+      if (chosen !== undefined) {
+        throw batonError('BATON_ERR_BAD_NEXT', `'${from}' chose '${chosen}' but is the last step of its chain`);
+      }
+      return { key: GATEWAY_KEY, fnId: GATEWAY_FN, hop: next };
+    }
+    const options = steps[next]!;
+    if (chosen !== undefined) {
+      const fid = this.idOf.get(chosen);
+      if (fid === undefined || !options.includes(fid)) {
+        throw batonError('BATON_ERR_BAD_NEXT', `'${from}' chose '${chosen}'; the next step is one of: ${this.names(options)}`);
+      }
+      return this.at(fid, next);
+    }
+    if (options.length > 1) {
+      throw batonError('BATON_ERR_BAD_NEXT', `'${from}' must choose the next step with ctx.next(): one of ${this.names(options)}`);
+    }
+    return this.at(options[0]!, next);
+  }
+
+  /** Early binding: instances of a function take turns. */
+  private at(fnId: number, hop: number): Hop {
+    const keys = this.d.functions[fnId]!.keys;
+    const i = this.rr[fnId]!;
+    this.rr[fnId] = (i + 1) % keys.length;
+    return { key: keys[i]!, fnId, hop };
+  }
+
+  private chain(chainId: number) {
+    const c = this.d.chains[chainId];
+    if (!c) throw batonError('BATON_ERR_BAD_NEXT', `unknown chain ${chainId}`);
+    return c;
+  }
+
+  private names(ids: number[]): string {
+    return ids.map((i) => this.d.functions[i]!.name).join(', ');
+  }
+}

@@ -1,0 +1,125 @@
+// Runs one function instance: takes each descriptor redirected to this socket, checks it
+// against the pool, runs the handler on the payload in place, writes the output into the
+// same slot and sends the descriptor on. A throwing handler answers its request with a
+// 500; the worker keeps serving.
+import { Endpoint } from '../dataplane/endpoint.ts';
+import { decode, DescriptorError, GATEWAY_FN, GATEWAY_KEY, Kind, nowUs, type Descriptor } from '../descriptor/index.ts';
+import { BatonError } from '../errors.ts';
+import type { Pool } from '../pool/index.ts';
+import { FunctionContext, FunctionRequest, Output, type Handler, type HandlerResult } from '../sdk/index.ts';
+import type { WorkerConfig } from './config.ts';
+import { Router } from './router.ts';
+
+export interface RuntimeEvents {
+  warn(message: string, reqId?: number): void;
+}
+
+export class WorkerRuntime {
+  private readonly router: Router;
+  private readonly name: string;
+  /** Descriptors rejected as malformed or forged. */
+  rejected = 0;
+
+  constructor(
+    private readonly cfg: WorkerConfig,
+    private readonly pool: Pool,
+    private readonly endpoint: Endpoint,
+    private readonly handler: Handler,
+    private readonly events: RuntimeEvents,
+  ) {
+    this.router = new Router(cfg.deployment);
+    this.name = cfg.deployment.functions[cfg.fnId]!.name;
+  }
+
+  onFrame(frame: Buffer): void {
+    const recv = nowUs();
+    let d: Descriptor;
+    let slot: number;
+    try {
+      d = decode(frame);
+      if (d.kind !== Kind.Call) throw new DescriptorError(`kind ${d.kind} sent to a function`, d.reqId);
+      if (d.key !== this.cfg.key || d.fnId !== this.cfg.fnId) {
+        throw new DescriptorError(`addressed to key ${d.key} function ${d.fnId}, this is key ${this.cfg.key}`, d.reqId);
+      }
+      slot = this.pool.validate(d);
+    } catch (err) {
+      this.reject(err);
+      return;
+    }
+    void this.run(d, slot, recv - d.tArrive);
+  }
+
+  private async run(d: Descriptor, slot: number, recv: number): Promise<void> {
+    const start = nowUs() - d.tArrive;
+    const out = this.pool.payload(slot);
+    const ctx = new FunctionContext(this.name, out);
+    let kind = Kind.Reply;
+    let status = 0;
+    let length: number;
+    let next: { key: number; fnId: number; hop: number };
+    try {
+      const req = new FunctionRequest(this.pool, slot, this.pool.view(d.offset, d.length), d.reqId);
+      const result = await this.handler(req, ctx);
+      // the request may have timed out and its slot moved on while the handler awaited
+      if (this.pool.owner(slot) !== d.reqId || this.pool.gen(slot) !== d.gen) return;
+      length = this.materialize(result, ctx, d);
+      next = this.router.after(d.chainId, d.hop, this.name, ctx.nextName, ctx.ended);
+      if (next.key !== GATEWAY_KEY) kind = Kind.Call;
+      if (ctx.contentType !== undefined && !this.pool.writeType(slot, ctx.contentType)) {
+        throw new RangeError(`content-type longer than 64 bytes: ${ctx.contentType.slice(0, 80)}`);
+      }
+    } catch (err) {
+      if (this.pool.owner(slot) !== d.reqId || this.pool.gen(slot) !== d.gen) return;
+      kind = Kind.Error;
+      status = err instanceof BatonError && err.status ? err.status : 500;
+      length = this.writeError(out, err, d.reqId);
+      next = { key: GATEWAY_KEY, fnId: GATEWAY_FN, hop: d.hop + 1 };
+      this.events.warn(`function '${this.name}' failed: ${(err as Error)?.message ?? err}`, d.reqId);
+    }
+    const end = nowUs() - d.tArrive;
+    if (kind !== Kind.Error) status = ctx.statusCode ?? (d.status || 200);
+    this.pool.appendTrace(slot, { fnId: this.cfg.fnId, key: this.cfg.key, sent: d.tSent, recv, start, end });
+    this.pool.setHolder(slot, next.key);
+    this.endpoint.send({
+      ...d,
+      key: next.key,
+      kind,
+      fnId: next.fnId,
+      hop: next.hop,
+      offset: this.pool.dataOffset(slot),
+      length,
+      status,
+      sender: this.cfg.key,
+      tSent: nowUs() - d.tArrive,
+      tStart: start,
+      tEnd: end,
+    });
+  }
+
+  /** Puts a handler's return value into the slot; returns its length. */
+  private materialize(result: HandlerResult, ctx: FunctionContext, d: Descriptor): number {
+    if (result instanceof Output) return result.length;
+    if (result === undefined) return d.length; // pass the (in-place modified) input on
+    if (result instanceof Uint8Array) return ctx.send(result).length;
+    if (typeof result === 'string') return ctx.text(result).length;
+    return ctx.json(result).length;
+  }
+
+  private writeError(out: Buffer, err: unknown, reqId: number): number {
+    const code = err instanceof BatonError ? err.code : 'BATON_ERR_HANDLER';
+    const message = `function '${this.name}' failed: ${String((err as Error)?.message ?? err).slice(0, 2048)}`;
+    return out.write(JSON.stringify({ error: code, message, requestId: reqId }), 0, 'utf8');
+  }
+
+  /** A descriptor this worker cannot serve: tell the gateway if it names a request. */
+  private reject(err: unknown): void {
+    this.rejected++;
+    const reqId = err instanceof DescriptorError ? err.reqId : undefined;
+    this.events.warn(`rejected descriptor: ${(err as Error).message}`, reqId);
+    if (reqId === undefined || reqId === 0 || reqId > 0x7fffffff) return;
+    this.endpoint.send({
+      key: GATEWAY_KEY, kind: Kind.Error, reqId, gen: 0, offset: 0, length: 0, chainId: 0, hop: 0, fnId: GATEWAY_FN,
+      status: 502, sender: this.cfg.key, tArrive: 0, tSent: 0, tBind: 0, tStart: 0, tEnd: 0,
+    });
+  }
+}

@@ -1,0 +1,65 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileChainFile, loadChainFile, type ChainFileInput } from '../src/chain/index.ts';
+import { EXAMPLES, FIXTURES } from './helpers/gateway.ts';
+
+const good: ChainFileInput = {
+  functions: { a: { module: 'echo.ts' }, b: { module: 'xor.ts', instances: 3 }, c: { module: 'faulty.ts' } },
+  routes: [{ method: 'post', path: '/x', chain: ['a', ['b', 'c'], 'a'] }],
+};
+
+function problems(doc: unknown): string {
+  try {
+    compileChainFile(doc as ChainFileInput, FIXTURES);
+  } catch (err) {
+    expect((err as { code: string }).code).toBe('BATON_ERR_CHAIN_FILE');
+    return (err as Error).message;
+  }
+  throw new Error('expected the chain file to be rejected');
+}
+
+describe('chain file', () => {
+  it('compiles functions, keys, branches and defaults', () => {
+    const d = compileChainFile(good, FIXTURES);
+    expect(d.functions.map((f) => [f.name, f.keys])).toEqual([['a', [1]], ['b', [2, 3, 4]], ['c', [5]]]);
+    expect(d.chains[0]!.steps).toEqual([[0], [1, 2], [0]]);
+    expect(d.routes[0]).toEqual({ method: 'POST', path: '/x', chainId: 0 });
+    expect(d.pool).toEqual({ slotSize: 2 * 1024 * 1024, slotCount: 64 });
+    expect(d.gateway).toMatchObject({ port: 8080, timeoutMs: 30000 });
+  });
+
+  it('loads the examples', () => {
+    for (const f of ['text-pipeline/chain.yaml', 'branching/chain.yaml']) {
+      expect(loadChainFile(path.join(EXAMPLES, f)).functions.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('names the path of every problem', () => {
+    expect(problems({ ...good, routes: [{ method: 'POST', path: '/x', chain: ['a', 'nope'] }] })).toMatch(
+      /routes\.0\.chain\.1: unknown function 'nope' \(declared: a, b, c\)/,
+    );
+    expect(problems({ ...good, routes: [{ method: 'POST', path: '/x', chain: [['a', 'b']] }] })).toMatch(
+      /routes\.0\.chain\.0: the first step must be one function/,
+    );
+    expect(problems({ ...good, functions: { a: { module: 'missing.ts' } } })).toMatch(/functions\.a\.module: no such file/);
+    expect(problems({ ...good, functions: { Bad_Name: { module: 'echo.ts' } } })).toMatch(/functions\.Bad_Name: a function name/);
+    expect(problems({ ...good, pool: { slotSize: 'lots' } })).toMatch(/pool\.slotSize: expected a byte size/);
+    expect(problems({ ...good, pool: { slotSize: 1000 } })).toMatch(/pool\.slotSize: at least/);
+    expect(problems({ ...good, routes: [{ method: 'BREW', path: '/x', chain: ['a'] }] })).toMatch(/routes\.0\.method/);
+    expect(problems({ ...good, routes: [{ method: 'GET', path: 'x', chain: ['a'] }] })).toMatch(/routes\.0\.path: a path starts with/);
+    expect(problems({ ...good, surprise: 1 })).toMatch(/surprise/);
+    expect(problems({ ...good, functions: { a: { module: 'echo.ts', instances: 0 } } })).toMatch(/functions\.a\.instances/);
+    const dup = problems({ ...good, routes: [good.routes[0], good.routes[0]] });
+    expect(dup).toMatch(/routes\.1: duplicate route POST \/x/);
+  });
+
+  it('reports YAML syntax errors with their line, and unreadable files', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-chain-'));
+    const file = path.join(dir, 'chain.yaml');
+    writeFileSync(file, 'functions:\n  a: { module: x.ts\nroutes: []\n');
+    expect(() => loadChainFile(file)).toThrow(/YAML syntax error at line \d/);
+    expect(() => loadChainFile(path.join(dir, 'absent.yaml'))).toThrow(/cannot read/);
+  });
+});

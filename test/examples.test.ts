@@ -1,0 +1,40 @@
+// The examples a newcomer runs first, served for real.
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadChainFile } from '../src/chain/index.ts';
+import { Gateway } from '../src/gateway/index.ts';
+import { dataplaneUnavailable } from './helpers/env.ts';
+import { EXAMPLES } from './helpers/gateway.ts';
+
+describe.skipIf(dataplaneUnavailable)('examples', () => {
+  let gw: Gateway | undefined;
+  const start = async (name: string) => {
+    gw = await Gateway.start(loadChainFile(path.join(EXAMPLES, name, 'chain.yaml')), {
+      port: 0,
+      logger: pino({ level: 'silent' }),
+    });
+    return gw;
+  };
+  afterEach(() => gw?.stop());
+
+  it('text-pipeline: parse → transform → render counts words', async () => {
+    const g = await start('text-pipeline');
+    const text = 'the cat and the hat and the bat';
+    const json = await fetch(`${g.url}/stats`, { method: 'POST', body: text });
+    expect(json.headers.get('content-type')).toBe('application/json');
+    expect(await json.json()).toEqual({ words: 8, chars: text.length, distinct: 5, top: { the: 3, and: 2, bat: 1, cat: 1, hat: 1 } });
+    const plain = await fetch(`${g.url}/stats?format=text`, { method: 'POST', body: text });
+    expect(await plain.text()).toMatch(/^8 words, 5 distinct, 31 characters\n {4}3 {2}the\n/);
+  });
+
+  it('branching: triage picks the branch at run time, label runs after either', async () => {
+    const g = await start('branching');
+    const short = await (await fetch(`${g.url}/summarize`, { method: 'POST', body: 'Hi there.' })).json();
+    expect(short).toMatchObject({ branch: 'short', summary: 'Hi there.', path: '/summarize' });
+    const long = 'First sentence here. ' + 'More words follow. '.repeat(20);
+    const res = await fetch(`${g.url}/summarize`, { method: 'POST', body: long });
+    expect(res.headers.get('server-timing')).toMatch(/h2-summarize-long;.*h3-label;/);
+    expect(await res.json()).toMatchObject({ branch: 'long', summary: 'First sentence here.' });
+  });
+});

@@ -1,0 +1,219 @@
+// The whole data plane end to end: real HTTP in, real BPF redirects between real worker
+// processes sharing the real memfd pool, and every bad input the gateway must survive.
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Endpoint } from '../src/dataplane/endpoint.ts';
+import { encode, GATEWAY_KEY, Kind } from '../src/descriptor/index.ts';
+import type { Gateway } from '../src/gateway/index.ts';
+import { dataplaneUnavailable } from './helpers/env.ts';
+import { poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
+import { readBytes } from './helpers/sockets.ts';
+
+describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
+  let gw: Gateway;
+  const post = (path: string, body?: Buffer | string, headers: Record<string, string> = {}) =>
+    fetch(gw.url + path, { method: 'POST', body: body as BodyInit | undefined, headers: { 'content-type': 'application/octet-stream', ...headers } });
+
+  beforeAll(async () => {
+    gw = await startGateway(
+      {
+        pool: { slotSize: '1100KiB', slots: 6 },
+        functions: {
+          echo: { module: 'echo.ts' },
+          xor: { module: 'xor.ts', instances: 2 },
+          faulty: { module: 'faulty.ts' },
+          other: { module: 'echo.ts' },
+        },
+        routes: [
+          { method: 'POST', path: '/bytes', chain: ['echo', 'xor', 'xor'] },
+          { method: 'POST', path: '/faulty', chain: ['faulty'] },
+          { method: 'POST', path: '/branch', chain: ['faulty', ['echo', 'other']] },
+          { method: 'GET', path: '/hello', chain: ['faulty'] },
+        ],
+      },
+      { timeoutMs: 1500, quarantineMs: 60_000 },
+    );
+  });
+  afterAll(() => gw?.stop());
+
+  it.each([0, 1024, 1024 * 1024])('carries a %i-byte body through three functions byte-exact', async (size) => {
+    const body = randomBytes(size);
+    const res = await post('/bytes', body, { 'content-type': 'application/x-test' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/x-test');
+    expect(Buffer.from(await res.arrayBuffer()).equals(body)).toBe(true);
+    const timing = res.headers.get('server-timing')!;
+    expect(timing).toMatch(/h1-echo-wait;dur=[\d.]+, h1-echo;dur=[\d.]+, h2-xor-wait.*h3-xor;dur=.*total;dur=/);
+    await poolSettled(gw);
+  });
+
+  it('serves concurrent requests each with its own slot', async () => {
+    const bodies = [...Array(24)].map((_, i) => randomBytes(1000 + i));
+    const results = await Promise.all(
+      bodies.map(async (b) => {
+        for (;;) {
+          const res = await post('/bytes', b);
+          if (res.status !== 503) return Buffer.from(await res.arrayBuffer()); // 6 slots: retry when exhausted
+        }
+      }),
+    );
+    results.forEach((r, i) => expect(r.equals(bodies[i]!)).toBe(true));
+    await poolSettled(gw);
+  });
+
+  it('runs workers unprivileged and serves GET without a body', async () => {
+    const res = await fetch(gw.url + '/hello');
+    const body = (await res.json()) as { uid: number };
+    if (process.getuid?.() === 0) expect(body.uid).toBe(65534);
+    else expect(body.uid).toBe(process.getuid?.());
+  });
+
+  it('follows the branch a function picks at run time, and rejects a branch the chain lacks', async () => {
+    const ok = await post('/branch?next=other', 'x');
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('server-timing')).toMatch(/h2-other;/);
+    const bad = await post('/branch?next=xor', 'x');
+    expect(bad.status).toBe(500);
+    expect(await bad.json()).toMatchObject({ error: 'BATON_ERR_BAD_NEXT', message: expect.stringMatching(/one of: echo, other/) });
+    await poolSettled(gw);
+  });
+
+  it('answers 404 for an unknown route', async () => {
+    const res = await post('/nowhere', 'x');
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: 'BATON_ERR_ROUTE_NOT_FOUND' });
+  });
+
+  it('answers 413 for a body larger than a slot, declared or streamed', async () => {
+    const big = randomBytes(gw.pool.capacity + 1);
+    const declared = await post('/bytes', big);
+    expect(declared.status).toBe(413);
+    expect(await declared.json()).toMatchObject({ error: 'BATON_ERR_BODY_TOO_LARGE' });
+    // chunked: no content-length, the limit is hit while streaming into the slot
+    const stream = new ReadableStream({
+      start(c) {
+        for (let i = 0; i < big.length; i += 65536) c.enqueue(big.subarray(i, i + 65536));
+        c.close();
+      },
+    });
+    const streamed = await fetch(gw.url + '/bytes', { method: 'POST', body: stream, duplex: 'half' } as RequestInit);
+    expect(streamed.status).toBe(413);
+    await poolSettled(gw);
+  });
+
+  it('answers 400 to malformed HTTP and keeps serving', async () => {
+    const sock = net.connect(new URL(gw.url).port as unknown as number, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    sock.write('GARBAGE / HTTP/9.9\r\n\r\n');
+    const head = (await readBytes(sock, 12)).toString();
+    expect(head).toBe('HTTP/1.1 400');
+    sock.destroy();
+    expect((await post('/bytes', 'still fine')).status).toBe(200);
+  });
+
+  it('answers 500 with the message when a handler throws; the worker keeps serving', async () => {
+    const before = (await (await fetch(gw.url + '/hello')).json()) as { pid: number };
+    const res = await post('/faulty?throw=1', 'x');
+    expect(res.status).toBe(500);
+    expect(await res.json()).toMatchObject({ error: 'BATON_ERR_HANDLER', message: expect.stringMatching(/asked to throw/) });
+    const after = (await (await fetch(gw.url + '/hello')).json()) as { pid: number };
+    expect(after.pid).toBe(before.pid);
+    await poolSettled(gw);
+  });
+
+  it('answers 503 when the pool is exhausted, without hanging', async () => {
+    const slow = [...Array(gw.pool.slotCount)].map(() => post('/faulty?sleep=600', 'x'));
+    await waitFor('all slots taken', () => gw.pool.freeCount() === 0);
+    const res = await post('/bytes', 'one too many');
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ error: 'BATON_ERR_POOL_EXHAUSTED' });
+    expect((await Promise.all(slow)).map((r) => r.status)).toEqual(Array(gw.pool.slotCount).fill(200));
+    await poolSettled(gw);
+  });
+
+  it('answers 504 on timeout, keeps the slot until the late result comes back, then frees it', async () => {
+    const res = await post('/faulty?sleep=2500', 'x');
+    expect(res.status).toBe(504);
+    expect(await res.json()).toMatchObject({ error: 'BATON_ERR_TIMEOUT' });
+    expect(gw.requests.quarantined).toBe(1); // the worker still holds it: not reusable yet
+    await poolSettled(gw);
+    expect(gw.stats.strayDescriptors).toBe(0);
+  });
+
+  it('answers 502 when a worker dies mid-request, replaces it, and serves again', async () => {
+    const faulty = gw.instances.all.find((i) => gw.deployment.functions[i.fnId]!.name === 'faulty')!;
+    const oldPid = faulty.child!.pid!;
+    const pending = post('/faulty?sleep=5000', 'x');
+    await waitFor('request to reach the worker', () => gw.requests.size === 1);
+    process.kill(oldPid, 'SIGKILL');
+    const res = await pending;
+    expect(res.status).toBe(502);
+    expect(await res.json()).toMatchObject({ error: 'BATON_ERR_WORKER_CRASHED', message: expect.stringMatching(/SIGKILL/) });
+    await waitFor('replacement instance', () => faulty.ready && faulty.child?.pid !== oldPid);
+    expect((await fetch(gw.url + '/hello')).status).toBe(200);
+    await poolSettled(gw);
+  });
+
+  it('answers 502 when a worker exits by itself mid-request', async () => {
+    const res = await post('/faulty?exit=1', 'x');
+    expect(res.status).toBe(502);
+    const faulty = gw.instances.all.find((i) => gw.deployment.functions[i.fnId]!.name === 'faulty')!;
+    await waitFor('replacement instance', () => faulty.ready);
+    await poolSettled(gw);
+  });
+
+  describe('forged descriptors from a socket in the sockmap', () => {
+    const ROGUE = 4000;
+    let rogue: Endpoint;
+
+    beforeAll(() => {
+      const { fd } = gw.sockmap.open(ROGUE);
+      rogue = new Endpoint(fd, () => {});
+    });
+    afterAll(() => {
+      rogue.destroy();
+      gw.sockmap.close(ROGUE);
+    });
+
+    const forgeFor = (reqId: number, patch: Partial<Parameters<typeof encode>[0]> = {}) =>
+      encode({
+        key: GATEWAY_KEY, kind: Kind.Reply, reqId, gen: 1, offset: 0, length: 0, chainId: 0, hop: 1, fnId: 0, status: 200,
+        sender: ROGUE, tArrive: 1, tSent: 0, tBind: 0, tStart: 0, tEnd: 0, ...patch,
+      });
+
+    it('counts garbage and replies for no request, and keeps serving', async () => {
+      const before = gw.stats.badDescriptors;
+      rogue.sendRaw(Buffer.alloc(64, 0xee).fill(0, 0, 4)); // key 0, then garbage
+      rogue.sendRaw(forgeFor(999_999)); // well-formed, but no such request
+      await waitFor('rejections', () => gw.stats.badDescriptors === before + 1 && gw.stats.strayDescriptors >= 1);
+      expect((await post('/bytes', 'ok')).status).toBe(200);
+    });
+
+    it('answers 502 to a request whose reply is forged (wrong slot generation), and frees its slot later', async () => {
+      const pending = post('/faulty?sleep=300', 'x');
+      await waitFor('request in flight', () => gw.requests.size === 1);
+      const [reqId] = gw.requests.ids();
+      rogue.sendRaw(forgeFor(reqId!, { gen: 12345 }));
+      const res = await pending;
+      expect(res.status).toBe(502);
+      expect(await res.json()).toMatchObject({ error: 'BATON_ERR_BAD_DESCRIPTOR', message: expect.stringMatching(/generation/) });
+      await poolSettled(gw); // freed once the real worker hands the descriptor back
+    });
+
+    it('answers 502 when a descriptor is sent to a key with no socket (dead letter)', async () => {
+      const pending = post('/faulty?sleep=300', 'x');
+      await waitFor('request in flight', () => gw.requests.size === 1);
+      const [reqId] = gw.requests.ids();
+      const before = gw.stats.deadLetters;
+      rogue.sendRaw(forgeFor(reqId!, { key: 3999, kind: Kind.Call }));
+      const res = await pending;
+      expect(res.status).toBe(502);
+      expect(await res.json()).toMatchObject({ error: 'BATON_ERR_DEAD_LETTER' });
+      // the kernel passed it down the real TCP connection to the rogue's peer end
+      expect(gw.stats.deadLetters).toBe(before + 1);
+      expect(gw.sockmap.counters(3999).deadLetter).toBeGreaterThan(0);
+      await poolSettled(gw); // the real worker still returns it: freed then
+    });
+  });
+});

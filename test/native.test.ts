@@ -1,0 +1,29 @@
+// Failures to load the data plane are typed errors that say what to do.
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+const PROBE = new URL('./fixtures/probe-dataplane.ts', import.meta.url).pathname;
+
+function probe(options: { uid?: number; env?: Record<string, string> } = {}): { ok?: boolean; code?: string; message?: string } {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', PROBE], {
+    encoding: 'utf8',
+    cwd: new URL('..', import.meta.url).pathname,
+    env: { ...process.env, ...options.env },
+    ...(options.uid !== undefined ? { uid: options.uid, gid: options.uid } : {}),
+  });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+describe('native addon errors', () => {
+  it('a missing build says how to build it', () => {
+    const r = probe({ env: { BATON_ADDON: '/nonexistent/baton.node' } });
+    expect(r.code).toBe('BATON_ERR_NOT_BUILT');
+    expect(r.message).toMatch(/apt-get install -y clang libbpf-dev bpftool pkg-config, then npm install/);
+  });
+
+  it.runIf(process.getuid?.() === 0)('an unprivileged process is told it needs CAP_BPF and CAP_NET_ADMIN', () => {
+    const r = probe({ uid: 65534 });
+    expect(r.code).toBe('BATON_ERR_NO_PRIVILEGE');
+    expect(r.message).toMatch(/run as root or grant CAP_BPF and CAP_NET_ADMIN/);
+  });
+});
