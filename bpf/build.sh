@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds bpf/baton.bpf.c into a libbpf skeleton header: clang -target bpf → object →
 # bpftool gen skeleton. Called by binding.gyp (npm install) and CMakeLists.txt alike.
+# -mcpu=v3: the idle-token pop needs atomic fetch-and (Linux >= 5.12).
 # Usage: bpf/build.sh OUT_DIR   → OUT_DIR/baton.bpf.o and OUT_DIR/baton.skel.h
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +19,7 @@ arch=$(uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 sys_includes=$(clang -v -E - </dev/null 2>&1 |
   sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
 # shellcheck disable=SC2086
-clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_"$arch" -I"$here" $sys_includes \
+clang -g -O2 -Wall -target bpf -mcpu=v3 -D__TARGET_ARCH_"$arch" -I"$here" $sys_includes \
   -c "$here/baton.bpf.c" -o "$out/baton.bpf.o"
 bpftool gen skeleton "$out/baton.bpf.o" name baton_bpf > "$out/baton.skel.h.tmp"
 mv "$out/baton.skel.h.tmp" "$out/baton.skel.h"

@@ -4,6 +4,8 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "baton.skel.h"
 #include "baton_shared.h"
@@ -22,7 +24,9 @@ Napi::Function Dataplane::Init(Napi::Env env) {
                      {InstanceMethod("insert", &Dataplane::Insert),
                       InstanceMethod("remove", &Dataplane::Remove),
                       InstanceMethod("counters", &Dataplane::Counters),
-                      InstanceMethod("close", &Dataplane::Close)});
+                      InstanceMethod("close", &Dataplane::Close),
+                      InstanceMethod("idleBuffer", &Dataplane::IdleBuffer),
+                      InstanceMethod("setFunction", &Dataplane::SetFunction)});
 }
 
 Dataplane::Dataplane(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dataplane>(info) {
@@ -116,7 +120,51 @@ Napi::Value Dataplane::Counters(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(info.Env());
   out.Set("redirected", Napi::Number::New(info.Env(), static_cast<double>(c.redirected)));
   out.Set("deadLetter", Napi::Number::New(info.Env(), static_cast<double>(c.dead_letter)));
+  out.Set("boundFast", Napi::Number::New(info.Env(), static_cast<double>(c.bound_fast)));
+  out.Set("toDispatcher", Napi::Number::New(info.Env(), static_cast<double>(c.to_dispatcher)));
   return out;
+}
+
+// idleBuffer() -> ArrayBuffer over the memory-mapped baton_idle map: one struct baton_idle
+// per function. The gateway returns idle tokens with atomic OR on these words while the
+// program claims them with atomic fetch-and. The mapping outlives close() until collected.
+Napi::Value Dataplane::IdleBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!skel_) {
+    MakeError(env, "BATON_ERR_CLOSED", "the data plane is closed", 0).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  size_t size = sizeof(struct baton_idle) * BATON_MAX_FUNCTIONS;
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size = (size + page - 1) / page * page;
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(skel_->maps.baton_idle), 0);
+  if (p == MAP_FAILED) {
+    BpfError(env, "mapping the idle-token map", errno).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::ArrayBuffer::New(env, p, size, [size](Napi::Env, void* data) { munmap(data, size); });
+}
+
+// setFunction(fnId, baseKey, concurrency): token t of fnId belongs to key baseKey + t / concurrency.
+Napi::Value Dataplane::SetFunction(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!skel_) {
+    MakeError(env, "BATON_ERR_CLOSED", "the data plane is closed", 0).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "setFunction(fnId, baseKey, concurrency)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t fn = info[0].As<Napi::Number>().Uint32Value();
+  struct baton_fn f = {info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Uint32Value()};
+  if (fn >= BATON_MAX_FUNCTIONS || f.base_key >= BATON_MAX_KEYS || f.concurrency == 0 || f.concurrency > BATON_MAX_TOKENS) {
+    Napi::RangeError::New(env, "function id, base key or concurrency out of range").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_fns), &fn, &f, BPF_ANY))
+    BpfError(env, "configuring a function", errno).ThrowAsJavaScriptException();
+  return env.Undefined();
 }
 
 Napi::Value Dataplane::Close(const Napi::CallbackInfo& info) {

@@ -18,6 +18,8 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
   Napi::Value Remove(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value IdleBuffer(const Napi::CallbackInfo& info);
+  Napi::Value SetFunction(const Napi::CallbackInfo& info);
   bool CheckKey(const Napi::CallbackInfo& info, uint32_t* key);
   void Destroy();
 

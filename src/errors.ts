@@ -14,8 +14,10 @@ export const ERRORS = {
   BATON_ERR_BAD_DESCRIPTOR: { status: 502, message: 'a function sent a malformed or forged descriptor' },
   BATON_ERR_POOL_EXHAUSTED: { status: 503, message: 'all shared-memory pool slots are in use; retry later' },
   BATON_ERR_SHUTTING_DOWN: { status: 503, message: 'the gateway is shutting down' },
+  BATON_ERR_QUEUE_FULL: { status: 503, message: 'too many requests wait for an idle instance; retry later' },
   BATON_ERR_TIMEOUT: { status: 504, message: 'the chain did not answer within the request timeout' },
   BATON_ERR_CHAIN_FILE: { status: 0, message: 'invalid chain file' },
+  BATON_ERR_SCALE: { status: 400, message: 'cannot scale the function that way' },
   BATON_ERR_NOT_BUILT: {
     status: 0,
     message: 'the native addon is not built: apt-get install -y clang libbpf-dev bpftool pkg-config, then npm install',

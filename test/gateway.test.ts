@@ -22,7 +22,7 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
         functions: {
           echo: { module: 'echo.ts' },
           xor: { module: 'xor.ts', instances: 2 },
-          faulty: { module: 'faulty.ts' },
+          faulty: { module: 'faulty.ts', concurrency: 8 },
           other: { module: 'echo.ts' },
         },
         routes: [
@@ -150,7 +150,7 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
     const res = await pending;
     expect(res.status).toBe(502);
     expect(await res.json()).toMatchObject({ error: 'BATON_ERR_WORKER_CRASHED', message: expect.stringMatching(/SIGKILL/) });
-    await waitFor('replacement instance', () => faulty.ready && faulty.child?.pid !== oldPid);
+    await waitFor('replacement instance', () => faulty.state === 'ready' && faulty.child?.pid !== oldPid);
     expect((await fetch(gw.url + '/hello')).status).toBe(200);
     await poolSettled(gw);
   });
@@ -159,7 +159,7 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
     const res = await post('/faulty?exit=1', 'x');
     expect(res.status).toBe(502);
     const faulty = gw.instances.all.find((i) => gw.deployment.functions[i.fnId]!.name === 'faulty')!;
-    await waitFor('replacement instance', () => faulty.ready);
+    await waitFor('replacement instance', () => faulty.state === 'ready');
     await poolSettled(gw);
   });
 

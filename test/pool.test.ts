@@ -52,10 +52,12 @@ describe('pool', () => {
     expect(pool.writeType(slot, 'application/json')).toBe(true);
     expect(pool.readType(slot)).toBe('application/json');
     expect(pool.writeType(slot, 'x'.repeat(65))).toBe(false);
-    for (let i = 0; i < 10; i++) pool.appendTrace(slot, { fnId: i, key: i, sent: i, recv: i + 1, start: i + 2, end: i + 3 });
+    for (let i = 0; i < 10; i++) {
+      pool.appendTrace(slot, { fnId: i, key: i, sent: i, bind: i, recv: i + 1, start: i + 2, end: i + 3 });
+    }
     const trace = pool.readTrace(slot);
     expect(trace).toHaveLength(8); // saturates, never overflows into the content type
-    expect(trace[7]).toEqual({ fnId: 7, key: 7, sent: 7, recv: 8, start: 9, end: 10 });
+    expect(trace[7]).toEqual({ fnId: 7, key: 7, sent: 7, bind: 7, recv: 8, start: 9, end: 10 });
     pool.close();
   });
 

@@ -4,13 +4,22 @@
 import { GATEWAY_KEY } from '../descriptor/index.ts';
 import type { PoolGeometry } from '../pool/index.ts';
 
+export type Binding = 'late' | 'early';
+
 export interface FunctionSpec {
   id: number;
   name: string;
   /** Absolute path of the module. */
   module: string;
+  /** Instances started with the gateway. */
   instances: number;
-  /** Sockmap keys of its instances. */
+  minInstances: number;
+  maxInstances: number;
+  concurrency: number;
+  binding: Binding;
+  queueDepth: number;
+  env: Record<string, string>;
+  /** Sockmap keys reserved for its instances, maxInstances of them: instance i has keys[i]. */
   keys: number[];
 }
 

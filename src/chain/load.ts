@@ -4,11 +4,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { batonError } from '../errors.ts';
+import { MAX_FUNCTIONS, MAX_KEYS, MAX_TOKENS } from '../descriptor/index.ts';
 import { SLOT_HEADER, MIN_SLOT_SIZE, MAX_SLOTS } from '../pool/index.ts';
 import { chainFileSchema, FUNCTION_NAME, type ChainFileInput } from './schema.ts';
 import { assignKeys, type Deployment } from './deployment.ts';
-
-const MAX_KEYS = 4096; // bpf/baton_shared.h BATON_MAX_KEYS
 
 export function loadChainFile(file: string): Deployment {
   let text: string;
@@ -39,19 +38,35 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
   const names = Object.keys(cf.functions);
   const idOf = new Map(names.map((n, i) => [n, i]));
   if (names.length === 0) problems.push('functions: declare at least one function');
+  if (names.length > MAX_FUNCTIONS) problems.push(`functions: ${names.length} declared; at most ${MAX_FUNCTIONS}`);
   for (const n of names) {
     if (!FUNCTION_NAME.test(n)) {
       problems.push(`functions.${n}: a function name is lower-case letters, digits and dashes, starting with a letter`);
     }
   }
-  const keys = assignKeys(names.map((n) => cf.functions[n]!.instances));
+  const bounds = names.map((n) => {
+    const f = cf.functions[n]!;
+    const min = f.minInstances ?? f.instances;
+    const max = f.maxInstances ?? Math.max(f.instances, min);
+    if (min > f.instances) problems.push(`functions.${n}.minInstances: ${min} is more than instances (${f.instances})`);
+    if (max < f.instances) problems.push(`functions.${n}.maxInstances: ${max} is less than instances (${f.instances})`);
+    if (max * f.concurrency > MAX_TOKENS) {
+      problems.push(`functions.${n}: maxInstances × concurrency is ${max * f.concurrency}; at most ${MAX_TOKENS}`);
+    }
+    return { min, max };
+  });
+  const keys = assignKeys(bounds.map((b) => b.max));
   const totalKeys = keys.reduce((s, k) => s + k.length, 1);
   if (totalKeys > MAX_KEYS) problems.push(`functions: ${totalKeys - 1} instances in all; at most ${MAX_KEYS - 1}`);
 
   const functions = names.map((name, id) => {
     const module = path.resolve(baseDir, cf.functions[name]!.module);
     if (!existsSync(module)) problems.push(`functions.${name}.module: no such file ${module}`);
-    return { id, name, module, instances: cf.functions[name]!.instances, keys: keys[id]! };
+    const f = cf.functions[name]!;
+    return {
+      id, name, module, instances: f.instances, minInstances: bounds[id]!.min, maxInstances: bounds[id]!.max,
+      concurrency: f.concurrency, binding: f.binding ?? cf.binding, queueDepth: f.queueDepth, env: f.env, keys: keys[id]!,
+    };
   });
 
   const seen = new Set<string>();

@@ -20,7 +20,11 @@ export const FUNCTION_NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
 const step = z.union([z.string(), z.array(z.string()).min(2, 'a branch lists at least two functions')]);
 
+const binding = z.enum(['late', 'early']);
+
 export const chainFileSchema = z.strictObject({
+  /** late: bind each descriptor to an idle instance (default); early: round robin at send. */
+  binding: binding.default('late'),
   gateway: z
     .strictObject({
       host: z.string().default('127.0.0.1'),
@@ -39,7 +43,18 @@ export const chainFileSchema = z.strictObject({
     z.string(), // names are checked in load.ts: zod's record-key errors do not carry a message
     z.strictObject({
       module: z.string().min(1),
-      instances: z.number().int().min(1).max(256).default(1),
+      /** Instances started with the gateway. */
+      instances: z.number().int().min(1).max(512).default(1),
+      /** Bounds for run-time scaling (default: the starting count). */
+      minInstances: z.number().int().min(1).max(512).optional(),
+      maxInstances: z.number().int().min(1).max(512).optional(),
+      /** Descriptors one instance runs at once (containerConcurrency). */
+      concurrency: z.number().int().min(1).max(512).default(1),
+      binding: binding.optional(),
+      /** Late binding: descriptors that may wait for an idle instance before 503. */
+      queueDepth: z.number().int().min(1).max(1_000_000).default(1024),
+      /** Extra environment variables for the function's processes. */
+      env: z.record(z.string(), z.string()).default({}),
     }),
   ),
   routes: z

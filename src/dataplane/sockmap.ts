@@ -63,6 +63,16 @@ export class Sockmap extends EventEmitter<SockmapEvents> {
     return native(() => this.dp.counters(key));
   }
 
+  /** The kernel's idle-token bitmaps, memory-mapped (see src/binding/idle.ts). */
+  idleBuffer(): ArrayBuffer {
+    return native(() => this.dp.idleBuffer());
+  }
+
+  /** Tells the program which keys function `fnId`'s tokens belong to. */
+  setFunction(fnId: number, baseKey: number, concurrency: number): void {
+    native(() => this.dp.setFunction(fnId, baseKey, concurrency));
+  }
+
   /** Detaches the program and frees the maps; closes every peer end. */
   destroy(): void {
     if (this.destroyed) return;

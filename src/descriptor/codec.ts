@@ -73,13 +73,13 @@ export function decode(buf: Buffer, at = 0): Descriptor {
   const version = buf.readUInt8(at + F.version);
   if (version !== DESC_VERSION) fail(`unsupported version ${version}`);
   const kind = buf.readUInt8(at + F.kind);
-  if (kind !== Kind.Call && kind !== Kind.Reply && kind !== Kind.Error) fail(`unknown kind ${kind}`);
-  if (reqId === 0 || reqId > 0x7fffffff) fail(`bad request id ${reqId}`);
+  if (kind < Kind.Call || kind > Kind.Idle) fail(`unknown kind ${kind}`);
+  if (kind !== Kind.Idle && (reqId === 0 || reqId > 0x7fffffff)) fail(`bad request id ${reqId}`);
   if (buf.readUInt32LE(at + F.flags) !== 0) fail('reserved flags set');
   const tArrive = buf.readDoubleLE(at + F.tArrive);
   if (!Number.isFinite(tArrive) || tArrive < 0) fail('bad arrival timestamp');
   const status = buf.readUInt16LE(at + F.status);
-  if (kind !== Kind.Call && (status < 100 || status > 599)) fail(`bad status ${status}`);
+  if ((kind === Kind.Reply || kind === Kind.Error) && (status < 100 || status > 599)) fail(`bad status ${status}`);
   return {
     key: buf.readUInt32LE(at + F.key),
     kind,

@@ -8,7 +8,7 @@ export const DESC_VERSION = 1;
 
 /** Byte offsets of each field. */
 export const F = {
-  key: 0, // u32 sockmap key of the receiver
+  key: 0, // u32 sockmap key of the receiver, or FN_ADDR | function id (late binding)
   magic: 4, // u16
   version: 6, // u8
   kind: 7, // u8 Kind
@@ -24,7 +24,7 @@ export const F = {
   flags: 36, // u32 reserved, must be 0
   tArrive: 40, // f64 µs on CLOCK_MONOTONIC when the gateway accepted the request
   tSent: 48, // u32 µs after tArrive when this descriptor was sent
-  tBind: 52, // u32 µs after tArrive when it was bound to an instance
+  tBind: 52, // u32 µs after tArrive when the dispatcher bound it to an instance (0: bound at send)
   tStart: 56, // u32 µs after tArrive when the sender's handler started
   tEnd: 60, // u32 µs after tArrive when the sender's handler ended
 } as const;
@@ -33,7 +33,18 @@ export const enum Kind {
   Call = 1, // run the function at `hop` of the chain
   Reply = 2, // the chain's result, for the gateway
   Error = 3, // a function failed; payload is a JSON error body, for the gateway
+  Idle = 4, // an instance finished one descriptor (late binding), for the dispatcher; no request
 }
 
 export const GATEWAY_KEY = 0;
+/** A routing key with this bit set addresses a function, not an instance (bpf/baton_shared.h). */
+export const FN_ADDR = 0x80000000;
+export const MAX_KEYS = 4096;
+export const MAX_FUNCTIONS = 256;
+export const IDLE_WORDS = 8;
+export const MAX_TOKENS = IDLE_WORDS * 64;
+
+export function fnAddress(fnId: number): number {
+  return (FN_ADDR | fnId) >>> 0;
+}
 export const GATEWAY_FN = 0xffff;

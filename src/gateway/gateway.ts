@@ -1,18 +1,23 @@
 // The gateway: the one privileged process. It loads the SK_MSG program, creates the pool,
 // spawns the function instances, terminates HTTP, and sends each request into its chain
 // as a descriptor on its own sockmap socket (key 0), where the chain's reply comes back.
+// Key 0 is also the late-binding dispatcher: descriptors the kernel could not bind to an
+// idle instance, and instances' Idle notices, arrive there too.
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { Dispatcher } from '../binding/dispatcher.ts';
+import { IdleTokens } from '../binding/idle.ts';
 import type { Deployment } from '../chain/index.ts';
 import { Endpoint } from '../dataplane/endpoint.ts';
 import { Sockmap } from '../dataplane/sockmap.ts';
-import { decode, DescriptorError, GATEWAY_FN, GATEWAY_KEY, Kind, nowUs, type Descriptor } from '../descriptor/index.ts';
+import { decode, DescriptorError, FN_ADDR, GATEWAY_FN, GATEWAY_KEY, Kind, nowUs, type Descriptor } from '../descriptor/index.ts';
 import { batonError, BatonError } from '../errors.ts';
 import { Pool } from '../pool/index.ts';
 import { Router } from '../worker/router.ts';
 import { buildHttp } from './http.ts';
-import { Instances } from './instances.ts';
+import { Instances, type Instance } from './instances.ts';
 import { RequestTable } from './requests.ts';
+import { TimingStats } from './stats.ts';
 import { serverTiming } from './timing.ts';
 
 export interface GatewayOptions {
@@ -37,6 +42,8 @@ export class Gateway {
   readonly sockmap: Sockmap;
   readonly instances: Instances;
   readonly requests: RequestTable;
+  readonly dispatcher: Dispatcher;
+  readonly timing: TimingStats;
   readonly stats: GatewayStats = { badDescriptors: 0, deadLetters: 0, strayDescriptors: 0 };
   readonly timeoutMs: number;
   private readonly router: Router;
@@ -62,6 +69,19 @@ export class Gateway {
     }
     this.requests = new RequestTable(this.pool, this.log, options.quarantineMs ?? Math.max(60_000, 2 * this.timeoutMs));
     this.instances = new Instances(deployment, this.sockmap, this.pool, this.log);
+    this.timing = new TimingStats(deployment.functions.map((f) => f.name));
+    for (const f of deployment.functions) this.sockmap.setFunction(f.id, f.keys[0]!, f.concurrency);
+    this.dispatcher = new Dispatcher(
+      deployment.functions,
+      new IdleTokens(this.sockmap.idleBuffer()),
+      this.pool,
+      {
+        send: (d) => this.endpoint!.send(d),
+        fail: (reqId, error) => this.requests.fail(reqId, error),
+        pending: (reqId) => this.requests.get(reqId) !== undefined,
+      },
+      this.log,
+    );
   }
 
   /** Loads the data plane, starts every instance, then listens. */
@@ -80,9 +100,17 @@ export class Gateway {
     this.sockmap.on('deadLetter', (frame, sender) => this.onDeadLetter(frame, sender));
     const { fd } = this.sockmap.open(GATEWAY_KEY);
     this.endpoint = new Endpoint(fd, (frame) => this.onReply(frame));
-    this.instances.on('exit', (key, reason) =>
-      this.requests.instanceGone(key, () => batonError('BATON_ERR_WORKER_CRASHED', `${this.describeKey(key)} ${reason}`)),
-    );
+    this.instances.on('ready', (inst) => {
+      if (this.isLate(inst)) this.dispatcher.activate(inst.fnId, inst.index);
+    });
+    this.instances.on('exit', (inst, reason) => {
+      if (this.isLate(inst)) this.dispatcher.deactivate(inst.fnId, inst.index);
+      this.requests.instanceGone(inst.key, () => batonError('BATON_ERR_WORKER_CRASHED', `${this.describeKey(inst.key)} ${reason}`));
+    });
+    this.instances.on('live', (live) => {
+      this.router.setLive(live);
+      this.instances.broadcast({ type: 'live', live });
+    });
     await this.instances.startAll();
     this.http = buildHttp(this);
     const address = await this.http.listen({
@@ -105,10 +133,10 @@ export class Gateway {
     const first = this.router.first(chainId);
     const gen = this.pool.gen(slot);
     return new Promise((resolve) => {
-      const timer = setTimeout(
-        () => this.requests.fail(reqId, batonError('BATON_ERR_TIMEOUT', `no answer within ${this.timeoutMs} ms`)),
-        this.timeoutMs,
-      );
+      const timer = setTimeout(() => {
+        this.dispatcher.withdraw(reqId); // queueing counts toward the timeout
+        this.requests.fail(reqId, batonError('BATON_ERR_TIMEOUT', `no answer within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
       this.requests.add({
         reqId, slot, gen, chainId, tArrive, timer,
         answer: (outcome) => {
@@ -128,6 +156,8 @@ export class Gateway {
 
   private sendResult(reply: FastifyReply, slot: number, d: Descriptor): void {
     const received = nowUs() - d.tArrive;
+    const trace = this.pool.readTrace(slot);
+    this.timing.record(trace, received);
     const type =
       d.kind === Kind.Error
         ? 'application/json'
@@ -136,18 +166,23 @@ export class Gateway {
       .code(d.status)
       .header('content-type', type)
       .header('x-request-id', String(d.reqId))
-      .header('server-timing', serverTiming(this.pool.readTrace(slot), (id) => this.fnName(id), d.tSent, received))
+      .header('server-timing', serverTiming(trace, (id) => this.fnName(id), d.tSent, received))
       // a view of the slot, not a copy: the slot is freed only once the response is written
       .send(this.pool.view(d.offset, d.length));
   }
 
-  /** A descriptor arrived on key 0: a chain's reply or error, or something to reject. */
+  /** A descriptor arrived on key 0: a chain's reply or error, work for the dispatcher, or
+   *  something to reject. */
   private onReply(frame: Buffer): void {
     let d: Descriptor;
     try {
       d = decode(frame);
     } catch (err) {
       this.badDescriptor(err as DescriptorError);
+      return;
+    }
+    if (d.kind === Kind.Idle) {
+      this.dispatcher.onIdle(d.fnId, d.sender);
       return;
     }
     const p = this.requests.get(d.reqId);
@@ -163,11 +198,15 @@ export class Gateway {
       return;
     }
     try {
-      if (d.kind === Kind.Call) throw new DescriptorError('a call addressed to the gateway', d.reqId);
+      if (d.kind === Kind.Call && !(d.key & FN_ADDR)) throw new DescriptorError('a call addressed to the gateway', d.reqId);
       if (d.gen !== p.gen) throw new DescriptorError(`generation ${d.gen}, the request's slot is at ${p.gen}`, d.reqId);
       if (this.pool.validate(d) !== p.slot) throw new DescriptorError('points outside the request slot', d.reqId);
     } catch (err) {
       this.badDescriptor(err as DescriptorError);
+      return;
+    }
+    if (d.kind === Kind.Call) {
+      this.dispatcher.onCall(d, p.slot); // no idle instance when it was sent
       return;
     }
     this.requests.take(d.reqId)!.answer({ reply: d });
@@ -195,6 +234,31 @@ export class Gateway {
 
   private fnName(fnId: number): string {
     return fnId === GATEWAY_FN ? 'gateway' : (this.deployment.functions[fnId]?.name ?? `fn${fnId}`);
+  }
+
+  /** Late binding in the kernel: descriptors bound at send time, and those sent to the dispatcher. */
+  kernelBinds(): { boundFast: number; toDispatcher: number } {
+    let boundFast = 0;
+    for (const inst of this.instances.all) boundFast += this.sockmap.counters(inst.key).boundFast;
+    return { boundFast, toDispatcher: this.sockmap.counters(GATEWAY_KEY).toDispatcher };
+  }
+
+  private isLate(inst: Instance): boolean {
+    return this.deployment.functions[inst.fnId]!.binding === 'late';
+  }
+
+  /** Runs `count` instances of function `name` (within its min/max), draining any removed. */
+  async scale(name: string, count: number): Promise<void> {
+    const f = this.deployment.functions.find((fn) => fn.name === name);
+    if (!f) throw batonError('BATON_ERR_SCALE', `no function named '${name}'`);
+    await this.instances.scale(f.id, count, (inst) => this.drain(inst));
+  }
+
+  /** Resolves once nothing is bound to `inst` any more. */
+  private async drain(inst: Instance): Promise<void> {
+    if (this.isLate(inst)) return this.dispatcher.drain(inst.fnId, inst.index);
+    // early binding: senders stopped picking it (live set); wait for what they already sent
+    while (this.requests.heldBy(inst.key) > 0) await new Promise((r) => setTimeout(r, 10));
   }
 
   describeKey(key: number): string {

@@ -18,6 +18,7 @@ declare module 'fastify' {
 }
 
 export const STATUS_PATH = '/_baton/status';
+export const SCALE_PATH = '/_baton/scale';
 
 export function buildHttp(gw: Gateway): FastifyInstance {
   const capacity = gw.pool.capacity;
@@ -61,17 +62,21 @@ export function buildHttp(gw: Gateway): FastifyInstance {
     });
   }
 
-  app.get(STATUS_PATH, () => ({
-    pool: { slots: gw.pool.slotCount, free: gw.pool.freeCount(), quarantined: gw.requests.quarantined, slotSize: gw.pool.slotSize },
-    inFlight: gw.requests.size,
-    stats: gw.stats,
-    functions: gw.deployment.functions.map((f) => ({
-      name: f.name,
-      instances: gw.instances.all
-        .filter((i) => i.fnId === f.id)
-        .map((i) => ({ key: i.key, pid: i.child?.pid ?? null, ready: i.ready, restarts: i.restarts, gaveUp: i.gaveUp })),
-    })),
-  }));
+  // admin routes parse JSON as usual (fastify scopes content-type parsers per plugin)
+  void app.register(async (admin) => {
+    admin.removeAllContentTypeParsers();
+    admin.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 65536 }, admin.getDefaultJsonParser('error', 'ignore'));
+    admin.get(STATUS_PATH, () => status(gw));
+    // run-time scaling: {"function": "work", "instances": 4}
+    admin.post(SCALE_PATH, async (req) => {
+      const body = (req.body ?? {}) as { function?: unknown; instances?: unknown };
+      if (typeof body.function !== 'string' || !Number.isInteger(body.instances)) {
+        throw batonError('BATON_ERR_SCALE', 'expected {"function": name, "instances": count}');
+      }
+      await gw.scale(body.function, body.instances as number);
+      return { function: body.function, instances: body.instances };
+    });
+  });
 
   app.setNotFoundHandler((req, reply) => {
     sendError(reply, batonError('BATON_ERR_ROUTE_NOT_FOUND', `${req.method} ${req.url.split('?')[0]}`), Number(req.id));
@@ -94,6 +99,30 @@ export function buildHttp(gw: Gateway): FastifyInstance {
   });
 
   return app;
+}
+
+function status(gw: Gateway) {
+  const binds = gw.kernelBinds();
+  return {
+    pool: { slots: gw.pool.slotCount, free: gw.pool.freeCount(), quarantined: gw.requests.quarantined, slotSize: gw.pool.slotSize },
+    inFlight: gw.requests.size,
+    stats: { ...gw.stats, binding: { ...gw.dispatcher.stats, ...binds } },
+    timing: gw.timing.snapshot(),
+    functions: gw.deployment.functions.map((f) => ({
+      name: f.name,
+      binding: f.binding,
+      concurrency: f.concurrency,
+      queued: gw.dispatcher.queued(f.id),
+      idleTokens: gw.dispatcher.idleTokens(f.id),
+      instances: gw.instances
+        .of(f.id)
+        .filter((i) => i.state !== 'stopped' || i.gaveUp)
+        .map((i) => ({
+          key: i.key, pid: i.child?.pid ?? null, state: i.state, restarts: i.restarts, gaveUp: i.gaveUp,
+          coldStartMs: i.coldStartMs === undefined ? null : Math.round(i.coldStartMs),
+        })),
+    })),
+  };
 }
 
 function allocSlot(gw: Gateway, req: FastifyRequest): number {

@@ -1,38 +1,55 @@
 // Function instances: one worker process per instance, each with its sockmap socket (fd 3)
 // and the pool (fd 4). Workers run unprivileged (nobody) when the gateway runs as root.
-// A worker that exits is replaced, with backoff; one that keeps failing before it is ready
-// is given up on and its function answers 502 (dead letters).
+// Instances join and leave at run time: scale() starts new ones or drains running ones
+// (no new work, finish what they hold, then stop). One that exits while wanted is
+// replaced, with backoff; one that keeps failing before it is ready is given up on.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Deployment } from '../chain/index.ts';
 import type { Sockmap } from '../dataplane/sockmap.ts';
+import { batonError } from '../errors.ts';
 import { native } from '../native/index.ts';
 import type { Pool } from '../pool/index.ts';
-import { WORKER_ENV, type WorkerConfig, type WorkerMessage } from '../worker/config.ts';
+import { WORKER_ENV, type GatewayMessage, type WorkerConfig, type WorkerMessage } from '../worker/config.ts';
 
 const WORKER_MAIN = fileURLToPath(new URL('../worker/main.ts', import.meta.url));
 const TSX_LOADER = import.meta.resolve('tsx');
 const MAX_FAST_FAILURES = 5;
 const STOP_GRACE_MS = 2000;
 
+export type InstanceState = 'stopped' | 'starting' | 'ready' | 'draining';
+
 export interface Instance {
   fnId: number;
+  /** Position among its function's reserved keys. */
+  index: number;
   key: number;
+  state: InstanceState;
+  /** Whether it should be running: an exit while wanted is a crash, and is replaced. */
+  wanted: boolean;
   child?: ChildProcess;
-  ready: boolean;
   restarts: number;
   /** Consecutive exits before becoming ready. */
   failures: number;
   lastError?: string;
   gaveUp: boolean;
+  startedAt: number;
+  /** ms from spawn to ready, for the last start. */
+  coldStartMs?: number;
 }
 
 export interface InstancesEvents {
+  ready: [inst: Instance];
   /** An instance's process is gone: requests it held must be answered. */
-  exit: [key: number, reason: string];
+  exit: [inst: Instance, reason: string];
+  /** The set of running instances changed (early binding routes over it). */
+  live: [live: number[][]];
 }
+
+/** Waits until nothing is bound to the instance any more (binding-specific). */
+export type Drainer = (inst: Instance) => Promise<void>;
 
 export class Instances extends EventEmitter<InstancesEvents> {
   readonly all: Instance[];
@@ -47,7 +64,10 @@ export class Instances extends EventEmitter<InstancesEvents> {
   ) {
     super();
     this.all = deployment.functions.flatMap((f) =>
-      f.keys.map((key) => ({ fnId: f.id, key, ready: false, restarts: 0, failures: 0, gaveUp: false })),
+      f.keys.map((key, index) => ({
+        fnId: f.id, index, key, state: 'stopped' as InstanceState, wanted: false, restarts: 0, failures: 0,
+        gaveUp: false, startedAt: 0,
+      })),
     );
     if (process.getuid?.() === 0) {
       const uid = Number(process.env.BATON_WORKER_UID ?? 65534);
@@ -56,40 +76,84 @@ export class Instances extends EventEmitter<InstancesEvents> {
     }
   }
 
-  /** Starts every instance; rejects with the first one's error if any cannot start. */
+  of(fnId: number): Instance[] {
+    return this.all.filter((i) => i.fnId === fnId);
+  }
+
+  byKey(key: number): Instance | undefined {
+    return this.all.find((i) => i.key === key);
+  }
+
+  /** Keys of each function's ready instances. */
+  live(): number[][] {
+    return this.deployment.functions.map((f) => this.of(f.id).filter((i) => i.state === 'ready').map((i) => i.key));
+  }
+
+  /** Starts each function's initial instances; rejects with the first failure. */
   async startAll(): Promise<void> {
-    await Promise.all(this.all.map((inst) => this.start(inst)));
+    const first = this.deployment.functions.flatMap((f) => this.of(f.id).slice(0, f.instances));
+    await Promise.all(first.map((inst) => this.start(inst)));
+  }
+
+  /** Brings function `fnId` to `count` running instances: starts or drains the difference. */
+  async scale(fnId: number, count: number, drainer: Drainer): Promise<void> {
+    const f = this.deployment.functions[fnId];
+    if (!f) throw batonError('BATON_ERR_SCALE', `no function ${fnId}`);
+    if (!Number.isInteger(count) || count < f.minInstances || count > f.maxInstances) {
+      throw batonError('BATON_ERR_SCALE', `'${f.name}' runs ${f.minInstances}..${f.maxInstances} instances, not ${count}`);
+    }
+    const mine = this.of(fnId);
+    const running = mine.filter((i) => i.wanted);
+    if (count > running.length) {
+      const idle = mine.filter((i) => !i.wanted && i.state === 'stopped').slice(0, count - running.length);
+      await Promise.all(idle.map((inst) => this.start(inst)));
+    } else {
+      await Promise.all(running.slice(count).reverse().map((inst) => this.retire(inst, drainer)));
+    }
+  }
+
+  /** Drains an instance (nothing new, finish what it holds), then stops it. */
+  async retire(inst: Instance, drainer: Drainer): Promise<void> {
+    inst.wanted = false;
+    if (inst.state === 'ready') {
+      inst.state = 'draining';
+      this.emit('live', this.live());
+      await drainer(inst);
+    }
+    await this.kill(inst);
   }
 
   /** Starts one instance; resolves when it is ready to serve. */
   private start(inst: Instance): Promise<void> {
     const fn = this.deployment.functions[inst.fnId]!;
     const { fd } = this.sockmap.open(inst.key);
-
     const cfg: WorkerConfig = {
       fnId: inst.fnId,
       key: inst.key,
       deployment: { functions: this.deployment.functions, chains: this.deployment.chains, pool: this.deployment.pool },
+      live: this.live(),
     };
     let child: ChildProcess;
     try {
       child = spawn(process.execPath, ['--import', TSX_LOADER, WORKER_MAIN], {
         stdio: ['ignore', 'inherit', 'inherit', fd, this.pool.fd, 'ipc'],
-        env: { ...process.env, [WORKER_ENV]: JSON.stringify(cfg) },
+        env: { ...process.env, ...fn.env, [WORKER_ENV]: JSON.stringify(cfg) },
         ...this.credentials,
       });
     } finally {
       native((a) => a.closeFd(fd)); // the child has its copy; ours would keep the socket alive
     }
-    inst.child = child;
-    inst.ready = false;
+    Object.assign(inst, { child, state: 'starting', wanted: true, startedAt: performance.now() });
 
     return new Promise((resolve, reject) => {
       child.on('message', (msg: WorkerMessage) => {
         if (msg.type === 'ready') {
-          inst.ready = true;
+          inst.state = 'ready';
           inst.failures = 0;
-          this.log.debug({ fn: fn.name, key: inst.key, pid: child.pid }, 'instance ready');
+          inst.coldStartMs = performance.now() - inst.startedAt;
+          this.log.debug({ fn: fn.name, key: inst.key, pid: child.pid, ms: inst.coldStartMs }, 'instance ready');
+          this.emit('ready', inst);
+          this.emit('live', this.live());
           resolve();
         } else if (msg.type === 'fatal') {
           inst.lastError = msg.message;
@@ -102,16 +166,17 @@ export class Instances extends EventEmitter<InstancesEvents> {
       });
       child.on('exit', (code, signal) => {
         const reason = signal ? `killed by ${signal}` : `exited with code ${code}`;
-        const wasReady = inst.ready;
-        inst.ready = false;
+        const wasReady = inst.state === 'ready' || inst.state === 'draining';
+        inst.state = 'stopped';
         inst.child = undefined;
         this.sockmap.close(inst.key);
-        this.emit('exit', inst.key, reason);
+        this.emit('exit', inst, reason);
+        if (wasReady) this.emit('live', this.live());
         if (!wasReady) {
           inst.failures++;
           reject(new Error(`function '${fn.name}' instance ${inst.key} ${reason}: ${inst.lastError ?? 'no message'}`));
         }
-        if (this.stopping) return;
+        if (this.stopping || !inst.wanted) return;
         this.log.warn({ fn: fn.name, key: inst.key, reason }, 'instance exited; replacing it');
         this.respawn(inst);
       });
@@ -122,37 +187,41 @@ export class Instances extends EventEmitter<InstancesEvents> {
     const fn = this.deployment.functions[inst.fnId]!;
     if (inst.failures >= MAX_FAST_FAILURES) {
       inst.gaveUp = true;
+      inst.wanted = false;
       this.log.error({ fn: fn.name, key: inst.key, error: inst.lastError }, 'instance keeps failing before it is ready; giving up');
       return;
     }
     const delay = Math.min(100 * 2 ** inst.failures, 5000);
     setTimeout(() => {
-      if (this.stopping) return;
+      if (this.stopping || !inst.wanted || inst.child) return;
       inst.restarts++;
       this.start(inst).catch(() => {}); // a failed restart exits and comes back here
     }, delay).unref();
   }
 
-  /** Stops every worker (SIGTERM, then SIGKILL after a grace period) and waits for all. */
-  async stopAll(): Promise<void> {
-    this.stopping = true;
-    await Promise.all(
-      this.all.map((inst) => {
-        const child = inst.child;
-        if (!child || child.exitCode !== null || child.signalCode !== null) return undefined;
-        return new Promise<void>((resolve) => {
-          const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-          child.once('exit', () => {
-            clearTimeout(kill);
-            resolve();
-          });
-          child.kill('SIGTERM');
-        });
-      }),
-    );
+  /** Sends a message to every running worker. */
+  broadcast(msg: GatewayMessage): void {
+    for (const inst of this.all) if (inst.child?.connected) inst.child.send(msg);
   }
 
-  byKey(key: number): Instance | undefined {
-    return this.all.find((i) => i.key === key);
+  /** SIGTERM, then SIGKILL after a grace period; resolves when the process is gone. */
+  private kill(inst: Instance): Promise<void> {
+    const child = inst.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const force = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      child.once('exit', () => {
+        clearTimeout(force);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+  }
+
+  /** Stops every worker and waits for all. */
+  async stopAll(): Promise<void> {
+    this.stopping = true;
+    for (const inst of this.all) inst.wanted = false;
+    await Promise.all(this.all.map((inst) => this.kill(inst)));
   }
 }

@@ -45,6 +45,13 @@ export class RequestTable {
     return this.quarantine.size;
   }
 
+  /** Requests in flight whose slot instance `key` holds. */
+  heldBy(key: number): number {
+    let n = 0;
+    for (const p of this.pending.values()) if (this.pool.holder(p.slot) === key) n++;
+    return n;
+  }
+
   /** Ids of the requests in flight, oldest first. */
   ids(): number[] {
     return [...this.pending.keys()];

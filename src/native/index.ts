@@ -8,12 +8,19 @@ import { BatonError, type BatonErrorCode } from '../errors.ts';
 export interface KeyCounters {
   redirected: number;
   deadLetter: number;
+  /** Function-addressed descriptors the kernel bound to this key (late binding fast path). */
+  boundFast: number;
+  /** (key 0) function-addressed descriptors with no idle instance, sent to the dispatcher. */
+  toDispatcher: number;
 }
 
 export interface NativeDataplane {
   insert(key: number, fd: number): void;
   remove(key: number): boolean;
   counters(key: number): KeyCounters;
+  /** The memory-mapped idle-token bitmaps, BATON_IDLE_WORDS u64 per function. */
+  idleBuffer(): ArrayBuffer;
+  setFunction(fnId: number, baseKey: number, concurrency: number): void;
   close(): void;
 }
 

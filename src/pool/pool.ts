@@ -20,9 +20,10 @@ export interface RequestMeta {
 export interface HopTrace {
   fnId: number;
   key: number;
-  sent: number; // µs after arrival
-  recv: number;
-  start: number;
+  sent: number; // µs after arrival: the sender sent the descriptor
+  bind: number; // bound to this instance (= sent when bound in the kernel at send time)
+  recv: number; // this instance read it
+  start: number; // its handler started (after any wait in the instance's own queue)
   end: number;
 }
 
@@ -202,9 +203,10 @@ export class Pool {
     this.bytes.writeUInt16LE(t.fnId, at);
     this.bytes.writeUInt16LE(t.key & 0xffff, at + 2);
     this.bytes.writeUInt32LE(clampU32(t.sent), at + 4);
-    this.bytes.writeUInt32LE(clampU32(t.recv), at + 8);
-    this.bytes.writeUInt32LE(clampU32(t.start), at + 12);
-    this.bytes.writeUInt32LE(clampU32(t.end), at + 16);
+    this.bytes.writeUInt32LE(clampU32(t.bind), at + 8);
+    this.bytes.writeUInt32LE(clampU32(t.recv), at + 12);
+    this.bytes.writeUInt32LE(clampU32(t.start), at + 16);
+    this.bytes.writeUInt32LE(clampU32(t.end), at + 20);
     this.bytes.writeUInt8(n + 1, h + S.traceCount);
   }
 
@@ -218,9 +220,10 @@ export class Pool {
         fnId: this.bytes.readUInt16LE(at),
         key: this.bytes.readUInt16LE(at + 2),
         sent: this.bytes.readUInt32LE(at + 4),
-        recv: this.bytes.readUInt32LE(at + 8),
-        start: this.bytes.readUInt32LE(at + 12),
-        end: this.bytes.readUInt32LE(at + 16),
+        bind: this.bytes.readUInt32LE(at + 8),
+        recv: this.bytes.readUInt32LE(at + 12),
+        start: this.bytes.readUInt32LE(at + 16),
+        end: this.bytes.readUInt32LE(at + 20),
       });
     }
     return out;

@@ -10,7 +10,16 @@ export interface WorkerConfig {
   fnId: number;
   key: number;
   deployment: Pick<Deployment, 'functions' | 'chains' | 'pool'>;
+  /** Keys of each function's running instances (early binding picks among them). */
+  live: number[][];
 }
 
 /** Messages a worker sends the gateway over the IPC channel. */
-export type WorkerMessage = { type: 'ready' } | { type: 'fatal'; message: string } | { type: 'log'; level: 'warn' | 'error'; message: string; reqId?: number };
+export type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'fatal'; message: string }
+  | { type: 'log'; level: 'warn' | 'error'; message: string; reqId?: number }
+  | { type: 'peak'; running: number };
+
+/** Messages the gateway sends a worker. */
+export type GatewayMessage = { type: 'live'; live: number[][] } | { type: 'peak?' };

@@ -5,7 +5,9 @@ import { pathToFileURL } from 'node:url';
 import { Endpoint } from '../dataplane/endpoint.ts';
 import { Pool } from '../pool/index.ts';
 import { isFunctionDefinition } from '../sdk/index.ts';
-import { WORKER_ENV, WORKER_POOL_FD, WORKER_SOCKET_FD, type WorkerConfig, type WorkerMessage } from './config.ts';
+import {
+  WORKER_ENV, WORKER_POOL_FD, WORKER_SOCKET_FD, type GatewayMessage, type WorkerConfig, type WorkerMessage,
+} from './config.ts';
 import { WorkerRuntime } from './runtime.ts';
 
 function tell(msg: WorkerMessage): void {
@@ -46,6 +48,10 @@ async function main(): Promise<void> {
   endpoint.socket.on('close', leave);
   endpoint.socket.on('error', (err) => fatal(`socket error: ${err.message}`));
   process.on('disconnect', leave);
+  process.on('message', (msg: GatewayMessage) => {
+    if (msg.type === 'live') runtime!.router.setLive(msg.live);
+    else if (msg.type === 'peak?') tell({ type: 'peak', running: runtime!.peakRunning });
+  });
   tell({ type: 'ready' });
 }
 

@@ -1,7 +1,8 @@
 // Where a descriptor goes after a function ran: the chain's next step (or the branch the
-// handler chose), on one of that function's instances, or back to the gateway.
+// handler chose), or back to the gateway. A late-bound function is addressed as a whole
+// (the kernel picks an idle instance); an early-bound one gets its live instances in turn.
 import type { Deployment } from '../chain/index.ts';
-import { GATEWAY_FN, GATEWAY_KEY } from '../descriptor/index.ts';
+import { fnAddress, GATEWAY_FN, GATEWAY_KEY } from '../descriptor/index.ts';
 import { batonError } from '../errors.ts';
 
 export interface Hop {
@@ -13,10 +14,20 @@ export interface Hop {
 export class Router {
   private readonly idOf: Map<string, number>;
   private readonly rr: number[];
+  /** Early binding: keys of each function's running instances. */
+  private live: number[][];
 
-  constructor(private readonly d: Pick<Deployment, 'functions' | 'chains'>) {
+  constructor(
+    private readonly d: Pick<Deployment, 'functions' | 'chains'>,
+    live?: number[][],
+  ) {
     this.idOf = new Map(d.functions.map((f) => [f.name, f.id]));
     this.rr = d.functions.map(() => 0);
+    this.live = live ?? d.functions.map((f) => f.keys.slice(0, f.instances));
+  }
+
+  setLive(live: number[][]): void {
+    this.live = live;
   }
 
   /** The first hop of a chain (the gateway sends it). */
@@ -48,10 +59,11 @@ export class Router {
     return this.at(options[0]!, next);
   }
 
-  /** Early binding: instances of a function take turns. */
   private at(fnId: number, hop: number): Hop {
-    const keys = this.d.functions[fnId]!.keys;
-    const i = this.rr[fnId]!;
+    if (this.d.functions[fnId]!.binding === 'late') return { key: fnAddress(fnId), fnId, hop };
+    const keys = this.live[fnId]!;
+    if (keys.length === 0) throw batonError('BATON_ERR_DEAD_LETTER', `function '${this.d.functions[fnId]!.name}' has no running instance`);
+    const i = this.rr[fnId]! % keys.length;
     this.rr[fnId] = (i + 1) % keys.length;
     return { key: keys[i]!, fnId, hop };
   }

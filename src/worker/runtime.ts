@@ -1,9 +1,13 @@
 // Runs one function instance: takes each descriptor redirected to this socket, checks it
 // against the pool, runs the handler on the payload in place, writes the output into the
-// same slot and sends the descriptor on. A throwing handler answers its request with a
-// 500; the worker keeps serving.
+// same slot and sends the descriptor on. At most `concurrency` handlers run at once; more
+// wait in arrival order (early binding queues here; late binding never sends more). A
+// late-bound instance reports each finished descriptor to the dispatcher (Idle notice).
+// A throwing handler answers its request with a 500; the worker keeps serving.
 import { Endpoint } from '../dataplane/endpoint.ts';
-import { decode, DescriptorError, GATEWAY_FN, GATEWAY_KEY, Kind, nowUs, type Descriptor } from '../descriptor/index.ts';
+import {
+  decode, DescriptorError, fnAddress, GATEWAY_FN, GATEWAY_KEY, Kind, nowUs, type Descriptor,
+} from '../descriptor/index.ts';
 import { BatonError } from '../errors.ts';
 import type { Pool } from '../pool/index.ts';
 import { FunctionContext, FunctionRequest, Output, type Handler, type HandlerResult } from '../sdk/index.ts';
@@ -14,9 +18,22 @@ export interface RuntimeEvents {
   warn(message: string, reqId?: number): void;
 }
 
+interface Job {
+  d: Descriptor;
+  slot: number;
+  recv: number;
+}
+
 export class WorkerRuntime {
-  private readonly router: Router;
+  readonly router: Router;
   private readonly name: string;
+  private readonly concurrency: number;
+  private readonly late: boolean;
+  private readonly myAddress: number;
+  private readonly waiting: Job[] = [];
+  private running = 0;
+  /** Most handlers ever running at once (tests check it never exceeds the limit). */
+  peakRunning = 0;
   /** Descriptors rejected as malformed or forged. */
   rejected = 0;
 
@@ -27,8 +44,17 @@ export class WorkerRuntime {
     private readonly handler: Handler,
     private readonly events: RuntimeEvents,
   ) {
-    this.router = new Router(cfg.deployment);
-    this.name = cfg.deployment.functions[cfg.fnId]!.name;
+    const spec = cfg.deployment.functions[cfg.fnId]!;
+    this.router = new Router(cfg.deployment, cfg.live);
+    this.name = spec.name;
+    this.concurrency = spec.concurrency;
+    this.late = spec.binding === 'late';
+    this.myAddress = fnAddress(cfg.fnId);
+  }
+
+  /** Whether nothing runs or waits here. */
+  get idle(): boolean {
+    return this.running === 0 && this.waiting.length === 0;
   }
 
   onFrame(frame: Buffer): void {
@@ -38,18 +64,34 @@ export class WorkerRuntime {
     try {
       d = decode(frame);
       if (d.kind !== Kind.Call) throw new DescriptorError(`kind ${d.kind} sent to a function`, d.reqId);
-      if (d.key !== this.cfg.key || d.fnId !== this.cfg.fnId) {
+      if ((d.key !== this.cfg.key && d.key !== this.myAddress) || d.fnId !== this.cfg.fnId) {
         throw new DescriptorError(`addressed to key ${d.key} function ${d.fnId}, this is key ${this.cfg.key}`, d.reqId);
       }
       slot = this.pool.validate(d);
     } catch (err) {
       this.reject(err);
+      this.notifyIdle(); // a late-bound descriptor used one of this instance's tokens
       return;
     }
-    void this.run(d, slot, recv - d.tArrive);
+    this.pool.setHolder(slot, this.cfg.key);
+    this.waiting.push({ d, slot, recv: recv - d.tArrive });
+    this.pump();
   }
 
-  private async run(d: Descriptor, slot: number, recv: number): Promise<void> {
+  private pump(): void {
+    while (this.running < this.concurrency && this.waiting.length > 0) {
+      const job = this.waiting.shift()!;
+      this.running++;
+      this.peakRunning = Math.max(this.peakRunning, this.running);
+      void this.run(job).finally(() => {
+        this.running--;
+        this.notifyIdle();
+        this.pump();
+      });
+    }
+  }
+
+  private async run({ d, slot, recv }: Job): Promise<void> {
     const start = nowUs() - d.tArrive;
     const out = this.pool.payload(slot);
     const ctx = new FunctionContext(this.name, out);
@@ -61,7 +103,7 @@ export class WorkerRuntime {
       const req = new FunctionRequest(this.pool, slot, this.pool.view(d.offset, d.length), d.reqId);
       const result = await this.handler(req, ctx);
       // the request may have timed out and its slot moved on while the handler awaited
-      if (this.pool.owner(slot) !== d.reqId || this.pool.gen(slot) !== d.gen) return;
+      if (!this.stillOwned(d, slot)) return;
       length = this.materialize(result, ctx, d);
       next = this.router.after(d.chainId, d.hop, this.name, ctx.nextName, ctx.ended);
       if (next.key !== GATEWAY_KEY) kind = Kind.Call;
@@ -69,7 +111,7 @@ export class WorkerRuntime {
         throw new RangeError(`content-type longer than 64 bytes: ${ctx.contentType.slice(0, 80)}`);
       }
     } catch (err) {
-      if (this.pool.owner(slot) !== d.reqId || this.pool.gen(slot) !== d.gen) return;
+      if (!this.stillOwned(d, slot)) return;
       kind = Kind.Error;
       status = err instanceof BatonError && err.status ? err.status : 500;
       length = this.writeError(out, err, d.reqId);
@@ -78,22 +120,18 @@ export class WorkerRuntime {
     }
     const end = nowUs() - d.tArrive;
     if (kind !== Kind.Error) status = ctx.statusCode ?? (d.status || 200);
-    this.pool.appendTrace(slot, { fnId: this.cfg.fnId, key: this.cfg.key, sent: d.tSent, recv, start, end });
+    this.pool.appendTrace(slot, {
+      fnId: this.cfg.fnId, key: this.cfg.key, sent: d.tSent, bind: d.tBind || d.tSent, recv, start, end,
+    });
     this.pool.setHolder(slot, next.key);
     this.endpoint.send({
-      ...d,
-      key: next.key,
-      kind,
-      fnId: next.fnId,
-      hop: next.hop,
-      offset: this.pool.dataOffset(slot),
-      length,
-      status,
-      sender: this.cfg.key,
-      tSent: nowUs() - d.tArrive,
-      tStart: start,
-      tEnd: end,
+      ...d, key: next.key, kind, fnId: next.fnId, hop: next.hop, offset: this.pool.dataOffset(slot), length, status,
+      sender: this.cfg.key, tSent: nowUs() - d.tArrive, tBind: 0, tStart: start, tEnd: end,
     });
+  }
+
+  private stillOwned(d: Descriptor, slot: number): boolean {
+    return this.pool.owner(slot) === d.reqId && this.pool.gen(slot) === d.gen;
   }
 
   /** Puts a handler's return value into the slot; returns its length. */
@@ -109,6 +147,15 @@ export class WorkerRuntime {
     const code = err instanceof BatonError ? err.code : 'BATON_ERR_HANDLER';
     const message = `function '${this.name}' failed: ${String((err as Error)?.message ?? err).slice(0, 2048)}`;
     return out.write(JSON.stringify({ error: code, message, requestId: reqId }), 0, 'utf8');
+  }
+
+  /** Tells the dispatcher this instance can take one more descriptor. */
+  private notifyIdle(): void {
+    if (!this.late) return;
+    this.endpoint.send({
+      key: GATEWAY_KEY, kind: Kind.Idle, reqId: 0, gen: 0, offset: 0, length: 0, chainId: 0, hop: 0, fnId: this.cfg.fnId,
+      status: 0, sender: this.cfg.key, tArrive: 0, tSent: 0, tBind: 0, tStart: 0, tEnd: 0,
+    });
   }
 
   /** A descriptor this worker cannot serve: tell the gateway if it names a request. */
