@@ -20,6 +20,8 @@ import { RequestTable } from './requests.ts';
 import { TimingStats } from './stats.ts';
 import { serverTiming } from './timing.ts';
 
+const MAX_REDELIVERIES = 3;
+
 export interface GatewayOptions {
   /** Overrides the chain file's gateway.port (0: any free port). */
   port?: number;
@@ -50,6 +52,8 @@ export class Gateway {
   private endpoint?: Endpoint;
   private http?: FastifyInstance;
   private nextId = 0;
+  /** Dead letters sent again, per request (dropped with the request's answer). */
+  private readonly redelivered = new Map<number, number>();
   private stopped = false;
   url = '';
 
@@ -140,6 +144,7 @@ export class Gateway {
       this.requests.add({
         reqId, slot, gen, chainId, tArrive, timer,
         answer: (outcome) => {
+          this.redelivered.delete(reqId);
           if ('error' in outcome) sendError(reply, outcome.error, reqId);
           else this.sendResult(reply, slot, outcome.reply);
           resolve(reply);
@@ -220,7 +225,9 @@ export class Gateway {
     }
   }
 
-  /** A descriptor that found no socket under its key came back over TCP to `sender`'s peer. */
+  /** A descriptor that found no socket under its key came back over TCP to `sender`'s peer.
+   *  It never reached an instance, so it is safe to send again to a live one (an instance
+   *  that died a moment ago may still be in an early-binding sender's list). */
   private onDeadLetter(frame: Buffer, sender: number): void {
     this.stats.deadLetters++;
     const key = frame.readUInt32LE(0);
@@ -229,6 +236,24 @@ export class Gateway {
     this.log.warn({ reqId, key, sender }, 'dead letter: no socket under key');
     if (!p) return;
     this.requests.reclaimFrom(p.slot, key);
+    let d: Descriptor | undefined;
+    try {
+      d = decode(frame);
+    } catch {
+      d = undefined;
+    }
+    const inst = this.instances.byKey(key);
+    if (d && d.kind === Kind.Call && inst && inst.fnId === d.fnId && (this.redelivered.get(reqId) ?? 0) < MAX_REDELIVERIES) {
+      try {
+        const to = this.router.address(d.fnId, key);
+        this.redelivered.set(reqId, (this.redelivered.get(reqId) ?? 0) + 1);
+        this.pool.setHolder(p.slot, to);
+        this.endpoint!.send({ ...d, key: to });
+        return;
+      } catch {
+        // no other live instance: answer below
+      }
+    }
     this.requests.fail(reqId, batonError('BATON_ERR_DEAD_LETTER', `${this.describeKey(key)} is not running`));
   }
 

@@ -59,13 +59,18 @@ export class Router {
     return this.at(options[0]!, next);
   }
 
-  private at(fnId: number, hop: number): Hop {
-    if (this.d.functions[fnId]!.binding === 'late') return { key: fnAddress(fnId), fnId, hop };
-    const keys = this.live[fnId]!;
+  /** Where to send a descriptor for `fnId`, avoiding the key `avoid` (known dead). */
+  address(fnId: number, avoid = -1): number {
+    if (this.d.functions[fnId]!.binding === 'late') return fnAddress(fnId);
+    const keys = avoid < 0 ? this.live[fnId]! : this.live[fnId]!.filter((k) => k !== avoid);
     if (keys.length === 0) throw batonError('BATON_ERR_DEAD_LETTER', `function '${this.d.functions[fnId]!.name}' has no running instance`);
     const i = this.rr[fnId]! % keys.length;
     this.rr[fnId] = (i + 1) % keys.length;
-    return { key: keys[i]!, fnId, hop };
+    return keys[i]!;
+  }
+
+  private at(fnId: number, hop: number): Hop {
+    return { key: this.address(fnId), fnId, hop };
   }
 
   private chain(chainId: number) {

@@ -1,0 +1,178 @@
+// Late and early binding under real concurrent load: the dispatcher's invariant, the
+// per-instance concurrency limit, instances joining, leaving and crashing mid-load with
+// every request answered exactly once, queue timeouts and a full queue.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Gateway } from '../src/gateway/index.ts';
+import type { WorkerMessage } from '../src/worker/config.ts';
+import { dataplaneUnavailable } from './helpers/env.ts';
+import { poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
+
+interface Outcome {
+  status: number;
+  tag?: string;
+  error?: string;
+  sent: string;
+}
+
+/** `clients` concurrent closed-loop clients send `total` tagged requests between them. */
+async function load(gw: Gateway, total: number, clients: number, ms: number, during?: () => Promise<void>): Promise<Outcome[]> {
+  const out: Outcome[] = [];
+  let next = 0;
+  const client = async () => {
+    while (next < total) {
+      const sent = `req-${next++}`;
+      const res = await fetch(`${gw.url}/work?ms=${ms}`, { method: 'POST', body: sent });
+      const body = (await res.json()) as { tag?: string; error?: string };
+      out.push({ status: res.status, tag: body.tag, error: body.error, sent });
+    }
+  };
+  await Promise.all([...Array(clients)].map(client).concat(during ? [during()] : []));
+  return out;
+}
+
+/** Highest number of handlers each running instance ever ran at once. */
+async function peaks(gw: Gateway): Promise<number[]> {
+  const running = gw.instances.all.filter((i) => i.child?.connected);
+  return Promise.all(
+    running.map(
+      (i) =>
+        new Promise<number>((resolve) => {
+          const onMsg = (m: WorkerMessage) => {
+            if (m.type !== 'peak') return;
+            i.child!.off('message', onMsg);
+            resolve(m.running);
+          };
+          i.child!.on('message', onMsg);
+          i.child!.send({ type: 'peak?' });
+        }),
+    ),
+  );
+}
+
+/** Samples the invariant while `work` runs: a function with waiting descriptors has no idle token. */
+async function watchInvariant(gw: Gateway, fnId: number, work: Promise<unknown>): Promise<{ samples: number; violations: number; sawQueue: boolean }> {
+  let done = false;
+  void work.finally(() => (done = true));
+  const r = { samples: 0, violations: 0, sawQueue: false };
+  while (!done) {
+    const queued = gw.dispatcher.queued(fnId);
+    if (queued > 0) {
+      r.sawQueue = true;
+      if (gw.dispatcher.idleTokens(fnId) > 0) r.violations++;
+    }
+    r.samples++;
+    await new Promise((res) => setImmediate(res));
+  }
+  return r;
+}
+
+describe.skipIf(dataplaneUnavailable)('binding', () => {
+  let gw: Gateway | undefined;
+  afterEach(() => gw?.stop());
+
+  const start = (binding: 'late' | 'early', fn: Record<string, unknown> = {}, timeoutMs = 20_000) =>
+    startGateway(
+      {
+        binding,
+        pool: { slotSize: '8KiB', slots: 256 },
+        functions: { work: { module: 'tagged.ts', instances: 3, maxInstances: 5, minInstances: 1, ...fn } },
+        routes: [{ method: 'POST', path: '/work', chain: ['work'] }],
+      },
+      { timeoutMs },
+    ).then((g) => (gw = g));
+
+  it('late: no descriptor waits while an instance is idle, and none runs more than its limit', async () => {
+    const g = await start('late', { concurrency: 2 });
+    const work = load(g, 300, 16, 2);
+    const inv = await watchInvariant(g, 0, work);
+    const results = await work;
+    expect(results.every((r) => r.status === 200 && r.tag === r.sent)).toBe(true);
+    expect(inv.sawQueue).toBe(true); // 16 clients on 3×2 slots: the slow path really ran
+    expect(inv.violations).toBe(0);
+    expect(Math.max(...(await peaks(g)))).toBeLessThanOrEqual(2);
+    const binds = g.kernelBinds();
+    expect(binds.boundFast).toBeGreaterThan(0); // the fast path in the kernel really ran
+    expect(binds.toDispatcher).toBeGreaterThan(0);
+    expect(g.dispatcher.stats.handedFromQueue).toBeGreaterThan(0);
+    await poolSettled(g);
+    expect(g.dispatcher.idleTokens(0)).toBe(6); // every token came back
+  });
+
+  it('early: round robin at send, each instance queues its own, still within its limit', async () => {
+    const g = await start('early');
+    const results = await load(g, 150, 16, 2);
+    expect(results.every((r) => r.status === 200 && r.tag === r.sent)).toBe(true);
+    expect(Math.max(...(await peaks(g)))).toBe(1);
+    expect(new Set(results.map((r) => (r as unknown as { pid?: number }).pid)).size).toBeLessThanOrEqual(3);
+    expect(g.kernelBinds().boundFast).toBe(0);
+    await poolSettled(g);
+  });
+
+  for (const binding of ['late', 'early'] as const) {
+    it(`${binding}: instances join, leave and crash under load; every request is answered exactly once`, async () => {
+      const g = await start(binding);
+      const changes = async () => {
+        await waitFor('load to start', () => g.requests.size > 0);
+        await g.scale('work', 5); // join
+        await new Promise((r) => setTimeout(r, 100));
+        await g.scale('work', 2); // leave: drained, nothing dropped
+        const victim = g.instances.of(0).find((i) => i.state === 'ready')!;
+        const pid = victim.child!.pid!;
+        process.kill(pid, 'SIGKILL'); // crash: its requests get 502, it is replaced
+        await waitFor('replacement', () => victim.state === 'ready' && victim.child?.pid !== pid);
+      };
+      const results = await load(g, 400, 16, 3, changes);
+      expect(results).toHaveLength(400);
+      expect(new Set(results.map((r) => r.sent)).size).toBe(400); // one answer per request
+      for (const r of results) {
+        if (r.status === 200) expect(r.tag).toBe(r.sent);
+        else expect(r).toMatchObject({ status: 502, error: 'BATON_ERR_WORKER_CRASHED' }); // only what the victim held
+      }
+      const failed = results.filter((r) => r.status !== 200).length;
+      // late, cc=1: the victim held at most one request; early: also whatever queued at it
+      expect(failed).toBeLessThanOrEqual(binding === 'late' ? 1 : 16);
+      expect(g.stats.strayDescriptors).toBe(0); // no reply arrived twice
+      expect(g.instances.of(0).filter((i) => i.state === 'ready')).toHaveLength(2);
+      await poolSettled(g);
+      if (binding === 'late') await waitFor('all tokens back', () => g.dispatcher.idleTokens(0) === 2);
+    });
+  }
+
+  it('late: a request that times out while queued gets 504, leaves the queue and frees its slot', async () => {
+    const g = await start('late', { instances: 1, minInstances: 1 }, 600);
+    const long = fetch(`${g.url}/work?ms=1000`, { method: 'POST', body: 'long' });
+    await waitFor('the instance to be busy', () => g.dispatcher.idleTokens(0) === 0);
+    const queued = fetch(`${g.url}/work`, { method: 'POST', body: 'queued' });
+    await waitFor('a queued descriptor', () => g.dispatcher.queued(0) === 1);
+    const res = await queued;
+    expect(res.status).toBe(504);
+    expect(g.dispatcher.queued(0)).toBe(0); // withdrawn
+    expect((await long).status).toBe(504); // 1000 ms > 600 ms too; its slot waits in quarantine
+    await poolSettled(g);
+    expect(g.dispatcher.idleTokens(0)).toBe(1);
+  });
+
+  it('late: a full queue answers 503', async () => {
+    const g = await start('late', { instances: 1, minInstances: 1, queueDepth: 1 });
+    const busy = fetch(`${g.url}/work?ms=400`, { method: 'POST', body: 'a' });
+    await waitFor('the instance to be busy', () => g.dispatcher.idleTokens(0) === 0);
+    const waiting = fetch(`${g.url}/work`, { method: 'POST', body: 'b' });
+    await waitFor('a queued descriptor', () => g.dispatcher.queued(0) === 1);
+    const rejected = await fetch(`${g.url}/work`, { method: 'POST', body: 'c' });
+    expect(rejected.status).toBe(503);
+    expect(await rejected.json()).toMatchObject({ error: 'BATON_ERR_QUEUE_FULL' });
+    expect([(await busy).status, (await waiting).status]).toEqual([200, 200]);
+    await poolSettled(g);
+  });
+
+  it('refuses to scale outside min/max', async () => {
+    const g = await start('late');
+    await expect(g.scale('work', 6)).rejects.toThrow(/1\.\.5 instances, not 6/);
+    await expect(g.scale('nope', 1)).rejects.toThrow(/no function named/);
+    const res = await fetch(`${g.url}/_baton/scale`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ function: 'work', instances: 4 }),
+    });
+    expect(res.status).toBe(200);
+    expect(g.instances.of(0).filter((i) => i.state === 'ready')).toHaveLength(4);
+  });
+});
