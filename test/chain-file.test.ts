@@ -31,7 +31,7 @@ describe('chain file', () => {
   });
 
   it('loads the examples', () => {
-    for (const f of ['text-pipeline/chain.yaml', 'branching/chain.yaml']) {
+    for (const f of ['text-pipeline/chain.yaml', 'branching/chain.yaml', 'heavy-tail/chain.yaml']) {
       expect(loadChainFile(path.join(EXAMPLES, f)).functions.length).toBeGreaterThan(0);
     }
   });

@@ -38,3 +38,23 @@ describe.skipIf(dataplaneUnavailable)('examples', () => {
     expect(await res.json()).toMatchObject({ branch: 'long', summary: 'First sentence here.' });
   });
 });
+
+describe.skipIf(dataplaneUnavailable)('heavy-tail example', () => {
+  it('runs N units of work per request with the unit from the chain file', async () => {
+    const gw = await Gateway.start(loadChainFile(path.join(EXAMPLES, 'heavy-tail', 'chain.yaml')), {
+      port: 0,
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      const res = await fetch(`${gw.url}/task?units=20`, { method: 'POST' });
+      expect(await res.json()).toMatchObject({ units: 20, ms: 10, mode: 'sleep' });
+      expect(res.headers.get('server-timing')).toMatch(/h1-work;dur=(\d+)/);
+      const run = Number(/h1-work;dur=([\d.]+)/.exec(res.headers.get('server-timing')!)![1]);
+      expect(run).toBeGreaterThanOrEqual(10); // slept 20 × 0.5 ms
+      const bad = await fetch(`${gw.url}/task?units=-1`, { method: 'POST' });
+      expect(bad.status).toBe(400);
+    } finally {
+      await gw.stop();
+    }
+  });
+});

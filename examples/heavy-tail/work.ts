@@ -1,0 +1,24 @@
+// A task of N units (?units=N). A unit is UNIT_MS milliseconds of MODE work:
+//   sleep — waits (an I/O-bound task: the instance is busy, the CPU is free)
+//   cpu   — spins on real computation (a CPU-bound task)
+// Answers with what it did and when, so a load generator can compute JCT and queueing.
+import { createHash } from 'node:crypto';
+import { defineFunction } from 'baton/sdk';
+
+const UNIT_MS = Number(process.env.UNIT_MS ?? 0.5);
+const MODE = process.env.MODE === 'cpu' ? 'cpu' : 'sleep';
+
+function spin(ms: number): void {
+  const until = performance.now() + ms;
+  const h = createHash('sha256');
+  while (performance.now() < until) h.update('baton');
+}
+
+export default defineFunction(async (req, ctx) => {
+  const units = Number(req.query.get('units') ?? 1);
+  if (!Number.isFinite(units) || units < 0) return ctx.status(400).json({ error: 'units must be a non-negative number' });
+  const ms = units * UNIT_MS;
+  if (MODE === 'cpu') spin(ms);
+  else await new Promise((r) => setTimeout(r, ms));
+  return ctx.json({ units, ms, mode: MODE, pid: process.pid });
+});

@@ -1,0 +1,29 @@
+// What a scenario gets to work with: the run's settings, a place for temporary files,
+// progress output, and a recorder for its figures.
+import type { Distribution } from './stats.ts';
+
+export interface Recorder {
+  /** A figure measured `values.length` times: its median and spread are kept. */
+  metric(system: string, metric: string, values: number[], unit: string, better: 'lower' | 'higher', config?: unknown): void;
+  /** A distribution of samples; returns its summary. */
+  distribution(system: string, metric: string, samples: number[], unit: string): Distribution;
+}
+
+export interface BenchContext {
+  quick: boolean;
+  /** Repetitions of each measurement (medians over them). */
+  reps: number;
+  /** A scratch directory for this run. */
+  tmp: string;
+  record: Recorder;
+  /** Reports progress within the scenario: `done` of `total` steps, and what runs now. */
+  progress(done: number, total: number, step: string): void;
+}
+
+export interface Scenario {
+  name: string;
+  title: string;
+  /** Systems the others are compared with, first is the main one. */
+  baselines: string[];
+  run(ctx: BenchContext): Promise<void>;
+}

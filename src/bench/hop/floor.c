@@ -1,0 +1,86 @@
+/* The C floor for a sockmap hop: the same ping-pong as peer.ts, without Node. Inherits the
+ * sockets for keys 1 and 2 on fds 3 and 4 (both in baton's sockmap), forks: the child
+ * echoes on fd 4, the parent pings on fd 3.
+ *   floor latency N   → N round-trip times in ns, one per line
+ *   floor saturate INFLIGHT MS → "TRIPS CPU_MS": round trips in MS milliseconds, CPU of both */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#define DESC 64
+
+static uint64_t now_ns(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static int read_full(int fd, char *buf, size_t n) {
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, buf + got, n - got);
+		if (r <= 0) return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static void frame(char *buf, uint32_t key) {
+	memset(buf, 0, DESC);
+	memcpy(buf, &key, 4);
+}
+
+int main(int argc, char **argv) {
+	if (argc < 3) return 2;
+	pid_t echo = fork();
+	if (echo == 0) {
+		char buf[DESC];
+		while (read_full(4, buf, DESC) == 0) {
+			uint32_t key = 1;
+			memcpy(buf, &key, 4);
+			if (write(4, buf, DESC) != DESC) break;
+		}
+		_exit(0);
+	}
+	char buf[DESC];
+	if (strcmp(argv[1], "latency") == 0) {
+		long n = atol(argv[2]);
+		for (long i = 0; i < n; i++) {
+			uint64_t t0 = now_ns();
+			frame(buf, 2);
+			if (write(3, buf, DESC) != DESC || read_full(3, buf, DESC)) return 1;
+			printf("%llu\n", (unsigned long long)(now_ns() - t0));
+		}
+	} else {
+		long inflight = atol(argv[2]), ms = atol(argv[3]), trips = 0;
+		for (long i = 0; i < inflight; i++) {
+			frame(buf, 2);
+			if (write(3, buf, DESC) != DESC) return 1;
+		}
+		uint64_t until = now_ns() + (uint64_t)ms * 1000000ull;
+		while (now_ns() < until) {
+			if (read_full(3, buf, DESC)) return 1;
+			trips++;
+			frame(buf, 2);
+			if (write(3, buf, DESC) != DESC) return 1;
+		}
+		kill(echo, SIGKILL);
+		waitpid(echo, NULL, 0);
+		struct rusage self, kids;
+		getrusage(RUSAGE_SELF, &self);
+		getrusage(RUSAGE_CHILDREN, &kids);
+		double cpu_ms = (self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec + kids.ru_stime.tv_sec) * 1e3 +
+		                (self.ru_utime.tv_usec + self.ru_stime.tv_usec + kids.ru_utime.tv_usec + kids.ru_stime.tv_usec) / 1e3;
+		printf("%ld %.3f\n", trips, cpu_ms);
+		return 0;
+	}
+	kill(echo, SIGKILL);
+	waitpid(echo, NULL, 0);
+	return 0;
+}

@@ -1,0 +1,125 @@
+// One side of a hop measurement, in its own process. 'a' sends descriptors to 'b', which
+// sends each straight back: a round trip is two hops. Transports:
+//   sockmap — the socket on fd 3 is in baton's sockmap; keys 1 (a) and 2 (b)
+//   broker  — a Unix socket to the user-space broker (a relay process), same frames
+//   http    — b is an HTTP server, a posts each 64-byte descriptor with keep-alive
+// Commands come over IPC: {cmd:'latency', n} → RTT samples (ns); {cmd:'saturate', inflight, ms}
+// → round trips completed.
+import http from 'node:http';
+import net from 'node:net';
+import { Agent, request } from 'undici';
+import { FrameReader } from '../../dataplane/framing.ts';
+import { decode, encodeInto, DESC_SIZE, Kind, type Descriptor } from '../../descriptor/index.ts';
+
+const [role, transport, arg] = process.argv.slice(2) as ['a' | 'b', 'sockmap' | 'broker' | 'http', string];
+const KEY = { a: 1, b: 2 };
+const template: Descriptor = {
+  key: 0, kind: Kind.Call, reqId: 1, gen: 1, offset: 0, length: 0, chainId: 0, hop: 0, fnId: 0, status: 0, sender: 0,
+  tArrive: 0, tSent: 0, tBind: 0, tStart: 0, tEnd: 0,
+};
+
+function frame(to: number, reqId: number): Buffer {
+  const b = Buffer.allocUnsafe(DESC_SIZE);
+  encodeInto({ ...template, key: to, reqId, sender: KEY[role] }, b);
+  return b;
+}
+
+/** A frame stream to the other side; resolves once connected. */
+async function stream(): Promise<net.Socket> {
+  if (transport === 'sockmap') return new net.Socket({ fd: 3, readable: true, writable: true });
+  const s = net.connect(arg);
+  await new Promise((r) => s.once('connect', r));
+  s.write(Buffer.from([KEY[role]])); // the broker learns who this is
+  return s;
+}
+
+async function main(): Promise<void> {
+  if (transport === 'http' && role === 'b') {
+    const server = http.createServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c) => parts.push(c));
+      req.on('end', () => {
+        const d = decode(Buffer.concat(parts)); // a hop decodes and re-encodes, as baton's does
+        res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(frame(KEY.a, d.reqId));
+      });
+    });
+    server.keepAliveTimeout = 60_000;
+    server.listen(Number(arg), '127.0.0.1', () => process.send!({ ready: true }));
+    return;
+  }
+  if (transport === 'http') return httpClient();
+
+  const sock = await stream();
+  sock.setNoDelay(true);
+  let onReply: (d: Descriptor) => void = () => {};
+  const reader = new FrameReader((f) => {
+    const d = decode(f);
+    if (role === 'b') sock.write(frame(KEY.a, d.reqId));
+    else onReply(d);
+  });
+  sock.on('data', (c: Buffer) => reader.push(c));
+  process.send!({ ready: true });
+  if (role === 'b') return;
+
+  process.on('message', async (m: { cmd: string; n?: number; inflight?: number; ms?: number }) => {
+    if (m.cmd === 'latency') {
+      const samples: number[] = [];
+      for (let i = 0; i < m.n!; i++) {
+        const t0 = process.hrtime.bigint();
+        await new Promise<void>((resolve) => {
+          onReply = () => resolve();
+          sock.write(frame(KEY.b, i + 1));
+        });
+        samples.push(Number(process.hrtime.bigint() - t0));
+      }
+      process.send!({ samples });
+    } else if (m.cmd === 'saturate') {
+      let trips = 0;
+      let open = true;
+      onReply = (d) => {
+        trips++;
+        if (open) sock.write(frame(KEY.b, d.reqId));
+      };
+      for (let i = 0; i < m.inflight!; i++) sock.write(frame(KEY.b, i + 1));
+      setTimeout(() => {
+        open = false;
+        process.send!({ trips });
+      }, m.ms);
+    }
+  });
+}
+
+async function httpClient(): Promise<void> {
+  const origin = `http://127.0.0.1:${arg}`;
+  const dispatcher = new Agent({ keepAliveTimeout: 60_000, connections: 256 });
+  const trip = async (i: number) => {
+    const res = await request(origin + '/hop', { method: 'POST', body: frame(KEY.b, i), dispatcher });
+    decode(Buffer.from(await res.body.arrayBuffer()));
+  };
+  process.send!({ ready: true });
+  process.on('message', async (m: { cmd: string; n?: number; inflight?: number; ms?: number }) => {
+    if (m.cmd === 'latency') {
+      const samples: number[] = [];
+      for (let i = 0; i < m.n!; i++) {
+        const t0 = process.hrtime.bigint();
+        await trip(i + 1);
+        samples.push(Number(process.hrtime.bigint() - t0));
+      }
+      process.send!({ samples });
+    } else if (m.cmd === 'saturate') {
+      let trips = 0;
+      const until = Date.now() + m.ms!;
+      await Promise.all(
+        [...Array(m.inflight!)].map(async (_, i) => {
+          while (Date.now() < until) {
+            await trip(i + 1);
+            trips++;
+          }
+        }),
+      );
+      process.send!({ trips });
+    }
+  });
+}
+
+void main();

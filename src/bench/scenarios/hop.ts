@@ -1,0 +1,141 @@
+// hop: one descriptor hop between two worker processes. Ping-pong of 64-byte descriptors
+// (a round trip is two hops): latency with one in flight, then hops/s and CPU per hop at
+// saturation. Systems: baton's sockmap redirect, the user-space broker (every hop relayed
+// by one process over Unix sockets), an HTTP hop between Node services (keep-alive), and
+// the C floor for the raw sockmap redirect.
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { Sockmap } from '../../dataplane/sockmap.ts';
+import { native } from '../../native/index.ts';
+import type { BenchContext, Scenario } from '../context.ts';
+import { cpuMs, forkReady, nextMessage, run, stop } from '../procs.ts';
+import { distribution } from '../stats.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PEER = path.join(HERE, '../hop/peer.ts');
+const BROKER = path.join(HERE, '../hop/broker.ts');
+const INFLIGHT = 32;
+
+interface HopSystem {
+  name: string;
+  /** Round-trip times in ns. */
+  latency(n: number): Promise<number[]>;
+  /** Round trips completed in `ms` with INFLIGHT descriptors circulating, and the CPU they took. */
+  saturate(ms: number): Promise<{ trips: number; cpuMs: number }>;
+  close(): Promise<void>;
+}
+
+/** Two Node peers: `a` drives, `b` echoes; `extra` processes (a broker) count for CPU. */
+function nodePeers(name: string, a: ChildProcess, b: ChildProcess, extra: ChildProcess[], cleanup: () => void): HopSystem {
+  const pids = [a, b, ...extra].map((c) => c.pid!);
+  return {
+    name,
+    async latency(n) {
+      a.send({ cmd: 'latency', n });
+      return (await nextMessage<{ samples: number[] }>(a, (m) => 'samples' in (m as object))).samples;
+    },
+    async saturate(ms) {
+      const before = cpuMs(pids);
+      a.send({ cmd: 'saturate', inflight: INFLIGHT, ms });
+      const { trips } = await nextMessage<{ trips: number }>(a, (m) => 'trips' in (m as object));
+      return { trips, cpuMs: cpuMs(pids) - before };
+    },
+    async close() {
+      await stop(a, b, ...extra);
+      cleanup();
+    },
+  };
+}
+
+async function sockmapPeers(): Promise<HopSystem> {
+  const map = new Sockmap();
+  const a = map.open(1);
+  const b = map.open(2);
+  const pb = await forkReady(PEER, ['b', 'sockmap'], { stdio: ['ignore', 'inherit', 'inherit', b.fd, 'ipc'] });
+  const pa = await forkReady(PEER, ['a', 'sockmap'], { stdio: ['ignore', 'inherit', 'inherit', a.fd, 'ipc'] });
+  native((x) => (x.closeFd(a.fd), x.closeFd(b.fd)));
+  return nodePeers('baton (sockmap)', pa, pb, [], () => map.destroy());
+}
+
+async function brokerPeers(tmp: string): Promise<HopSystem> {
+  const sock = path.join(tmp, `broker-${process.pid}.sock`);
+  const broker = await forkReady(BROKER, [sock]);
+  const pb = await forkReady(PEER, ['b', 'broker', sock]);
+  const pa = await forkReady(PEER, ['a', 'broker', sock]);
+  return nodePeers('user-space broker', pa, pb, [broker], () => {});
+}
+
+async function httpPeers(): Promise<HopSystem> {
+  const port = String(20000 + (process.pid % 20000));
+  const pb = await forkReady(PEER, ['b', 'http', port]);
+  const pa = await forkReady(PEER, ['a', 'http', port]);
+  return nodePeers('HTTP (Node, keep-alive)', pa, pb, [], () => {});
+}
+
+async function cFloor(tmp: string): Promise<HopSystem> {
+  const bin = path.join(tmp, 'hop-floor');
+  await run('cc', ['-O2', '-o', bin, path.join(HERE, '../hop/floor.c')]);
+  const map = new Sockmap();
+  const a = map.open(1);
+  const b = map.open(2);
+  const stdio = ['ignore', 'pipe', 'inherit', a.fd, b.fd];
+  return {
+    name: 'C floor (sockmap)',
+    async latency(n) {
+      return (await run(bin, ['latency', String(n)], stdio)).trim().split('\n').map(Number);
+    },
+    async saturate(ms) {
+      const [trips, cpu] = (await run(bin, ['saturate', String(INFLIGHT), String(ms)], stdio)).trim().split(' ').map(Number);
+      return { trips: trips!, cpuMs: cpu! };
+    },
+    async close() {
+      native((x) => (x.closeFd(a.fd), x.closeFd(b.fd)));
+      map.destroy();
+    },
+  };
+}
+
+export const hop: Scenario = {
+  name: 'hop',
+  title: 'One hop between two processes (64-byte descriptor)',
+  baselines: ['user-space broker', 'HTTP (Node, keep-alive)', 'C floor (sockmap)'],
+  async run(ctx: BenchContext) {
+    const n = ctx.quick ? 2000 : 20000;
+    const satMs = ctx.quick ? 1000 : 3000;
+    const makers = [sockmapPeers, () => brokerPeers(ctx.tmp), httpPeers, () => cFloor(ctx.tmp)];
+    const steps = makers.length * (ctx.reps + 1);
+    let done = 0;
+    for (const make of makers) {
+      const sys = await make();
+      try {
+        ctx.progress(done, steps, `${sys.name}: warm-up`);
+        await sys.latency(Math.ceil(n / 10));
+        const p50: number[] = [];
+        const p99: number[] = [];
+        const rate: number[] = [];
+        const cpu: number[] = [];
+        let all: number[] = [];
+        for (let r = 0; r < ctx.reps; r++) {
+          ctx.progress(++done, steps, `${sys.name}: ${n} round trips, then ${satMs} ms saturated (rep ${r + 1}/${ctx.reps})`);
+          const hops = (await sys.latency(n)).map((ns) => ns / 2 / 1000); // one hop = half a round trip, µs
+          const d = distribution(hops);
+          p50.push(d.p50);
+          p99.push(d.p99);
+          all = hops;
+          const sat = await sys.saturate(satMs);
+          rate.push((2 * sat.trips) / (satMs / 1000));
+          cpu.push((sat.cpuMs * 1000) / (2 * sat.trips));
+        }
+        ctx.record.distribution(sys.name, 'hop latency', all, 'µs');
+        ctx.record.metric(sys.name, 'p50 latency', p50, 'µs', 'lower', { roundTrips: n });
+        ctx.record.metric(sys.name, 'p99 latency', p99, 'µs', 'lower', { roundTrips: n });
+        ctx.record.metric(sys.name, 'hops/s saturated', rate, 'hops/s', 'higher', { inflight: INFLIGHT, ms: satMs });
+        ctx.record.metric(sys.name, 'CPU per hop', cpu, 'µs', 'lower', { inflight: INFLIGHT });
+      } finally {
+        await sys.close();
+      }
+      done++;
+    }
+  },
+};
