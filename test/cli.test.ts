@@ -42,8 +42,8 @@ describe.skipIf(dataplaneUnavailable)('baton up', () => {
     let out = '';
     child.stdout.on('data', (c) => (out += c));
     child.stderr.on('data', (c) => (out += c));
-    await waitFor('gateway to listen', () => /"msg":"gateway listening"/.test(out), 20_000);
-    const url = /"url":"(http:[^"]+)"/.exec(out)![1]!;
+    await waitFor('gateway to listen', () => /baton: serving 1 route\(s\) on http:/.test(out), 20_000);
+    const url = /baton: serving .* on (http:\S+)/.exec(out)![1]!;
 
     const res = await fetch(`${url}/stats`, { method: 'POST', body: 'a b a' });
     expect(await res.json()).toMatchObject({ words: 3, distinct: 2 });

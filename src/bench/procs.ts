@@ -6,15 +6,21 @@ import { readFileSync } from 'node:fs';
 const TSX_LOADER = import.meta.resolve('tsx');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
-/** Forks a TypeScript module with IPC and waits for its {ready} message. */
-export async function forkReady(file: string, args: string[], options: { stdio?: unknown[]; env?: NodeJS.ProcessEnv } = {}): Promise<ChildProcess> {
+type ForkOptions = { stdio?: unknown[]; env?: NodeJS.ProcessEnv };
+
+/** Forks a TypeScript module with IPC; resolves with it and its {ready: true, …} message. */
+export async function forkWithReady<T extends object>(file: string, args: string[], options: ForkOptions = {}): Promise<{ child: ChildProcess; ready: T }> {
   const child = fork(file, args, {
     execArgv: ['--import', TSX_LOADER],
     stdio: (options.stdio ?? ['ignore', 'inherit', 'inherit', 'ipc']) as never,
     env: options.env ?? process.env,
   });
-  await nextMessage(child, (m) => (m as { ready?: boolean }).ready === true);
-  return child;
+  const ready = await nextMessage<T>(child, (m) => (m as { ready?: boolean }).ready === true);
+  return { child, ready };
+}
+
+export async function forkReady(file: string, args: string[], options: ForkOptions = {}): Promise<ChildProcess> {
+  return (await forkWithReady(file, args, options)).child;
 }
 
 /** Resolves with the child's next IPC message that `match` accepts. */

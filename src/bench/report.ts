@@ -8,7 +8,7 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { Scenario } from './context.ts';
 import type { Result, Store } from './store.ts';
-import { formatValue, ratioText } from './table.ts';
+import { counterpart, formatValue, ratioText, sweptX as swept } from './table.ts';
 
 type Spec = vl.TopLevelSpec;
 
@@ -18,12 +18,6 @@ async function svg(spec: Spec): Promise<string> {
 }
 
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-
-/** Results whose config names a swept parameter `x` (payload bytes, offered load…). */
-function swept(r: Result): number | undefined {
-  const x = (r.config as { x?: number } | null)?.x;
-  return typeof x === 'number' ? x : undefined;
-}
 
 async function scenarioCharts(store: Store, run: number, sc: Scenario): Promise<string[]> {
   const charts: string[] = [];
@@ -93,11 +87,12 @@ function ratioTable(results: Result[], baselines: string[]): string {
   const head = `<tr><th>system</th><th>figure</th><th>value</th>${baselines.map((b) => `<th>vs ${esc(b)}</th>`).join('')}</tr>`;
   const rows = results.map((r) => {
     const cells = baselines.map((b) => {
-      const base = results.find((x) => x.system === b && x.metric === r.metric && swept(x) === swept(r));
+      const base = counterpart(results, r, b);
       return `<td>${base ? (b === r.system ? 'baseline' : ratioText(r.value, base.value, r.better)) : ''}</td>`;
     });
     const spread = r.reps > 1 ? ` ±${(50 * r.spread).toFixed(0)}%` : '';
-    return `<tr><td>${esc(r.system)}</td><td>${esc(r.metric)}</td><td>${formatValue(r.value, r.unit)}${spread}</td>${cells.join('')}</tr>`;
+    const at = swept(r) === undefined ? '' : ` @ ${swept(r)}`;
+    return `<tr><td>${esc(r.system + at)}</td><td>${esc(r.metric)}</td><td>${formatValue(r.value, r.unit)}${spread}</td>${cells.join('')}</tr>`;
   });
   return `<table>${head}${rows.join('')}</table>`;
 }

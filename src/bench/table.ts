@@ -16,25 +16,34 @@ export function ratioText(value: number, base: number, better: 'lower' | 'higher
   return `${r.toFixed(2)}× ${good ? '✓' : ''}`.trim();
 }
 
+/** The swept parameter of a result (offered load, payload size…), if its scenario has one. */
+export function sweptX(r: Result): number | undefined {
+  const x = (r.config as { x?: number } | null)?.x;
+  return typeof x === 'number' ? x : undefined;
+}
+
+/** The same figure of `system` at the same swept point as `r`. */
+export function counterpart(results: Result[], r: Result, system: string): Result | undefined {
+  return results.find((x) => x.system === system && x.metric === r.metric && sweptX(x) === sweptX(r));
+}
+
 export function renderTable(title: string, results: Result[], baselines: string[]): string {
-  const metrics = [...new Set(results.map((r) => r.metric))];
-  const systems = [...new Set(results.map((r) => r.system))];
-  const get = (system: string, metric: string) => results.find((r) => r.system === system && r.metric === metric);
   const out: string[] = [title];
-  for (const metric of metrics) {
-    const present = baselines.filter((b) => get(b, metric));
-    const table = new Table({
-      head: [metric, 'value', 'spread', ...present.map((b) => `vs ${b}`)],
-      style: { head: [], border: [] },
-    });
-    for (const system of systems) {
-      const r = get(system, metric);
-      if (!r) continue;
+  for (const metric of [...new Set(results.map((r) => r.metric))]) {
+    const rows = results.filter((r) => r.metric === metric);
+    const present = baselines.filter((b) => rows.some((r) => r.system === b));
+    const table = new Table({ head: [metric, 'value', 'spread', ...present.map((b) => `vs ${b}`)], style: { head: [], border: [] } });
+    for (const r of rows) {
+      const x = sweptX(r);
+      const xTitle = (r.config as { xTitle?: string }).xTitle ?? '';
       table.push([
-        system,
+        x === undefined ? r.system : `${r.system} @ ${x} ${xTitle.replace(/.*\((.*)\)/, '$1')}`,
         formatValue(r.value, r.unit),
         r.reps > 1 ? `±${(50 * r.spread).toFixed(0)}%` : '',
-        ...present.map((b) => (b === system ? 'baseline' : ratioText(r.value, get(b, metric)!.value, r.better))),
+        ...present.map((b) => {
+          const base = counterpart(results, r, b);
+          return !base ? '' : b === r.system ? 'baseline' : ratioText(r.value, base.value, r.better);
+        }),
       ]);
     }
     out.push(table.toString());

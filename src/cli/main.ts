@@ -30,6 +30,8 @@ async function up(args: string[]): Promise<void> {
     host: values.host,
     timeoutMs: values['timeout-ms'] !== undefined ? integer('--timeout-ms', values['timeout-ms']) : undefined,
   });
+  // a plain line whatever the log level: people and scripts look for it
+  console.log(`baton: serving ${deployment.routes.length} route(s) on ${gw.url} (Ctrl-C stops)`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

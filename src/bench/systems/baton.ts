@@ -1,0 +1,42 @@
+// baton under test: `baton up` in its own process on a generated chain file.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import type { ChainFileInput } from '../../chain/index.ts';
+import { descendants, stop } from '../procs.ts';
+
+const BIN = fileURLToPath(new URL('../../../bin/baton.js', import.meta.url));
+export const BENCH_FUNCTIONS = fileURLToPath(new URL('../functions/', import.meta.url));
+
+export interface RunningSystem {
+  url: string;
+  /** Every process of the system (gateway and workers, or every service). */
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+export async function startBaton(tmp: string, name: string, chain: ChainFileInput): Promise<RunningSystem & { child: ChildProcess }> {
+  const file = path.join(tmp, `${name}.yaml`);
+  const doc = { ...chain, gateway: { port: 0, logLevel: 'warn', ...chain.gateway } };
+  writeFileSync(file, stringify(doc));
+  const child = spawn(process.execPath, [BIN, 'up', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (c) => {
+      out += c;
+      const m = /baton: serving .* on (http:\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`baton up exited (${code}): ${out.slice(-500)}`)));
+  });
+  child.stdout!.resume();
+  return { url, child, pids: () => [child.pid!, ...descendants(child.pid!)], stop: () => stop(child) };
+}
+
+/** A chain of `n` echo functions at POST /chain. */
+export function echoChain(n: number, extra: Partial<ChainFileInput> = {}): ChainFileInput {
+  const functions = Object.fromEntries([...Array(n)].map((_, i) => [`f${i + 1}`, { module: path.join(BENCH_FUNCTIONS, 'echo.ts') }]));
+  return { functions, routes: [{ method: 'POST', path: '/chain', chain: Object.keys(functions) }], ...extra };
+}
