@@ -18,7 +18,7 @@ process.send!({ ready: true });
 process.on('message', async (job: Job) => {
   const body = job.bodyBytes ? Buffer.alloc(job.bodyBytes, 'x') : undefined;
   const latency = createHistogram();
-  const instance = autocannon({
+  const options = {
     url: job.url,
     connections: job.connections,
     duration: job.duration,
@@ -26,11 +26,13 @@ process.on('message', async (job: Job) => {
     method: job.method ?? 'POST',
     body,
     headers: { 'content-type': 'application/octet-stream' },
+  } as const;
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(options, (err, res) => (err ? reject(err) : resolve(res)));
+    instance.on('response', (_client, status, _bytes, ms) => {
+      if (status < 300) latency.record(Math.max(1, Math.round(ms * 1000)));
+    });
   });
-  instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
-    if (status < 300) latency.record(Math.max(1, Math.round(ms * 1000)));
-  });
-  const result = await instance;
   const at = (p: number) => (latency.count ? latency.percentile(p) / 1000 : 0);
   process.send!({
     rps: result.requests.average,
