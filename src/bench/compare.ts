@@ -6,7 +6,7 @@ import { formatValue, ratioText } from './table.ts';
 export async function listRuns(db: string): Promise<void> {
   const store = await Store.open(db);
   const table = new Table({ head: ['run', 'started', 'mode', 'scenarios', 'status', 'git'], style: { head: [], border: [] } });
-  for (const r of store.runs()) table.push([r.id, r.started, r.quick ? 'quick' : 'full', r.scenarios, r.status, r.git]);
+  for (const r of store.runs()) table.push([r.id, r.started, r.mode, r.scenarios, r.status, r.git]);
   console.log(store.runs().length ? table.toString() : `no runs in ${db}`);
 }
 

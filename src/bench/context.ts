@@ -9,8 +9,13 @@ export interface Recorder {
   distribution(system: string, metric: string, samples: number[], unit: string): Distribution;
 }
 
+/** smoke: seconds, for the test suite; quick: about two minutes for all; full: stable medians. */
+export type BenchMode = 'smoke' | 'quick' | 'full';
+
 export interface BenchContext {
-  quick: boolean;
+  mode: BenchMode;
+  /** The setting for this mode. */
+  pick<T>(by: Record<BenchMode, T>): T;
   /** Repetitions of each measurement (medians over them). */
   reps: number;
   /** A scratch directory for this run. */

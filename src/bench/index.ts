@@ -1,8 +1,11 @@
 // `baton bench`: the scenarios and their order.
 import type { Scenario } from './context.ts';
+import { binding } from './scenarios/binding.ts';
 import { chain } from './scenarios/chain.ts';
+import { coldstart } from './scenarios/coldstart.ts';
 import { hop } from './scenarios/hop.ts';
+import { idle } from './scenarios/idle.ts';
 import { payload } from './scenarios/payload.ts';
 
-export const SCENARIOS: Scenario[] = [hop, chain, payload];
+export const SCENARIOS: Scenario[] = [hop, chain, payload, coldstart, binding, idle];
 export { runBench } from './runner.ts';

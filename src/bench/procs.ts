@@ -4,17 +4,30 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 
 const TSX_LOADER = import.meta.resolve('tsx');
+
+// Every process the bench starts, so none outlives it even when a scenario fails.
+const started = new Set<ChildProcess>();
+function track(child: ChildProcess): ChildProcess {
+  started.add(child);
+  child.once('exit', () => started.delete(child));
+  return child;
+}
+process.once('exit', () => {
+  for (const c of started) c.kill('SIGTERM');
+});
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 type ForkOptions = { stdio?: unknown[]; env?: NodeJS.ProcessEnv };
 
 /** Forks a TypeScript module with IPC; resolves with it and its {ready: true, …} message. */
 export async function forkWithReady<T extends object>(file: string, args: string[], options: ForkOptions = {}): Promise<{ child: ChildProcess; ready: T }> {
-  const child = fork(file, args, {
-    execArgv: ['--import', TSX_LOADER],
-    stdio: (options.stdio ?? ['ignore', 'inherit', 'inherit', 'ipc']) as never,
-    env: options.env ?? process.env,
-  });
+  const child = track(
+    fork(file, args, {
+      execArgv: ['--import', TSX_LOADER],
+      stdio: (options.stdio ?? ['ignore', 'inherit', 'inherit', 'ipc']) as never,
+      env: options.env ?? process.env,
+    }),
+  );
   const ready = await nextMessage<T>(child, (m) => (m as { ready?: boolean }).ready === true);
   return { child, ready };
 }
@@ -46,12 +59,17 @@ export function nextMessage<T = unknown>(child: ChildProcess, match: (m: unknown
 
 /** Runs a command to completion; resolves with its stdout. */
 export async function run(cmd: string, args: string[], stdio: unknown[] = ['ignore', 'pipe', 'inherit']): Promise<string> {
-  const child = spawn(cmd, args, { stdio: stdio as never });
+  const child = track(spawn(cmd, args, { stdio: stdio as never }));
   let out = '';
   child.stdout?.on('data', (c) => (out += c));
   const [code] = await once(child, 'exit');
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${code}`);
   return out;
+}
+
+/** Starts a long-running process the bench will stop (or that dies with the bench). */
+export function spawnTracked(cmd: string, args: string[], stdio: unknown[]): ChildProcess {
+  return track(spawn(cmd, args, { stdio: stdio as never }));
 }
 
 export async function stop(...children: (ChildProcess | undefined)[]): Promise<void> {

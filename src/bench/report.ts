@@ -46,7 +46,7 @@ async function scenarioCharts(store: Store, run: number, sc: Scenario): Promise<
     const unit = rows[0]!.unit;
     const xs = rows.map(swept);
     if (xs.every((x) => x !== undefined) && new Set(xs).size > 1) {
-      const xTitle = (rows[0]!.config as { xTitle?: string }).xTitle ?? 'x';
+      const xTitle = (rows[0]!.config as { xTitle?: string } | null)?.xTitle ?? 'x';
       charts.push(
         await svg({
           title: `${metric} (${unit}) vs ${xTitle}`,
@@ -129,7 +129,7 @@ export async function writeReport(store: Store, run: number, scenarios: Scenario
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}th{background:#f4f4f4}.charts{display:flex;flex-wrap:wrap;gap:12px}
 figure{margin:0}section{border-top:2px solid #333;margin-top:24px}</style>
 <h1>baton bench — run ${run}</h1>
-<p>${esc(info.started)} · ${info.quick ? 'quick' : 'full'} · git ${esc(info.git)} · ${esc(info.machine)}</p>
+<p>${esc(info.started)} · ${esc(info.mode)} · git ${esc(info.git)} · ${esc(info.machine)}</p>
 <p>Every ratio compares a figure with the same figure of a baseline measured in this run on this machine
 (✓: better than that baseline). Spread: ± half the range over repetitions.</p>
 ${sections.join('\n')}

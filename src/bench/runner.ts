@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
-import type { BenchContext, Scenario } from './context.ts';
+import type { BenchContext, BenchMode, Scenario } from './context.ts';
 import { gitRevision, machineInfo, sampleNode } from './machine.ts';
 import { writeReport } from './report.ts';
 import { medianOf, distribution } from './stats.ts';
@@ -13,7 +13,7 @@ import { Store } from './store.ts';
 import { renderTable } from './table.ts';
 
 export interface RunOptions {
-  quick: boolean;
+  mode: BenchMode;
   db: string;
   outDir: string;
   log: (line: string) => void;
@@ -21,7 +21,7 @@ export interface RunOptions {
 
 export async function runBench(scenarios: Scenario[], opts: RunOptions): Promise<{ run: number; report: string }> {
   const store = await Store.open(opts.db);
-  const run = store.beginRun({ scenarios: scenarios.map((s) => s.name), quick: opts.quick, machine: machineInfo(), git: gitRevision() });
+  const run = store.beginRun({ scenarios: scenarios.map((s) => s.name), mode: opts.mode, machine: machineInfo(), git: gitRevision() });
   store.save();
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'baton-bench-'));
   const stopSampling = sampleNode(500, (s) => store.addNodeSample(run, s));
@@ -37,8 +37,9 @@ export async function runBench(scenarios: Scenario[], opts: RunOptions): Promise
       let started = false;
       let lastStep = '';
       const ctx: BenchContext = {
-        quick: opts.quick,
-        reps: opts.quick ? 1 : 3,
+        mode: opts.mode,
+        pick: (by) => by[opts.mode],
+        reps: opts.mode === 'full' ? 3 : 1,
         tmp,
         progress(done, total, step) {
           if (tty) {

@@ -25,6 +25,7 @@ export function distribution(samples: number[]): Distribution {
 
 /** The median of repeated measurements and their spread ((max − min) / median). */
 export function medianOf(values: number[]): { median: number; spread: number } {
-  const d = distribution(values);
-  return { median: d.p50, spread: d.p50 ? (d.max - d.min) / d.p50 : 0 };
+  const median = distribution(values).p50;
+  const range = Math.max(...values) - Math.min(...values); // exact, unlike the histogram's buckets
+  return { median, spread: median ? range / median : 0 };
 }

@@ -6,9 +6,10 @@ import path from 'node:path';
 import initSqlJs, { type Database } from 'sql.js';
 import type { Distribution } from './stats.ts';
 
+const SCHEMA_VERSION = 1;
 const SCHEMA = `
 create table if not exists runs (
-  id integer primary key, started text, finished text, scenarios text, quick integer,
+  id integer primary key, started text, finished text, scenarios text, mode text,
   machine text, git text, node text, status text);
 create table if not exists results (
   run integer, scenario text, system text, metric text, value real, unit text, better text,
@@ -48,14 +49,20 @@ export class Store {
 
   static async open(file: string): Promise<Store> {
     const SQL = await initSqlJs();
-    const db = existsSync(file) ? new SQL.Database(readFileSync(file)) : new SQL.Database();
+    const exists = existsSync(file);
+    const db = exists ? new SQL.Database(readFileSync(file)) : new SQL.Database();
+    const version = db.exec('pragma user_version')[0]!.values[0]![0] as number;
+    if (exists && version !== SCHEMA_VERSION) {
+      throw new Error(`${file} holds bench results in another format (version ${version}, this baton writes ${SCHEMA_VERSION}): move it away or pass --db`);
+    }
     db.run(SCHEMA);
+    db.run(`pragma user_version = ${SCHEMA_VERSION}`);
     return new Store(db, file);
   }
 
-  beginRun(info: { scenarios: string[]; quick: boolean; machine: unknown; git: string }): number {
-    this.db.run('insert into runs (started, scenarios, quick, machine, git, node, status) values (?, ?, ?, ?, ?, ?, ?)', [
-      new Date().toISOString(), info.scenarios.join(','), info.quick ? 1 : 0, JSON.stringify(info.machine), info.git,
+  beginRun(info: { scenarios: string[]; mode: string; machine: unknown; git: string }): number {
+    this.db.run('insert into runs (started, scenarios, mode, machine, git, node, status) values (?, ?, ?, ?, ?, ?, ?)', [
+      new Date().toISOString(), info.scenarios.join(','), info.mode, JSON.stringify(info.machine), info.git,
       process.version, 'running',
     ]);
     return this.db.exec('select last_insert_rowid()')[0]!.values[0]![0] as number;
@@ -85,7 +92,8 @@ export class Store {
   }
 
   results(run: number): Result[] {
-    return this.rows<Result & { config: string }>('select * from results where run = ?', [run]).map((r) => ({
+    const cols = 'scenario, system, metric, value, unit, better, spread, reps, config';
+    return this.rows<Result & { config: string }>(`select ${cols} from results where run = ? order by rowid`, [run]).map((r) => ({
       ...r, config: JSON.parse(r.config),
     }));
   }
@@ -100,8 +108,8 @@ export class Store {
     return this.rows('select t, cpu_busy, mem_used_mib, load1 from node_samples where run = ? order by t', [run]);
   }
 
-  runs(): { id: number; started: string; finished: string | null; scenarios: string; quick: number; status: string; git: string; machine: string }[] {
-    return this.rows('select id, started, finished, scenarios, quick, status, git, machine from runs order by id');
+  runs(): { id: number; started: string; finished: string | null; scenarios: string; mode: string; status: string; git: string; machine: string }[] {
+    return this.rows('select id, started, finished, scenarios, mode, status, git, machine from runs order by id');
   }
 
   /** Writes the database file (atomically: a crash never leaves half a file). */

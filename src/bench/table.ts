@@ -35,7 +35,7 @@ export function renderTable(title: string, results: Result[], baselines: string[
     const table = new Table({ head: [metric, 'value', 'spread', ...present.map((b) => `vs ${b}`)], style: { head: [], border: [] } });
     for (const r of rows) {
       const x = sweptX(r);
-      const xTitle = (r.config as { xTitle?: string }).xTitle ?? '';
+      const xTitle = (r.config as { xTitle?: string } | null)?.xTitle ?? '';
       table.push([
         x === undefined ? r.system : `${r.system} @ ${x} ${xTitle.replace(/.*\((.*)\)/, '$1')}`,
         formatValue(r.value, r.unit),

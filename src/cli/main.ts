@@ -81,7 +81,7 @@ async function bench(args: string[]): Promise<void> {
   });
   const t0 = performance.now();
   const { run, report } = await runBench(chosen, {
-    quick: values.quick!,
+    mode: values.quick ? 'quick' : 'full',
     db,
     outDir: values.out ?? '.bench',
     log: (line) => console.log(line),
@@ -94,6 +94,11 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'up') return up(rest);
   if (command === 'bench') return bench(rest);
   throw new UsageError(command ? `unknown command '${command}'` : 'no command');
+}
+
+// process.exit() runs 'exit' handlers (the bench stops what it started); a signal would not
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  if (process.argv[2] !== 'up') process.once(signal, () => process.exit(130));
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

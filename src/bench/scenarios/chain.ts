@@ -14,9 +14,9 @@ export const chain: Scenario = {
   title: 'A chain of trivial functions behind the gateway, warm, under HTTP load',
   baselines: ['bare fastify hello', 'HTTP chain'],
   async run(ctx: BenchContext) {
-    const n = ctx.quick ? 3 : 5;
-    const rates = ctx.quick ? [250, 1000] : [250, 1000, 2000];
-    const duration = ctx.quick ? 3 : 10;
+    const n = ctx.pick({ smoke: 2, quick: 3, full: 5 });
+    const rates = ctx.pick({ smoke: [100], quick: [250, 1000], full: [250, 1000, 2000] });
+    const duration = ctx.pick({ smoke: 1, quick: 3, full: 10 });
     const systems: [string, () => Promise<RunningSystem>, string][] = [
       [`baton (${n} functions)`, () => startBaton(ctx.tmp, 'chain', echoChain(n)), '/chain'],
       ['bare fastify hello', startFastifyHello, '/'],
@@ -28,7 +28,7 @@ export const chain: Scenario = {
       const sys = await start();
       try {
         const url = sys.url + path;
-        await httpLoad({ url, connections: CONNECTIONS, duration: 1 }); // warm-up
+        if (ctx.mode !== 'smoke') await httpLoad({ url, connections: CONNECTIONS, duration: 1 }); // warm-up
         const byRate = new Map<number, { p50: number[]; p99: number[]; rps: number[] }>();
         const sat = { p50: [] as number[], p99: [] as number[], rps: [] as number[] };
         for (let r = 0; r < ctx.reps; r++) {

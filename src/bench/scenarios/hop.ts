@@ -101,8 +101,8 @@ export const hop: Scenario = {
   title: 'One hop between two processes (64-byte descriptor)',
   baselines: ['user-space broker', 'HTTP (Node, keep-alive)', 'C floor (sockmap)'],
   async run(ctx: BenchContext) {
-    const n = ctx.quick ? 2000 : 20000;
-    const satMs = ctx.quick ? 1000 : 3000;
+    const n = ctx.pick({ smoke: 200, quick: 2000, full: 20000 });
+    const satMs = ctx.pick({ smoke: 200, quick: 1000, full: 3000 });
     const makers = [sockmapPeers, () => brokerPeers(ctx.tmp), httpPeers, () => cFloor(ctx.tmp)];
     const steps = makers.length * (ctx.reps + 1);
     let done = 0;

@@ -13,8 +13,8 @@ export const payload: Scenario = {
   title: `Payload size through ${FUNCTIONS} functions`,
   baselines: ['HTTP chain'],
   async run(ctx: BenchContext) {
-    const sizes = [1024, 16 * 1024, 256 * 1024, 1024 * 1024];
-    const duration = ctx.quick ? 2 : 6;
+    const sizes = ctx.pick({ smoke: [1024, 1024 * 1024], quick: [1024, 16384, 262144, 1048576], full: [1024, 16384, 262144, 1048576] });
+    const duration = ctx.pick({ smoke: 1, quick: 2, full: 6 });
     const systems: [string, () => Promise<RunningSystem>][] = [
       ['baton', () => startBaton(ctx.tmp, 'payload', echoChain(FUNCTIONS, { pool: { slotSize: '1100KiB', slots: 64 } }))],
       ['HTTP chain', () => startHttpChain(FUNCTIONS)],
@@ -25,7 +25,7 @@ export const payload: Scenario = {
       const sys = await start();
       try {
         const url = `${sys.url}/chain`;
-        await httpLoad({ url, connections: CONNECTIONS, duration: 1, bodyBytes: 1024 });
+        if (ctx.mode !== 'smoke') await httpLoad({ url, connections: CONNECTIONS, duration: 1, bodyBytes: 1024 });
         for (const size of sizes) {
           const m = { p50: [] as number[], p99: [] as number[], mbps: [] as number[] };
           for (let r = 0; r < ctx.reps; r++) {

@@ -1,11 +1,11 @@
 // baton under test: `baton up` in its own process on a generated chain file.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { ChainFileInput } from '../../chain/index.ts';
-import { descendants, stop } from '../procs.ts';
+import { descendants, spawnTracked, stop } from '../procs.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/baton.js', import.meta.url));
 export const BENCH_FUNCTIONS = fileURLToPath(new URL('../functions/', import.meta.url));
@@ -21,7 +21,7 @@ export async function startBaton(tmp: string, name: string, chain: ChainFileInpu
   const file = path.join(tmp, `${name}.yaml`);
   const doc = { ...chain, gateway: { port: 0, logLevel: 'warn', ...chain.gateway } };
   writeFileSync(file, stringify(doc));
-  const child = spawn(process.execPath, [BIN, 'up', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawnTracked(process.execPath, [BIN, 'up', file], ['ignore', 'pipe', 'inherit']);
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout!.on('data', (c) => {

@@ -1,0 +1,98 @@
+// coldstart: from "start an instance" to it serving, per function of the text-pipeline
+// example, and from `baton up` to the first reply; against the same steps for an HTTP
+// service (a fastify process: spawn → listening → first reply) and Node's own floor (a
+// bare process with the same TypeScript loader: spawn → first IPC message).
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pack } from 'msgpackr';
+import type { BenchContext, Scenario } from '../context.ts';
+import { forkReady, stop } from '../procs.ts';
+import { startBaton } from '../systems/baton.ts';
+import { startService } from '../systems/http.ts';
+
+const EXAMPLE = fileURLToPath(new URL('../../../examples/text-pipeline/', import.meta.url));
+const NODE_FLOOR = fileURLToPath(new URL('../systems/ready.ts', import.meta.url));
+
+async function time<T>(f: () => Promise<T>): Promise<[number, T]> {
+  const t0 = performance.now();
+  const v = await f();
+  return [performance.now() - t0, v];
+}
+
+/** What each example function takes (the output of the step before it). */
+const INPUT: Record<string, Buffer | string> = {
+  parse: 'a cold start',
+  transform: pack({ words: ['a', 'cold', 'start'], chars: 12 }),
+  render: pack({ words: 3, chars: 12, distinct: 3, top: [['a', 1]] }),
+};
+
+async function firstReply(url: string, body: Buffer | string): Promise<void> {
+  const res = await fetch(url, { method: 'POST', body: body as BodyInit });
+  if (res.status !== 200) throw new Error(`first reply was ${res.status}`);
+  await res.arrayBuffer();
+}
+
+export const coldstart: Scenario = {
+  name: 'coldstart',
+  title: 'Cold start: start an instance → serving, and start → first reply',
+  baselines: ['HTTP service (fastify)', 'node floor (tsx, no code)'],
+  async run(ctx: BenchContext) {
+    const reps = ctx.pick({ smoke: 1, quick: 3, full: 10 });
+    const fns = ctx.pick({ smoke: ['parse'], quick: ['parse', 'transform', 'render'], full: ['parse', 'transform', 'render'] });
+    const steps = (fns.length * 2 + 2) * reps;
+    let done = 0;
+
+    for (const fn of fns) {
+      const ready: number[] = [];
+      const first: number[] = [];
+      const chain = {
+        functions: { [fn]: { module: path.join(EXAMPLE, `${fn}.ts`), instances: 1, maxInstances: 2 } },
+        routes: [{ method: 'POST', path: '/f', chain: [fn] }],
+      };
+      for (let r = 0; r < reps; r++) {
+        ctx.progress(done++, steps, `baton: up → first reply (${fn}, ${r + 1}/${reps})`);
+        const t0 = performance.now();
+        const sys = await startBaton(ctx.tmp, `cold-${fn}`, chain);
+        try {
+          await firstReply(`${sys.url}/f`, INPUT[fn]!);
+          first.push(performance.now() - t0);
+        } catch (err) {
+          await sys.stop();
+          throw err;
+        }
+        ctx.progress(done++, steps, `baton: one more ${fn} instance → ready (${r + 1}/${reps})`);
+        const scale = (instances: number) =>
+          fetch(`${sys.url}/_baton/scale`, {
+            method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ function: fn, instances }),
+          }).then((res) => {
+            if (res.status !== 200) throw new Error(`scale answered ${res.status}`);
+          });
+        const [readyMs] = await time(() => scale(2));
+        ready.push(readyMs);
+        await sys.stop();
+      }
+      ctx.record.metric(`baton instance (${fn})`, 'start → serving', ready, 'ms', 'lower');
+      ctx.record.metric(`baton up (${fn})`, 'start → first reply', first, 'ms', 'lower');
+    }
+
+    const httpReady: number[] = [];
+    const httpFirst: number[] = [];
+    const floor: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      ctx.progress(done++, steps, `HTTP service: spawn → listening → first reply (${r + 1}/${reps})`);
+      const t0 = performance.now();
+      const svc = await startService('-', 'echo');
+      httpReady.push(performance.now() - t0);
+      await firstReply(svc.url + '/f', 'a cold start');
+      httpFirst.push(performance.now() - t0);
+      await stop(svc.child);
+      ctx.progress(done++, steps, `node floor: spawn → ready (${r + 1}/${reps})`);
+      const [ms, child] = await time(() => forkReady(NODE_FLOOR, []));
+      floor.push(ms);
+      await stop(child);
+    }
+    ctx.record.metric('HTTP service (fastify)', 'start → serving', httpReady, 'ms', 'lower');
+    ctx.record.metric('HTTP service (fastify)', 'start → first reply', httpFirst, 'ms', 'lower');
+    ctx.record.metric('node floor (tsx, no code)', 'start → serving', floor, 'ms', 'lower');
+  },
+};

@@ -1,0 +1,96 @@
+// The bench harness's own logic, and a smoke run of every scenario (real systems, tiny
+// durations). No timing is asserted: only that each figure is measured and stored.
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runBench, SCENARIOS } from '../src/bench/index.ts';
+import { distribution, medianOf } from '../src/bench/stats.ts';
+import { Store, type Result } from '../src/bench/store.ts';
+import { ratioText, renderTable } from '../src/bench/table.ts';
+import { dataplaneUnavailable } from './helpers/env.ts';
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'baton-bench-test-'));
+
+describe('bench harness', () => {
+  it('takes percentiles from the HDR histogram', () => {
+    const d = distribution([...Array(1000).keys()].map((i) => i + 1)); // 1..1000
+    expect(d.count).toBe(1000);
+    expect(d.p50).toBeCloseTo(500, -1);
+    expect(d.p99).toBeCloseTo(990, -1);
+    expect(d.min).toBe(1);
+    expect(d.max).toBeCloseTo(1000, 0);
+    expect(distribution([0.25, 0.25]).p50).toBeCloseTo(0.25, 2); // sub-unit values keep their resolution
+  });
+
+  it('reports the median of repetitions and their spread', () => {
+    expect(medianOf([10, 12, 11])).toEqual({ median: expect.closeTo(11, 1), spread: expect.closeTo(2 / 11, 2) });
+    expect(medianOf([5]).spread).toBe(0);
+  });
+
+  it('phrases ratios so the better side is marked', () => {
+    expect(ratioText(5, 10, 'lower')).toBe('0.50× ✓');
+    expect(ratioText(5, 10, 'higher')).toBe('0.50×');
+    expect(ratioText(20, 10, 'higher')).toBe('2.00× ✓');
+    expect(ratioText(1, 0, 'lower')).toBe('—');
+  });
+
+  it('stores runs, figures and distributions, and reads them back after a reopen', async () => {
+    const file = path.join(tmp(), 'b.sqlite');
+    const s = await Store.open(file);
+    const run = s.beginRun({ scenarios: ['x'], mode: 'smoke', machine: { cpus: 2 }, git: 'abc' });
+    const r: Result = { scenario: 'x', system: 'a', metric: 'm', value: 1.5, unit: 'ms', better: 'lower', spread: 0.1, reps: 3, config: { x: 4 } };
+    s.addResult(run, r);
+    s.addDistribution(run, { scenario: 'x', system: 'a', metric: 'lat', unit: 'µs', samples: [1, 2, 3], ...distribution([1, 2, 3]) });
+    s.addNodeSample(run, { t: 0.5, cpuBusy: 40, memUsedMiB: 100, load1: 0.3 });
+    s.finishRun(run, 'complete');
+    s.save();
+    const again = await Store.open(file);
+    expect(again.runs()).toMatchObject([{ id: run, mode: 'smoke', status: 'complete', git: 'abc' }]);
+    expect(again.results(run)).toEqual([r]);
+    expect(again.distributions(run)[0]).toMatchObject({ metric: 'lat', samples: [1, 2, 3], count: 3 });
+    expect(again.nodeSamples(run)).toHaveLength(1);
+  });
+
+  it('refuses a database in another format with a clear message', async () => {
+    const file = path.join(tmp(), 'old.sqlite');
+    const s = await Store.open(file);
+    s.save();
+    const bytes = readFileSync(file);
+    bytes.writeUInt32BE(7, 60); // SQLite header: user_version
+    writeFileSync(file, bytes);
+    await expect(Store.open(file)).rejects.toThrow(/another format \(version 7/);
+  });
+
+  it('tables each figure with its ratio to every baseline at the same swept point', () => {
+    const mk = (system: string, x: number, value: number): Result => ({
+      scenario: 's', system, metric: 'p99', value, unit: 'ms', better: 'lower', spread: 0, reps: 1, config: { x, xTitle: 'load (req/s)' },
+    });
+    const text = renderTable('t', [mk('baton', 100, 2), mk('http', 100, 4), mk('baton', 200, 3), mk('http', 200, 3)], ['http']);
+    expect(text).toMatch(/baton @ 100 req\/s .*0\.50× ✓/);
+    expect(text).toMatch(/baton @ 200 req\/s .*1\.00×/);
+  });
+});
+
+describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
+  it('runs every scenario for real and stores every figure', { timeout: 240_000 }, async () => {
+    const dir = tmp();
+    const lines: string[] = [];
+    const { run, report } = await runBench(SCENARIOS, { mode: 'smoke', db: path.join(dir, 'b.sqlite'), outDir: dir, log: (l) => lines.push(l) });
+    const store = await Store.open(path.join(dir, 'b.sqlite'));
+    const results = store.results(run);
+    const systems = (scenario: string) => [...new Set(results.filter((r) => r.scenario === scenario).map((r) => r.system))];
+    expect(systems('hop')).toEqual(['baton (sockmap)', 'user-space broker', 'HTTP (Node, keep-alive)', 'C floor (sockmap)']);
+    expect(systems('chain')).toEqual(['baton (2 functions)', 'bare fastify hello', 'HTTP chain']);
+    expect(systems('payload')).toEqual(['baton', 'HTTP chain']);
+    expect(systems('coldstart')).toEqual(['baton instance (parse)', 'baton up (parse)', 'HTTP service (fastify)', 'node floor (tsx, no code)']);
+    expect(systems('binding')).toEqual(['early binding', 'late binding']);
+    expect(systems('idle')).toEqual(['baton', 'HTTP services']);
+    for (const r of results) expect(Number.isFinite(r.value)).toBe(true);
+    expect(results.find((r) => r.scenario === 'binding' && r.metric === 'completed')!.value).toBeGreaterThan(0);
+    expect(store.runs().find((r) => r.id === run)!.status).toBe('complete');
+    expect(existsSync(report)).toBe(true);
+    expect(readFileSync(report, 'utf8')).toMatch(/<svg[\s\S]*hop[\s\S]*binding/);
+    expect(lines.join('\n')).toMatch(/vs user-space broker/);
+  });
+});
