@@ -152,6 +152,21 @@ describe.skipIf(dataplaneUnavailable)('binding', () => {
     expect(g.dispatcher.idleTokens(0)).toBe(1);
   });
 
+  it('late: a client that leaves while its request waits takes it out of the queue', async () => {
+    const g = await start('late', { instances: 1, minInstances: 1 });
+    const busy = fetch(`${g.url}/work?ms=500`, { method: 'POST', body: 'busy' });
+    await waitFor('the instance to be busy', () => g.dispatcher.idleTokens(0) === 0);
+    const abort = new AbortController();
+    const leaving = fetch(`${g.url}/work`, { method: 'POST', body: 'leaving', signal: abort.signal }).catch((e: Error) => e);
+    await waitFor('a queued descriptor', () => g.dispatcher.queued(0) === 1);
+    abort.abort();
+    expect(await leaving).toBeInstanceOf(Error);
+    await waitFor('the queue to empty', () => g.dispatcher.queued(0) === 0);
+    expect((await busy).status).toBe(200);
+    await poolSettled(g);
+    expect(g.dispatcher.idleTokens(0)).toBe(1); // the token came back, not handed to a ghost
+  });
+
   it('late: a full queue answers 503', async () => {
     const g = await start('late', { instances: 1, minInstances: 1, queueDepth: 1 });
     const busy = fetch(`${g.url}/work?ms=400`, { method: 'POST', body: 'a' });

@@ -5,6 +5,9 @@
 import { IDLE_WORDS, MAX_FUNCTIONS } from '../descriptor/index.ts';
 
 const ALL = (1n << 64n) - 1n;
+// one bit and its complement per position: no BigInt arithmetic on the hot path
+const BIT = Array.from({ length: 64 }, (_, i) => 1n << BigInt(i));
+const CLEAR = BIT.map((b) => ALL ^ b);
 
 export class IdleTokens {
   private readonly words: BigUint64Array;
@@ -16,7 +19,8 @@ export class IdleTokens {
   /** Marks one busy token of instance `index` idle; false if all its tokens already are. */
   give(fnId: number, index: number, concurrency: number): boolean {
     for (let t = index * concurrency; t < (index + 1) * concurrency; t++) {
-      const [w, bit] = this.at(fnId, t);
+      const w = fnId * IDLE_WORDS + (t >> 6);
+      const bit = BIT[t & 63]!;
       if ((Atomics.or(this.words, w, bit) & bit) === 0n) return true;
     }
     return false;
@@ -40,8 +44,8 @@ export class IdleTokens {
   revoke(fnId: number, index: number, concurrency: number): number {
     let idle = 0;
     for (let t = index * concurrency; t < (index + 1) * concurrency; t++) {
-      const [w, bit] = this.at(fnId, t);
-      if ((Atomics.and(this.words, w, ALL ^ bit) & bit) !== 0n) idle++;
+      const w = fnId * IDLE_WORDS + (t >> 6);
+      if ((Atomics.and(this.words, w, CLEAR[t & 63]!) & BIT[t & 63]!) !== 0n) idle++;
     }
     return idle;
   }
@@ -59,9 +63,6 @@ export class IdleTokens {
     for (let i = 0; i < IDLE_WORDS; i++) Atomics.store(this.words, fnId * IDLE_WORDS + i, 0n);
   }
 
-  private at(fnId: number, token: number): [number, bigint] {
-    return [fnId * IDLE_WORDS + (token >> 6), 1n << BigInt(token & 63)];
-  }
 }
 
 function bitIndex(powerOfTwo: bigint): number {

@@ -10,7 +10,9 @@ import { IdleTokens } from '../binding/idle.ts';
 import type { Deployment } from '../chain/index.ts';
 import { Endpoint } from '../dataplane/endpoint.ts';
 import { Sockmap } from '../dataplane/sockmap.ts';
-import { decode, DescriptorError, FN_ADDR, GATEWAY_FN, GATEWAY_KEY, Kind, nowUs, type Descriptor } from '../descriptor/index.ts';
+import {
+  decode, DESC_MAGIC, DescriptorError, F, FN_ADDR, GATEWAY_FN, GATEWAY_KEY, Kind, nowUs, type Descriptor,
+} from '../descriptor/index.ts';
 import { batonError, BatonError } from '../errors.ts';
 import { Pool } from '../pool/index.ts';
 import { Router } from '../worker/router.ts';
@@ -132,7 +134,9 @@ export class Gateway {
   }
 
   /** Sends a request whose body is in `slot` into chain `chainId`; `reply` gets the answer. */
-  dispatch(reqId: number, slot: number, length: number, chainId: number, tArrive: number, reply: FastifyReply): Promise<FastifyReply> {
+  dispatch(
+    reqId: number, slot: number, length: number, chainId: number, tArrive: number, reply: FastifyReply, contentType?: string,
+  ): Promise<FastifyReply> {
     if (this.stopped) throw batonError('BATON_ERR_SHUTTING_DOWN');
     const first = this.router.first(chainId);
     const gen = this.pool.gen(slot);
@@ -142,11 +146,11 @@ export class Gateway {
         this.requests.fail(reqId, batonError('BATON_ERR_TIMEOUT', `no answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
       this.requests.add({
-        reqId, slot, gen, chainId, tArrive, timer,
+        reqId, slot, gen, chainId, tArrive, timer, contentType,
         answer: (outcome) => {
           this.redelivered.delete(reqId);
           if ('error' in outcome) sendError(reply, outcome.error, reqId);
-          else this.sendResult(reply, slot, outcome.reply);
+          else this.sendResult(reply, slot, outcome.reply, contentType);
           resolve(reply);
         },
       });
@@ -159,14 +163,14 @@ export class Gateway {
     });
   }
 
-  private sendResult(reply: FastifyReply, slot: number, d: Descriptor): void {
+  private sendResult(reply: FastifyReply, slot: number, d: Descriptor, requestType?: string): void {
     const received = nowUs() - d.tArrive;
     const trace = this.pool.readTrace(slot);
     this.timing.record(trace, received);
     const type =
       d.kind === Kind.Error
         ? 'application/json'
-        : (this.pool.readType(slot) ?? this.pool.readMeta(slot).contentType ?? 'application/octet-stream');
+        : (this.pool.readType(slot) ?? requestType ?? 'application/octet-stream');
     reply
       .code(d.status)
       .header('content-type', type)
@@ -179,15 +183,16 @@ export class Gateway {
   /** A descriptor arrived on key 0: a chain's reply or error, work for the dispatcher, or
    *  something to reject. */
   private onReply(frame: Buffer): void {
+    // Idle notices are most of the traffic here under late binding: read just what they say
+    if (frame.readUInt8(F.kind) === Kind.Idle && frame.readUInt16LE(F.magic) === DESC_MAGIC) {
+      this.dispatcher.onIdle(frame.readUInt16LE(F.fnId), frame.readUInt32LE(F.sender));
+      return;
+    }
     let d: Descriptor;
     try {
       d = decode(frame);
     } catch (err) {
       this.badDescriptor(err as DescriptorError);
-      return;
-    }
-    if (d.kind === Kind.Idle) {
-      this.dispatcher.onIdle(d.fnId, d.sender);
       return;
     }
     const p = this.requests.get(d.reqId);
@@ -259,6 +264,13 @@ export class Gateway {
 
   private fnName(fnId: number): string {
     return fnId === GATEWAY_FN ? 'gateway' : (this.deployment.functions[fnId]?.name ?? `fn${fnId}`);
+  }
+
+  /** The client left: forget the request everywhere it may wait (its slot is released by the caller). */
+  forget(reqId: number): void {
+    this.requests.take(reqId);
+    this.dispatcher.withdraw(reqId);
+    this.redelivered.delete(reqId);
   }
 
   /** Late binding in the kernel: descriptors bound at send time, and those sent to the dispatcher. */

@@ -39,7 +39,7 @@ export function buildHttp(gw: Gateway): FastifyInstance {
     reply.raw.once('close', () => {
       if (req.batonSlot < 0) return;
       const reqId = Number(req.id);
-      gw.requests.take(reqId); // the client may have left before the chain answered
+      gw.forget(reqId); // the client may have left before the chain answered
       gw.requests.release(reqId, req.batonSlot);
     });
     done();
@@ -57,7 +57,7 @@ export function buildHttp(gw: Gateway): FastifyInstance {
         const length = typeof req.body === 'number' ? req.body : 0;
         const meta = { method: req.method, url: req.url, contentType: req.headers['content-type'] };
         if (!gw.pool.writeMeta(slot, meta)) throw batonError('BATON_ERR_URL_TOO_LONG', `${req.url.length} characters`);
-        return gw.dispatch(Number(req.id), slot, length, route.chainId, req.batonArrive, reply);
+        return gw.dispatch(Number(req.id), slot, length, route.chainId, req.batonArrive, reply, meta.contentType);
       },
     });
   }

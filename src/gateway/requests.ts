@@ -13,6 +13,8 @@ export interface PendingRequest {
   gen: number;
   chainId: number;
   tArrive: number;
+  /** The request's content type, the response's default. */
+  contentType?: string;
   timer: NodeJS.Timeout;
   /** Sends the answer; the table has already forgotten the request. */
   answer(outcome: { error: BatonError } | { reply: Descriptor }): void;

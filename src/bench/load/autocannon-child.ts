@@ -4,19 +4,11 @@
 // at microsecond resolution, and the percentiles come from there.
 import { createHistogram } from 'node:perf_hooks';
 import autocannon from 'autocannon';
-
-interface Job {
-  url: string;
-  connections: number;
-  duration: number;
-  overallRate?: number;
-  bodyBytes?: number;
-  method?: 'GET' | 'POST';
-}
+import type { LoadJob } from './autocannon.ts';
 
 process.send!({ ready: true });
-process.on('message', async (job: Job) => {
-  const body = job.bodyBytes ? Buffer.alloc(job.bodyBytes, 'x') : undefined;
+process.on('message', async (job: LoadJob) => {
+  const body = job.bodyText !== undefined ? Buffer.from(job.bodyText) : job.bodyBytes ? Buffer.alloc(job.bodyBytes, 'x') : undefined;
   const latency = createHistogram();
   const options = {
     url: job.url,

@@ -1,9 +1,11 @@
-// HTTP load from autocannon (a maintained load generator with HDR histograms), run in a
-// child process.
+// HTTP load, each generator in its own process: autocannon (a maintained load generator)
+// as fast as it can go, or the paced open-loop client at a fixed rate (see paced-child.ts
+// for why not autocannon's rate mode).
 import { fileURLToPath } from 'node:url';
 import { forkReady, nextMessage, stop } from '../procs.ts';
 
-const CHILD = fileURLToPath(new URL('./autocannon-child.ts', import.meta.url));
+const AUTOCANNON = fileURLToPath(new URL('./autocannon-child.ts', import.meta.url));
+const PACED = fileURLToPath(new URL('./paced-child.ts', import.meta.url));
 
 export interface LoadResult {
   rps: number;
@@ -14,15 +16,21 @@ export interface LoadResult {
   non2xx: number;
 }
 
-export async function httpLoad(job: {
+export interface LoadJob {
   url: string;
   connections: number;
+  /** Seconds. */
   duration: number;
+  /** Requests per second over all connections (absent: as fast as possible). */
   overallRate?: number;
+  /** A body of this many 'x' bytes, or this text. */
   bodyBytes?: number;
+  bodyText?: string;
   method?: 'GET' | 'POST';
-}): Promise<LoadResult> {
-  const child = await forkReady(CHILD, []);
+}
+
+export async function httpLoad(job: LoadJob): Promise<LoadResult> {
+  const child = await forkReady(job.overallRate ? PACED : AUTOCANNON, []);
   try {
     child.send(job);
     return await nextMessage<LoadResult>(child, (m) => 'rps' in (m as object));

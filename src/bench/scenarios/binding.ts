@@ -62,7 +62,7 @@ export const binding: Scenario = {
   baselines: ['early binding'],
   async run(ctx: BenchContext) {
     const unitMs = ctx.pick({ smoke: 0.01, quick: 0.25, full: 0.5 }); // largest task: 0.08 s, 2 s, 4 s
-    const runMs = ctx.pick({ smoke: 1500, quick: 20_000, full: 60_000 });
+    const runMs = ctx.pick({ smoke: 1500, quick: 15_000, full: 60_000 });
     const timeoutMs = Math.ceil(8000 * unitMs * 1.5) + 200;
     const steps = 2 * ctx.reps;
     let done = 0;

@@ -37,7 +37,7 @@ export const coldstart: Scenario = {
   title: 'Cold start: start an instance → serving, and start → first reply',
   baselines: ['HTTP service (fastify)', 'node floor (tsx, no code)'],
   async run(ctx: BenchContext) {
-    const reps = ctx.pick({ smoke: 1, quick: 3, full: 10 });
+    const reps = ctx.pick({ smoke: 1, quick: 2, full: 10 });
     const fns = ctx.pick({ smoke: ['parse'], quick: ['parse', 'transform', 'render'], full: ['parse', 'transform', 'render'] });
     const steps = (fns.length * 2 + 2) * reps;
     let done = 0;

@@ -12,7 +12,7 @@ export const idle: Scenario = {
   title: `${FUNCTIONS} deployed functions doing nothing`,
   baselines: ['HTTP services'],
   async run(ctx: BenchContext) {
-    const windowMs = ctx.pick({ smoke: 1000, quick: 5000, full: 10_000 });
+    const windowMs = ctx.pick({ smoke: 1000, quick: 3000, full: 10_000 });
     const systems: [string, () => Promise<RunningSystem>][] = [
       ['baton', () => startBaton(ctx.tmp, 'idle', echoChain(FUNCTIONS))],
       ['HTTP services', () => startHttpChain(FUNCTIONS)],
@@ -23,7 +23,8 @@ export const idle: Scenario = {
       const mem: number[] = [];
       const sys = await start();
       try {
-        await new Promise((r) => setTimeout(r, ctx.pick({ smoke: 500, quick: 3000, full: 3000 }))); // let start-up work settle
+        // V8 keeps tidying up for several seconds after a process goes quiet; measure after that
+        await new Promise((r) => setTimeout(r, ctx.pick({ smoke: 500, quick: 8000, full: 10_000 })));
         for (let r = 0; r < ctx.reps; r++) {
           ctx.progress(done++, systems.length * ctx.reps, `${name}: ${windowMs / 1000} s idle (rep ${r + 1}/${ctx.reps})`);
           const pids = sys.pids();

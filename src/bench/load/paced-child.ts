@@ -1,0 +1,54 @@
+// Open-loop load at a fixed rate: one request every 1/rate seconds, whatever the answers
+// do, over a pool of keep-alive connections. Latency runs from when a request was due,
+// not when it went out, so a stalled server cannot hide its queue (no coordinated
+// omission). autocannon's rate mode sends each connection's quota in a burst at the start
+// of every second, which measures burst handling instead. Percentiles from Node's HDR
+// histogram, microsecond resolution.
+import { createHistogram } from 'node:perf_hooks';
+import { Pool } from 'undici';
+import type { LoadJob } from './autocannon.ts';
+
+process.send!({ ready: true });
+process.on('message', async (job: LoadJob & { overallRate: number }) => {
+  const url = new URL(job.url);
+  const pool = new Pool(url.origin, { connections: job.connections, keepAliveTimeout: 60_000 });
+  const body = job.bodyText !== undefined ? Buffer.from(job.bodyText) : Buffer.alloc(job.bodyBytes ?? 0, 'x');
+  const latency = createHistogram();
+  let errors = 0;
+  let non2xx = 0;
+  let total = 0;
+  const intervalMs = 1000 / job.overallRate;
+  const count = Math.round(job.overallRate * job.duration);
+  const t0 = performance.now();
+  const inflight = new Set<Promise<void>>();
+  for (let i = 0; i < count; i++) {
+    const due = t0 + i * intervalMs;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const p = pool
+      .request({ path: url.pathname + url.search, method: job.method ?? 'POST', body, headers: { 'content-type': 'application/octet-stream' } })
+      .then(async (res) => {
+        await res.body.arrayBuffer();
+        total++;
+        if (res.statusCode >= 300) non2xx++;
+        else latency.record(Math.max(1, Math.round((performance.now() - due) * 1000)));
+      })
+      .catch(() => {
+        errors++;
+      });
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p));
+  }
+  await Promise.all(inflight);
+  const elapsed = (performance.now() - t0) / 1000;
+  await pool.close();
+  const at = (q: number) => (latency.count ? latency.percentile(q) / 1000 : 0);
+  process.send!({
+    rps: total / elapsed,
+    total,
+    bytesPerSec: 0,
+    latencyMs: { p50: at(50), p90: at(90), p99: at(99), max: latency.count ? latency.max / 1000 : 0 },
+    errors,
+    non2xx,
+  });
+});
