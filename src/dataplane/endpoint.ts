@@ -4,13 +4,9 @@ import net from 'node:net';
 import { encodeInto, DESC_SIZE, type Descriptor } from '../descriptor/index.ts';
 import { FrameReader } from './framing.ts';
 
-/** BATON_NO_CORK=1 turns off batching of the descriptors sent in one tick (see send()). */
-const CORK = process.env.BATON_NO_CORK !== '1';
-
 export class Endpoint {
   readonly socket: net.Socket;
   private readonly reader: FrameReader;
-  private corked = false;
 
   constructor(fdOrSocket: number | net.Socket, onFrame: (frame: Buffer) => void) {
     this.socket =
@@ -20,21 +16,13 @@ export class Endpoint {
     this.socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
   }
 
-  send(d: Descriptor): void {
+  /** Sends descriptors now, in one write (the SK_MSG program routes each 64 bytes on its
+   *  own). Never deferred: the slot's holder was just set to the receiver, and a sender
+   *  that dies before a deferred write would lose a descriptor nobody is waiting for. */
+  send(...ds: Descriptor[]): void {
     // a fresh buffer per send: a queued write keeps referring to it
-    const buf = Buffer.allocUnsafe(DESC_SIZE);
-    encodeInto(d, buf);
-    // Descriptors sent in the same tick (a worker's forward and its Idle notice, replies
-    // the gateway sends together) leave in one writev: a syscall saved per extra
-    // descriptor. The SK_MSG program still routes each 64 bytes on its own.
-    if (CORK && !this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    const buf = Buffer.allocUnsafe(DESC_SIZE * ds.length);
+    ds.forEach((d, i) => encodeInto(d, buf, i * DESC_SIZE));
     this.socket.write(buf);
   }
 

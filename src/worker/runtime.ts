@@ -83,15 +83,16 @@ export class WorkerRuntime {
       const job = this.waiting.shift()!;
       this.running++;
       this.peakRunning = Math.max(this.peakRunning, this.running);
-      void this.run(job).finally(() => {
+      void this.run(job).then((notified) => {
         this.running--;
-        this.notifyIdle();
+        if (!notified) this.notifyIdle();
         this.pump();
       });
     }
   }
 
-  private async run({ d, slot, recv }: Job): Promise<void> {
+  /** Runs one descriptor; resolves true if its Idle notice already went out with the result. */
+  private async run({ d, slot, recv }: Job): Promise<boolean> {
     const start = nowUs() - d.tArrive;
     const out = this.pool.payload(slot);
     const ctx = new FunctionContext(this.name, out);
@@ -103,7 +104,7 @@ export class WorkerRuntime {
       const req = new FunctionRequest(this.pool, slot, this.pool.view(d.offset, d.length), d.reqId);
       const result = await this.handler(req, ctx);
       // the request may have timed out and its slot moved on while the handler awaited
-      if (!this.stillOwned(d, slot)) return;
+      if (!this.stillOwned(d, slot)) return false;
       length = this.materialize(result, ctx, d);
       next = this.router.after(d.chainId, d.hop, this.name, ctx.nextName, ctx.ended);
       if (next.key !== GATEWAY_KEY) kind = Kind.Call;
@@ -111,7 +112,7 @@ export class WorkerRuntime {
         throw new RangeError(`content-type longer than 64 bytes: ${ctx.contentType.slice(0, 80)}`);
       }
     } catch (err) {
-      if (!this.stillOwned(d, slot)) return;
+      if (!this.stillOwned(d, slot)) return false;
       kind = Kind.Error;
       status = err instanceof BatonError && err.status ? err.status : 500;
       length = this.writeError(out, err, d.reqId);
@@ -124,10 +125,14 @@ export class WorkerRuntime {
       fnId: this.cfg.fnId, key: this.cfg.key, sent: d.tSent, bind: d.tBind || d.tSent, recv, start, end,
     });
     this.pool.setHolder(slot, next.key);
-    this.endpoint.send({
+    const forward = {
       ...d, key: next.key, kind, fnId: next.fnId, hop: next.hop, offset: this.pool.dataOffset(slot), length, status,
       sender: this.cfg.key, tSent: nowUs() - d.tArrive, tBind: 0, tStart: start, tEnd: end,
-    });
+    };
+    // late binding: the result and this instance's Idle notice leave in one write
+    if (this.late) this.endpoint.send(forward, this.idleNotice());
+    else this.endpoint.send(forward);
+    return this.late;
   }
 
   private stillOwned(d: Descriptor, slot: number): boolean {
@@ -151,11 +156,14 @@ export class WorkerRuntime {
 
   /** Tells the dispatcher this instance can take one more descriptor. */
   private notifyIdle(): void {
-    if (!this.late) return;
-    this.endpoint.send({
+    if (this.late) this.endpoint.send(this.idleNotice());
+  }
+
+  private idleNotice(): Descriptor {
+    return {
       key: GATEWAY_KEY, kind: Kind.Idle, reqId: 0, gen: 0, offset: 0, length: 0, chainId: 0, hop: 0, fnId: this.cfg.fnId,
       status: 0, sender: this.cfg.key, tArrive: 0, tSent: 0, tBind: 0, tStart: 0, tEnd: 0,
-    });
+    };
   }
 
   /** A descriptor this worker cannot serve: tell the gateway if it names a request. */
