@@ -83,10 +83,15 @@ export class WorkerRuntime {
       const job = this.waiting.shift()!;
       this.running++;
       this.peakRunning = Math.max(this.peakRunning, this.running);
-      void this.run(job).then((notified) => {
+      const done = (notified: boolean) => {
         this.running--;
         if (!notified) this.notifyIdle();
         this.pump();
+      };
+      this.run(job).then(done, (err: Error) => {
+        // run() answers handler failures itself; this is a bug of ours: keep serving
+        this.events.warn(`internal error running a descriptor: ${err.stack ?? err}`, job.d.reqId);
+        done(false);
       });
     }
   }

@@ -1,9 +1,10 @@
-// Open-loop load at a fixed rate: one request every 1/rate seconds, whatever the answers
-// do, over a pool of keep-alive connections. Latency runs from when a request was due,
-// not when it went out, so a stalled server cannot hide its queue (no coordinated
-// omission). autocannon's rate mode sends each connection's quota in a burst at the start
-// of every second, which measures burst handling instead. Percentiles from Node's HDR
-// histogram, microsecond resolution.
+// Open-loop load at a fixed rate: one request every 1/rate seconds over a pool of
+// keep-alive connections, on a schedule that never waits for answers (so a slow server
+// cannot slow the client down and hide its queue: no coordinated omission). A request
+// never leaves before it is due; timers may send it a little late, so its latency runs
+// from when it actually went out. autocannon's rate mode sends each connection's quota in
+// a burst at the start of every second, which measures burst handling instead.
+// Percentiles from Node's HDR histogram, microsecond resolution.
 import { createHistogram } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import type { LoadJob } from './autocannon.ts';
@@ -23,15 +24,15 @@ process.on('message', async (job: LoadJob & { overallRate: number }) => {
   const inflight = new Set<Promise<void>>();
   for (let i = 0; i < count; i++) {
     const due = t0 + i * intervalMs;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    while (performance.now() < due) await new Promise((r) => setTimeout(r, due - performance.now()));
+    const sent = performance.now();
     const p = pool
       .request({ path: url.pathname + url.search, method: job.method ?? 'POST', body, headers: { 'content-type': 'application/octet-stream' } })
       .then(async (res) => {
         await res.body.arrayBuffer();
         total++;
         if (res.statusCode >= 300) non2xx++;
-        else latency.record(Math.max(1, Math.round((performance.now() - due) * 1000)));
+        else latency.record(Math.max(1, Math.round((performance.now() - sent) * 1000)));
       })
       .catch(() => {
         errors++;
