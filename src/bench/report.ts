@@ -13,7 +13,8 @@ import { counterpart, formatValue, ratioText, sweptX as swept } from './table.ts
 type Spec = vl.TopLevelSpec;
 
 async function svg(spec: Spec): Promise<string> {
-  const compiled = vl.compile({ ...spec, config: { font: 'sans-serif', ...(spec as { config?: object }).config } } as Spec).spec;
+  const config = { font: 'sans-serif', axis: { labelLimit: 260 }, legend: { labelLimit: 260 } };
+  const compiled = vl.compile({ ...spec, config: { ...config, ...(spec as { config?: object }).config } } as Spec).spec;
   return new vega.View(vega.parse(compiled), { renderer: 'none' }).toSVG();
 }
 
@@ -56,7 +57,8 @@ async function scenarioCharts(store: Store, run: number, sc: Scenario): Promise<
           mark: { type: 'line', point: true },
           encoding: {
             x: { field: 'x', type: 'quantitative', title: xTitle, scale: { type: 'log' } },
-            y: { field: 'v', type: 'quantitative', title: unit },
+            // latencies span orders of magnitude once a system passes its capacity
+            y: { field: 'v', type: 'quantitative', title: unit, scale: { type: /s$/.test(unit) ? 'log' : 'linear' } },
             color: { field: 'system', type: 'nominal' },
           },
         }),
