@@ -28,6 +28,7 @@ export const ERRORS = {
     message: 'this kernel lacks BPF sockmap/SK_MSG support (needs Linux >= 5.8 with CONFIG_BPF_SYSCALL and CONFIG_NET_SOCK_MSG)',
   },
   BATON_ERR_NATIVE: { status: 0, message: 'a system call failed' },
+  BATON_ERR_CLOSED: { status: 0, message: 'the data plane is already closed' },
   BATON_ERR_POOL: { status: 0, message: 'invalid pool access' },
 } as const;
 

@@ -1,6 +1,8 @@
 // Failures to load the data plane are typed errors that say what to do.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { Sockmap } from '../src/dataplane/sockmap.ts';
+import { dataplaneUnavailable } from './helpers/env.ts';
 
 const PROBE = new URL('./fixtures/probe-dataplane.ts', import.meta.url).pathname;
 
@@ -25,5 +27,13 @@ describe('native addon errors', () => {
     const r = probe({ uid: 65534 });
     expect(r.code).toBe('BATON_ERR_NO_PRIVILEGE');
     expect(r.message).toMatch(/run as root or grant CAP_BPF and CAP_NET_ADMIN/);
+  });
+});
+
+describe.skipIf(dataplaneUnavailable)('native errors after close', () => {
+  it('a closed data plane answers with a typed error, not a crash', () => {
+    const map = new Sockmap();
+    map.destroy();
+    expect(() => map.counters(1)).toThrow(expect.objectContaining({ code: 'BATON_ERR_CLOSED' }));
   });
 });

@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { BatonError, type BatonErrorCode } from '../errors.ts';
+import { BatonError, ERRORS, type BatonErrorCode } from '../errors.ts';
 
 export interface KeyCounters {
   redirected: number;
@@ -58,7 +58,8 @@ export function native<T>(call: (a: Addon) => T): T {
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code && code.startsWith('BATON_ERR_')) {
-      throw new BatonError(code as BatonErrorCode, (err as Error).message, { cause: err });
+      const known = code in ERRORS ? (code as BatonErrorCode) : 'BATON_ERR_NATIVE';
+      throw new BatonError(known, (err as Error).message, { cause: err });
     }
     throw err;
   }
