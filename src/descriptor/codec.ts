@@ -21,6 +21,14 @@ export interface Descriptor {
   tEnd: number;
 }
 
+/** A descriptor with every field zero except those given (notices, rejections, tests). */
+export function blankDescriptor(fields: Partial<Descriptor> & Pick<Descriptor, 'key' | 'kind'>): Descriptor {
+  return {
+    reqId: 0, gen: 0, offset: 0, length: 0, chainId: 0, hop: 0, fnId: 0, status: 0, sender: 0,
+    tArrive: 0, tSent: 0, tBind: 0, tStart: 0, tEnd: 0, ...fields,
+  };
+}
+
 /** Writes `d` into `buf` at `at` (caller-supplied memory: no allocation). */
 export function encodeInto(d: Descriptor, buf: Buffer, at = 0): void {
   buf.writeUInt32LE(d.key, at + F.key);

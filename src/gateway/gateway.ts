@@ -146,7 +146,7 @@ export class Gateway {
         this.requests.fail(reqId, batonError('BATON_ERR_TIMEOUT', `no answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
       this.requests.add({
-        reqId, slot, gen, chainId, tArrive, timer, contentType,
+        reqId, slot, gen, timer, contentType,
         answer: (outcome) => {
           this.redelivered.delete(reqId);
           if ('error' in outcome) sendError(reply, outcome.error, reqId);
@@ -266,9 +266,10 @@ export class Gateway {
     return fnId === GATEWAY_FN ? 'gateway' : (this.deployment.functions[fnId]?.name ?? `fn${fnId}`);
   }
 
-  /** The client left: forget the request everywhere it may wait (its slot is released by the caller). */
+  /** The response is done or the client left: if the request was still waiting for the chain,
+   *  forget it everywhere it may wait (its slot is released by the caller). */
   forget(reqId: number): void {
-    this.requests.take(reqId);
+    if (!this.requests.take(reqId)) return; // answered normally: nothing else holds it
     this.dispatcher.withdraw(reqId);
     this.redelivered.delete(reqId);
   }

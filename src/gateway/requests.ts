@@ -11,8 +11,6 @@ export interface PendingRequest {
   reqId: number;
   slot: number;
   gen: number;
-  chainId: number;
-  tArrive: number;
   /** The request's content type, the response's default. */
   contentType?: string;
   timer: NodeJS.Timeout;

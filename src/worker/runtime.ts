@@ -6,7 +6,7 @@
 // A throwing handler answers its request with a 500; the worker keeps serving.
 import { Endpoint } from '../dataplane/endpoint.ts';
 import {
-  decode, DescriptorError, fnAddress, GATEWAY_FN, GATEWAY_KEY, Kind, nowUs, type Descriptor,
+  blankDescriptor, decode, DescriptorError, fnAddress, GATEWAY_FN, GATEWAY_KEY, Kind, nowUs, type Descriptor,
 } from '../descriptor/index.ts';
 import { BatonError } from '../errors.ts';
 import type { Pool } from '../pool/index.ts';
@@ -165,10 +165,7 @@ export class WorkerRuntime {
   }
 
   private idleNotice(): Descriptor {
-    return {
-      key: GATEWAY_KEY, kind: Kind.Idle, reqId: 0, gen: 0, offset: 0, length: 0, chainId: 0, hop: 0, fnId: this.cfg.fnId,
-      status: 0, sender: this.cfg.key, tArrive: 0, tSent: 0, tBind: 0, tStart: 0, tEnd: 0,
-    };
+    return blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Idle, fnId: this.cfg.fnId, sender: this.cfg.key });
   }
 
   /** A descriptor this worker cannot serve: tell the gateway if it names a request. */
@@ -177,9 +174,8 @@ export class WorkerRuntime {
     const reqId = err instanceof DescriptorError ? err.reqId : undefined;
     this.events.warn(`rejected descriptor: ${(err as Error).message}`, reqId);
     if (reqId === undefined || reqId === 0 || reqId > 0x7fffffff) return;
-    this.endpoint.send({
-      key: GATEWAY_KEY, kind: Kind.Error, reqId, gen: 0, offset: 0, length: 0, chainId: 0, hop: 0, fnId: GATEWAY_FN,
-      status: 502, sender: this.cfg.key, tArrive: 0, tSent: 0, tBind: 0, tStart: 0, tEnd: 0,
-    });
+    this.endpoint.send(
+      blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Error, reqId, fnId: GATEWAY_FN, status: 502, sender: this.cfg.key }),
+    );
   }
 }

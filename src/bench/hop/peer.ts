@@ -9,14 +9,11 @@ import http from 'node:http';
 import net from 'node:net';
 import { Agent, request } from 'undici';
 import { FrameReader } from '../../dataplane/framing.ts';
-import { decode, encodeInto, DESC_SIZE, Kind, type Descriptor } from '../../descriptor/index.ts';
+import { blankDescriptor, decode, encodeInto, DESC_SIZE, Kind, type Descriptor } from '../../descriptor/index.ts';
 
 const [role, transport, arg] = process.argv.slice(2) as ['a' | 'b', 'sockmap' | 'broker' | 'http', string];
 const KEY = { a: 1, b: 2 };
-const template: Descriptor = {
-  key: 0, kind: Kind.Call, reqId: 1, gen: 1, offset: 0, length: 0, chainId: 0, hop: 0, fnId: 0, status: 0, sender: 0,
-  tArrive: 0, tSent: 0, tBind: 0, tStart: 0, tEnd: 0,
-};
+const template: Descriptor = blankDescriptor({ key: 0, kind: Kind.Call, reqId: 1, gen: 1 });
 
 function frame(to: number, reqId: number): Buffer {
   const b = Buffer.allocUnsafe(DESC_SIZE);
