@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
-/* baton's data plane in the kernel. Every descriptor sent by a socket in baton_socks is
- * redirected to the ingress queue of the socket its first u32 names: a sockmap key, or a
- * function address, which is bound here to an idle instance of that function (late
- * binding's fast path) or, with none idle, to the dispatcher (key 0). */
+/* baton's data plane in the kernel. Every write by a socket in baton_socks passes here,
+ * one descriptor at a time. A descriptor is delivered only if it is well formed, names its
+ * true sender (known from the socket, not from its bytes) and concerns a slot that sender
+ * holds; then it is redirected to the ingress queue of the socket its first u32 names — a
+ * sockmap key, or a function address bound here to an idle instance of that function (late
+ * binding's fast path) or, with none idle, to the dispatcher (key 0) — and the slot's holder
+ * becomes the receiver. Anything else refuses the sender: its bytes go down its own TCP
+ * connection to the gateway, which kills it; no other socket ever sees a partial or forged
+ * descriptor. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "baton_shared.h"
@@ -13,6 +18,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } baton_socks SEC(".maps");
+
+/* local port of each socket in baton_socks → its key */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, BATON_MAX_KEYS);
+	__type(key, __u32);
+	__type(value, struct baton_sender);
+} baton_senders SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -37,20 +50,45 @@ struct {
 	__type(value, struct baton_fn);
 } baton_fns SEC(".maps");
 
-static __always_inline void count(__u32 key, int field)
+/* Memory-mapped by the gateway (see baton_shared.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BATON_MAX_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct baton_custody);
+} baton_custody SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct baton_config);
+} baton_config SEC(".maps");
+
+enum counter { C_REDIRECTED, C_DEAD_LETTER, C_BOUND_FAST, C_TO_DISPATCHER, C_REFUSED };
+
+static __always_inline struct baton_counters *counters(__u32 key)
 {
 	__u32 k = key < BATON_MAX_KEYS ? key : BATON_MAX_KEYS - 1;
-	struct baton_counters *c = bpf_map_lookup_elem(&baton_counters, &k);
+	return bpf_map_lookup_elem(&baton_counters, &k);
+}
+
+static __always_inline void count(__u32 key, enum counter field)
+{
+	struct baton_counters *c = counters(key);
 	if (!c)
 		return;
-	if (field == 0)
+	if (field == C_REDIRECTED)
 		__sync_fetch_and_add(&c->redirected, 1);
-	else if (field == 1)
+	else if (field == C_DEAD_LETTER)
 		__sync_fetch_and_add(&c->dead_letter, 1);
-	else if (field == 2)
+	else if (field == C_BOUND_FAST)
 		__sync_fetch_and_add(&c->bound_fast, 1);
-	else
+	else if (field == C_TO_DISPATCHER)
 		__sync_fetch_and_add(&c->to_dispatcher, 1);
+	else
+		__sync_fetch_and_add(&c->refused, 1);
 }
 
 /* Index of the single set bit of a power of two. */
@@ -88,47 +126,107 @@ static __always_inline __u32 take_idle(__u32 fn)
 	return 0;
 }
 
+/* Refuses a sender: counted, remembered, and the rest of this write passed down its own TCP
+ * connection (no redirect), where the gateway reads it on the peer end and kills the sender. */
+static __always_inline int refuse(struct sk_msg_md *msg, struct baton_sender *s, __u32 key, __u32 reason)
+{
+	struct baton_counters *c = counters(key);
+	if (s)
+		s->refused = reason;
+	if (c) {
+		__sync_fetch_and_add(&c->refused, 1);
+		if (!c->reason)
+			c->reason = reason;
+	}
+	bpf_msg_apply_bytes(msg, msg->size);
+	return SK_PASS;
+}
+
+/* Delivers the current descriptor to `key`; returns the key it went to. A key with no socket
+ * (an instance that just died, a forged key) makes it a dead letter, delivered to the gateway
+ * instead, which answers or redelivers it. */
+static __always_inline __u32 deliver(struct sk_msg_md *msg, __u32 key)
+{
+	if (key & BATON_FN_ADDR) {
+		__u32 target = take_idle(key & 0xffff);
+		if (target && bpf_msg_redirect_map(msg, &baton_socks, target, BPF_F_INGRESS) == SK_PASS) {
+			count(target, C_BOUND_FAST);
+			count(target, C_REDIRECTED);
+			return target;
+		}
+		/* none idle (or the instance died with its token idle): the dispatcher decides */
+		count(BATON_GATEWAY_KEY, C_TO_DISPATCHER);
+		key = BATON_GATEWAY_KEY;
+	} else if (key != BATON_GATEWAY_KEY) {
+		if (bpf_msg_redirect_map(msg, &baton_socks, key, BPF_F_INGRESS) == SK_PASS) {
+			count(key, C_REDIRECTED);
+			return key;
+		}
+		count(key, C_DEAD_LETTER);
+		key = BATON_GATEWAY_KEY;
+	}
+	/* the gateway; without its socket (shutting down) the bytes take the sender's TCP path */
+	if (bpf_msg_redirect_map(msg, &baton_socks, BATON_GATEWAY_KEY, BPF_F_INGRESS) == SK_PASS)
+		count(BATON_GATEWAY_KEY, C_REDIRECTED);
+	return BATON_GATEWAY_KEY;
+}
+
 SEC("sk_msg")
 int baton_route(struct sk_msg_md *msg)
 {
-	/* Node may write several descriptors in one sendmsg; without this the first one's
-	 * verdict would carry all of them to the same socket. */
+	__u32 port = msg->local_port;
+	struct baton_sender *s = bpf_map_lookup_elem(&baton_senders, &port);
+	if (!s)
+		return refuse(msg, 0, BATON_MAX_KEYS - 1, BATON_V_UNKNOWN_SOCKET);
+	__u32 me = s->key;
+	if (s->refused) {
+		bpf_msg_apply_bytes(msg, msg->size);
+		return SK_PASS;
+	}
+	/* Writers send whole descriptors, never more than fits one message without splitting
+	 * (src/dataplane/endpoint.ts), so every run starts at a descriptor boundary. */
+	if (msg->size < BATON_DESC_SIZE || (msg->size & (BATON_DESC_SIZE - 1)))
+		return refuse(msg, s, me, BATON_V_FRAMING);
+	/* Node may write several descriptors in one sendmsg; each gets its own verdict. */
 	bpf_msg_apply_bytes(msg, BATON_DESC_SIZE);
 
 	void *data = msg->data, *end = msg->data_end;
-	if (data + sizeof(__u32) > end) {
-		/* The key straddles scatterlist pages: make the first bytes linear. */
-		if (bpf_msg_pull_data(msg, 0, sizeof(__u32), 0))
-			return SK_PASS;
+	if (data + sizeof(struct baton_desc) > end) {
+		/* the descriptor straddles scatterlist pages: make it linear */
+		if (bpf_msg_pull_data(msg, 0, BATON_DESC_SIZE, 0))
+			return refuse(msg, s, me, BATON_V_PULL);
 		data = msg->data;
 		end = msg->data_end;
-		if (data + sizeof(__u32) > end)
-			return SK_PASS;
+		if (data + sizeof(struct baton_desc) > end)
+			return refuse(msg, s, me, BATON_V_PULL);
 	}
-	__u32 key = *(__u32 *)data;
+	struct baton_desc *d = data;
+	if (d->magic != BATON_DESC_MAGIC || d->version != BATON_DESC_VERSION)
+		return refuse(msg, s, me, BATON_V_MAGIC);
+	if (d->sender != me)
+		return refuse(msg, s, me, BATON_V_SENDER);
 
-	if (key & BATON_FN_ADDR) {
-		__u32 target = take_idle(key & 0xffff);
-		if (target) {
-			if (bpf_msg_redirect_map(msg, &baton_socks, target, BPF_F_INGRESS) == SK_PASS) {
-				count(target, 2);
-				count(target, 0);
-				return SK_PASS;
-			}
-			/* the instance died with its token idle: the dispatcher sorts it out */
-		}
-		key = 0;
-		count(0, 3);
-	}
-
-	if (bpf_msg_redirect_map(msg, &baton_socks, key, BPF_F_INGRESS) == SK_PASS) {
-		count(key, 0);
+	__u32 kind = d->kind;
+	if (kind == BATON_IDLE) {
+		/* an instance tells the dispatcher it finished one descriptor: no slot involved */
+		if (d->key != BATON_GATEWAY_KEY)
+			return refuse(msg, s, me, BATON_V_KIND);
+		deliver(msg, BATON_GATEWAY_KEY);
 		return SK_PASS;
 	}
-	/* No socket under that key. Dropping would fail the sender's sendmsg with EACCES and
-	 * Node would destroy the sender's socket. Passing instead lets the bytes travel the
-	 * real TCP connection to the peer end, which the gateway holds and reads as dead letter. */
-	count(key, 1);
+	/* calls go to functions; replies and errors to the gateway */
+	if (kind < BATON_CALL || kind > BATON_ERROR || (kind == BATON_CALL) == (d->key == BATON_GATEWAY_KEY))
+		return refuse(msg, s, me, BATON_V_KIND);
+
+	__u32 zero = 0, slot = d->slot;
+	struct baton_config *cfg = bpf_map_lookup_elem(&baton_config, &zero);
+	struct baton_custody *c = bpf_map_lookup_elem(&baton_custody, &slot);
+	if (!cfg || d->length > cfg->capacity)
+		return refuse(msg, s, me, BATON_V_LENGTH);
+	if (!c || slot >= cfg->slots || c->req == 0 || c->req != d->req || c->gen != d->gen || c->holder != me)
+		return refuse(msg, s, me, BATON_V_CUSTODY);
+	c->holder = deliver(msg, d->key);
+	c->moves++;
 	return SK_PASS;
 }
 

@@ -1,15 +1,34 @@
 /* Layouts shared by the SK_MSG program (bpf/) and the addon (native/).
- * The TypeScript side mirrors them in src/descriptor/layout.ts and src/binding/; keep
- * them in step. */
+ * The TypeScript side mirrors them in src/descriptor/layout.ts, src/binding/idle.ts and
+ * src/gateway/custody.ts; keep them in step (the addon exports them and the loader checks). */
 #ifndef BATON_SHARED_H
 #define BATON_SHARED_H
 
 /* Every descriptor is exactly this many bytes; its first little-endian u32 is where it
  * goes: a sockmap key, or (high bit set) a function address. */
 #define BATON_DESC_SIZE 64
+#define BATON_DESC_MAGIC 0xba70
+#define BATON_DESC_VERSION 2
+
+/* The part of a descriptor the program reads (little-endian, as every baton process writes). */
+struct baton_desc {
+	unsigned int key;
+	unsigned short magic;
+	unsigned char version;
+	unsigned char kind;
+	unsigned int req; /* request id */
+	unsigned int gen; /* slot generation at allocation */
+	unsigned int slot; /* pool slot holding the payload */
+	unsigned int length; /* payload bytes */
+	unsigned short chain, hop, fn, status;
+	unsigned int sender; /* sockmap key of the sender: checked against the socket */
+};
+
+enum baton_kind { BATON_CALL = 1, BATON_REPLY = 2, BATON_ERROR = 3, BATON_IDLE = 4 };
 
 /* Sockmap keys 0..BATON_MAX_KEYS-1. Key 0 is the gateway, which is also the dispatcher. */
 #define BATON_MAX_KEYS 4096
+#define BATON_GATEWAY_KEY 0
 
 /* A routing key with this bit set addresses a function (late binding): the program binds
  * it to an idle instance of function (key & 0xffff), or hands it to the dispatcher. */
@@ -31,13 +50,56 @@ struct baton_fn {
 	unsigned int concurrency;
 };
 
+/* Who sent a descriptor, from the sending socket (its local port), never from its bytes.
+ * `refused` is set by the program on the sender's first violation (a reason below): from
+ * then on everything it sends goes down its own TCP connection to the gateway-held peer end,
+ * where the gateway sees it and kills the instance. */
+struct baton_sender {
+	unsigned int key;
+	unsigned int refused;
+};
+
+/* Custody of pool slots, one entry per slot, memory-mapped by the gateway: it writes
+ * req/gen (holder 0) when a request takes the slot and req 0 when it frees it; the program
+ * moves `holder` to the key a descriptor is delivered to, and only the holder may send a
+ * descriptor for the slot. So the gateway always knows which instance holds a request,
+ * including one sitting unread in a socket. */
+#define BATON_MAX_SLOTS 65536
+struct baton_custody {
+	unsigned int req;
+	unsigned int gen;
+	unsigned int holder;
+	unsigned int moves; /* deliveries of this allocation (diagnostics) */
+};
+
+/* Pool geometry the program checks descriptors against (one entry). */
+struct baton_config {
+	unsigned int slots;
+	unsigned int capacity; /* payload bytes per slot */
+};
+
+/* Why a sender was refused (baton_sender.refused, baton_counters.reason). */
+enum baton_violation {
+	BATON_V_NONE = 0,
+	BATON_V_UNKNOWN_SOCKET = 1, /* a socket the gateway never registered */
+	BATON_V_FRAMING = 2, /* a write that is not a whole number of descriptors */
+	BATON_V_MAGIC = 3, /* not a descriptor of this version */
+	BATON_V_SENDER = 4, /* the sender field names another key */
+	BATON_V_KIND = 5, /* unknown kind, or a kind sent where it cannot go */
+	BATON_V_LENGTH = 6, /* payload length beyond a slot */
+	BATON_V_CUSTODY = 7, /* a slot the sender does not hold, or a stale request */
+	BATON_V_PULL = 8, /* the kernel could not read the descriptor */
+};
+
 /* Per-key counters, indexed by the key a descriptor was delivered to (dead letters: by the
- * key it was addressed to, or BATON_MAX_KEYS-1 for keys out of range). */
+ * key it was addressed to; refusals: by the sender; BATON_MAX_KEYS-1 for keys out of range). */
 struct baton_counters {
 	unsigned long long redirected; /* descriptors delivered to this key */
 	unsigned long long dead_letter; /* descriptors for this key that found no socket */
 	unsigned long long bound_fast; /* function-addressed descriptors bound here in the kernel */
 	unsigned long long to_dispatcher; /* (key 0 only) function-addressed, no idle instance */
+	unsigned long long refused; /* writes of this sender refused */
+	unsigned long long reason; /* enum baton_violation of the first refusal */
 };
 
 #endif

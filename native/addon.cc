@@ -4,7 +4,9 @@
 #include <napi.h>
 
 #include "dataplane.h"
+#include "baton_shared.h"
 #include "pool.h"
+#include "process.h"
 #include "sockets.h"
 
 namespace baton {
@@ -15,7 +17,19 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mapPool", Napi::Function::New(env, MapPool));
   exports.Set("tcpPair", Napi::Function::New(env, TcpPair));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
-  exports.Set("descriptorSize", Napi::Number::New(env, 64));
+  exports.Set("dieWithParent", Napi::Function::New(env, DieWithParent));
+  // the layout contract with the TypeScript side, checked when the addon loads
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("descSize", Napi::Number::New(env, BATON_DESC_SIZE));
+  layout.Set("descMagic", Napi::Number::New(env, BATON_DESC_MAGIC));
+  layout.Set("descVersion", Napi::Number::New(env, BATON_DESC_VERSION));
+  layout.Set("maxKeys", Napi::Number::New(env, BATON_MAX_KEYS));
+  layout.Set("fnAddr", Napi::Number::New(env, static_cast<double>(BATON_FN_ADDR)));
+  layout.Set("maxFunctions", Napi::Number::New(env, BATON_MAX_FUNCTIONS));
+  layout.Set("idleWords", Napi::Number::New(env, BATON_IDLE_WORDS));
+  layout.Set("maxSlots", Napi::Number::New(env, BATON_MAX_SLOTS));
+  layout.Set("custodyEntry", Napi::Number::New(env, static_cast<double>(sizeof(struct baton_custody))));
+  exports.Set("layout", layout);
   return exports;
 }
 

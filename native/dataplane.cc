@@ -26,7 +26,9 @@ Napi::Function Dataplane::Init(Napi::Env env) {
                       InstanceMethod("counters", &Dataplane::Counters),
                       InstanceMethod("close", &Dataplane::Close),
                       InstanceMethod("idleBuffer", &Dataplane::IdleBuffer),
-                      InstanceMethod("setFunction", &Dataplane::SetFunction)});
+                      InstanceMethod("custodyBuffer", &Dataplane::CustodyBuffer),
+                      InstanceMethod("setFunction", &Dataplane::SetFunction),
+                      InstanceMethod("configure", &Dataplane::Configure)});
 }
 
 Dataplane::Dataplane(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dataplane>(info) {
@@ -82,24 +84,41 @@ bool Dataplane::CheckKey(const Napi::CallbackInfo& info, uint32_t* key) {
   return true;
 }
 
-// insert(key, fd): the socket must be an established TCP socket.
+// insert(key, fd, port): the socket must be an established TCP socket bound to local `port`;
+// the program learns a descriptor's sender from that port. The sender entry goes in first, so
+// the socket never sends unidentified.
 Napi::Value Dataplane::Insert(const Napi::CallbackInfo& info) {
   uint32_t key;
   if (!CheckKey(info, &key)) return info.Env().Undefined();
-  if (info.Length() < 2 || !info[1].IsNumber()) {
-    Napi::TypeError::New(info.Env(), "fd must be a number").ThrowAsJavaScriptException();
+  if (info.Length() < 3 || !info[1].IsNumber() || !info[2].IsNumber()) {
+    Napi::TypeError::New(info.Env(), "insert(key, fd, port)").ThrowAsJavaScriptException();
     return info.Env().Undefined();
   }
   uint32_t fd = info[1].As<Napi::Number>().Uint32Value();
-  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_socks), &key, &fd, BPF_ANY))
-    BpfError(info.Env(), "inserting socket into the sockmap", errno).ThrowAsJavaScriptException();
+  uint32_t port = info[2].As<Napi::Number>().Uint32Value();
+  struct baton_sender sender = {key, 0};
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_senders), &port, &sender, BPF_ANY)) {
+    BpfError(info.Env(), "registering the socket's sender key", errno).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_socks), &key, &fd, BPF_ANY)) {
+    int e = errno;
+    bpf_map_delete_elem(bpf_map__fd(skel_->maps.baton_senders), &port);
+    BpfError(info.Env(), "inserting socket into the sockmap", e).ThrowAsJavaScriptException();
+  }
   return info.Env().Undefined();
 }
 
-// remove(key) -> whether an entry was there.
+// remove(key, port) -> whether a socket was there. Forgets the sender entry of `port` too.
 Napi::Value Dataplane::Remove(const Napi::CallbackInfo& info) {
   uint32_t key;
   if (!CheckKey(info, &key)) return info.Env().Undefined();
+  if (info.Length() < 2 || !info[1].IsNumber()) {
+    Napi::TypeError::New(info.Env(), "remove(key, port)").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  uint32_t port = info[1].As<Napi::Number>().Uint32Value();
+  bpf_map_delete_elem(bpf_map__fd(skel_->maps.baton_senders), &port);  // ENOENT is fine
   if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.baton_socks), &key) == 0)
     return Napi::Boolean::New(info.Env(), true);
   // an emptied sockmap slot answers EINVAL (the kernel drops closed sockets itself)
@@ -122,27 +141,61 @@ Napi::Value Dataplane::Counters(const Napi::CallbackInfo& info) {
   out.Set("deadLetter", Napi::Number::New(info.Env(), static_cast<double>(c.dead_letter)));
   out.Set("boundFast", Napi::Number::New(info.Env(), static_cast<double>(c.bound_fast)));
   out.Set("toDispatcher", Napi::Number::New(info.Env(), static_cast<double>(c.to_dispatcher)));
+  out.Set("refused", Napi::Number::New(info.Env(), static_cast<double>(c.refused)));
+  out.Set("reason", Napi::Number::New(info.Env(), static_cast<double>(c.reason)));
   return out;
 }
 
-// idleBuffer() -> ArrayBuffer over the memory-mapped baton_idle map: one struct baton_idle
-// per function. The gateway returns idle tokens with atomic OR on these words while the
-// program claims them with atomic fetch-and. The mapping outlives close() until collected.
+// An ArrayBuffer over a BPF_F_MMAPABLE array map, shared with the program. The mapping
+// outlives close() until collected.
+Napi::Value Dataplane::MapBuffer(Napi::Env env, struct bpf_map* map, size_t bytes, const char* what) {
+  if (!skel_) {
+    MakeError(env, "BATON_ERR_CLOSED", "the data plane is closed", 0).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t size = (bytes + page - 1) / page * page;
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+  if (p == MAP_FAILED) {
+    BpfError(env, std::string("mapping the ") + what, errno).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::ArrayBuffer::New(env, p, size, [size](Napi::Env, void* data) { munmap(data, size); });
+}
+
+// idleBuffer(): one struct baton_idle per function. The gateway returns idle tokens with
+// atomic OR on these words while the program claims them with atomic fetch-and.
 Napi::Value Dataplane::IdleBuffer(const Napi::CallbackInfo& info) {
+  return MapBuffer(info.Env(), skel_ ? skel_->maps.baton_idle : nullptr,
+                   sizeof(struct baton_idle) * BATON_MAX_FUNCTIONS, "idle-token map");
+}
+
+// custodyBuffer(): one struct baton_custody per slot (see baton_shared.h).
+Napi::Value Dataplane::CustodyBuffer(const Napi::CallbackInfo& info) {
+  return MapBuffer(info.Env(), skel_ ? skel_->maps.baton_custody : nullptr,
+                   sizeof(struct baton_custody) * BATON_MAX_SLOTS, "slot custody map");
+}
+
+// configure(slots, capacity): the pool geometry descriptors are checked against.
+Napi::Value Dataplane::Configure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!skel_) {
     MakeError(env, "BATON_ERR_CLOSED", "the data plane is closed", 0).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  size_t size = sizeof(struct baton_idle) * BATON_MAX_FUNCTIONS;
-  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  size = (size + page - 1) / page * page;
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(skel_->maps.baton_idle), 0);
-  if (p == MAP_FAILED) {
-    BpfError(env, "mapping the idle-token map", errno).ThrowAsJavaScriptException();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "configure(slots, capacity)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  return Napi::ArrayBuffer::New(env, p, size, [size](Napi::Env, void* data) { munmap(data, size); });
+  uint32_t zero = 0;
+  struct baton_config cfg = {info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value()};
+  if (cfg.slots > BATON_MAX_SLOTS) {
+    Napi::RangeError::New(env, "more slots than the custody map holds").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_config), &zero, &cfg, BPF_ANY))
+    BpfError(env, "configuring the pool geometry", errno).ThrowAsJavaScriptException();
+  return env.Undefined();
 }
 
 // setFunction(fnId, baseKey, concurrency): token t of fnId belongs to key baseKey + t / concurrency.

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 struct baton_bpf;
+struct bpf_map;
 
 namespace baton {
 
@@ -19,7 +20,10 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value IdleBuffer(const Napi::CallbackInfo& info);
+  Napi::Value CustodyBuffer(const Napi::CallbackInfo& info);
   Napi::Value SetFunction(const Napi::CallbackInfo& info);
+  Napi::Value Configure(const Napi::CallbackInfo& info);
+  Napi::Value MapBuffer(Napi::Env env, struct bpf_map* map, size_t bytes, const char* what);
   bool CheckKey(const Napi::CallbackInfo& info, uint32_t* key);
   void Destroy();
 

@@ -20,7 +20,10 @@ void NoDelay(int fd) {
 }
 }  // namespace
 
-// tcpPair() -> [a, b], two connected blocking-free-to-wrap fds (close-on-exec).
+// tcpPair() -> [a, b, port]: two connected fds (close-on-exec); `a` goes in the sockmap.
+// `a` is bound explicitly before it connects, so its local port is its own among all bound
+// sockets (a port picked by connect() alone may be shared with connections elsewhere): the
+// program identifies the sender of a descriptor by that port.
 Napi::Value TcpPair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int lfd = -1, a = -1, b = -1;
@@ -38,6 +41,13 @@ Napi::Value TcpPair(const Napi::CallbackInfo& info) {
   step = "socket";
   a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (a < 0) goto fail;
+  step = "bind";
+  {
+    struct sockaddr_in local = {};
+    local.sin_family = AF_INET;
+    local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(a, reinterpret_cast<sockaddr*>(&local), sizeof local)) goto fail;
+  }
   step = "connect";
   if (connect(a, reinterpret_cast<sockaddr*>(&addr), sizeof addr)) goto fail;
   step = "accept";
@@ -47,15 +57,20 @@ Napi::Value TcpPair(const Napi::CallbackInfo& info) {
   NoDelay(a);
   NoDelay(b);
   {
-    Napi::Array out = Napi::Array::New(env, 2);
+    struct sockaddr_in mine = {};
+    socklen_t mlen = sizeof mine;
+    getsockname(a, reinterpret_cast<sockaddr*>(&mine), &mlen);
+    Napi::Array out = Napi::Array::New(env, 3);
     out.Set(0u, Napi::Number::New(env, a));
     out.Set(1u, Napi::Number::New(env, b));
+    out.Set(2u, Napi::Number::New(env, ntohs(mine.sin_port)));
     return out;
   }
 fail:
   int e = errno;
   if (lfd >= 0) close(lfd);
   if (a >= 0) close(a);
+  if (b >= 0) close(b);
   MakeError(env, "BATON_ERR_NATIVE", std::string("loopback socket pair: ") + step + " failed", e)
       .ThrowAsJavaScriptException();
   return env.Undefined();

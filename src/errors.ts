@@ -3,12 +3,16 @@
 // `batonError(code, detail)`.
 
 export const ERRORS = {
+  BATON_ERR_BAD_REQUEST: { status: 400, message: 'malformed HTTP request' },
   BATON_ERR_ROUTE_NOT_FOUND: { status: 404, message: 'no route for this method and path' },
+  BATON_ERR_BODY_TIMEOUT: { status: 408, message: 'the request body did not arrive within the body timeout' },
   BATON_ERR_BODY_TOO_LARGE: { status: 413, message: 'request body is larger than a pool slot' },
   BATON_ERR_URL_TOO_LONG: { status: 414, message: 'request line does not fit in a pool slot header' },
+  BATON_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'request headers are too large' },
   BATON_ERR_HANDLER: { status: 500, message: 'a function threw' },
   BATON_ERR_BAD_NEXT: { status: 500, message: 'a function named a next step its chain does not have' },
   BATON_ERR_RESPONSE_TOO_LARGE: { status: 500, message: 'a function wrote more than a pool slot holds' },
+  BATON_ERR_INTERNAL: { status: 500, message: 'the gateway failed unexpectedly' },
   BATON_ERR_WORKER_CRASHED: { status: 502, message: 'the function instance handling this request exited' },
   BATON_ERR_DEAD_LETTER: { status: 502, message: 'no live function instance to deliver to' },
   BATON_ERR_BAD_DESCRIPTOR: { status: 502, message: 'a function sent a malformed or forged descriptor' },
@@ -17,6 +21,10 @@ export const ERRORS = {
   BATON_ERR_QUEUE_FULL: { status: 503, message: 'too many requests wait for an idle instance; retry later' },
   BATON_ERR_TIMEOUT: { status: 504, message: 'the chain did not answer within the request timeout' },
   BATON_ERR_CHAIN_FILE: { status: 0, message: 'invalid chain file' },
+  BATON_ERR_PORT_IN_USE: { status: 0, message: 'the gateway cannot listen: the port is in use' },
+  BATON_ERR_LISTEN: { status: 0, message: 'the gateway cannot listen' },
+  BATON_ERR_START_TIMEOUT: { status: 0, message: 'a function instance did not become ready in time' },
+  BATON_ERR_START_FAILED: { status: 0, message: 'a function instance failed to start' },
   BATON_ERR_SCALE: { status: 400, message: 'cannot scale the function that way' },
   BATON_ERR_NOT_BUILT: {
     status: 0,

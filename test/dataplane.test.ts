@@ -1,85 +1,140 @@
-// The SK_MSG program on a real sockmap: routing by the first u32, per-descriptor verdicts
-// for coalesced sends, dead letters for unknown keys, counters.
+// The SK_MSG program on a real sockmap: routing by the first u32, per-descriptor verdicts for
+// coalesced sends, custody of slots moving with each delivery, dead letters to the gateway,
+// and every malformed, forged or misaligned write refused in the kernel — reported on the
+// sender's own peer end, never reaching another socket.
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sockmap } from '../src/dataplane/sockmap.ts';
-import { DESC_SIZE } from '../src/descriptor/index.ts';
+import { Sockmap, VIOLATIONS } from '../src/dataplane/sockmap.ts';
+import { blankDescriptor, encode, F, GATEWAY_KEY, Kind, type Descriptor } from '../src/descriptor/index.ts';
+import { CUSTODY } from '../src/gateway/custody.ts';
 import { dataplaneUnavailable } from './helpers/env.ts';
+import { waitFor } from './helpers/gateway.ts';
 import { readBytes } from './helpers/sockets.ts';
 
-function frame(key: number, tag: number): Buffer {
-  const b = Buffer.alloc(DESC_SIZE);
-  b.writeUInt32LE(key, 0);
-  b.writeUInt32LE(tag, 8);
-  return b;
-}
+const CAPACITY = 4096;
 
 describe.skipIf(dataplaneUnavailable)('sockmap data plane', () => {
   let map: Sockmap;
-  const socks = new Map<number, { end: net.Socket; peer: net.Socket }>();
+  let custody: Uint32Array;
+  const socks: { end: net.Socket; peer: net.Socket }[] = [];
 
   function open(key: number) {
     const { fd, peer } = map.open(key);
-    const end = new net.Socket({ fd, readable: true, writable: true });
-    socks.set(key, { end, peer });
-    return { end, peer };
+    const s = { end: new net.Socket({ fd, readable: true, writable: true }), peer };
+    socks.push(s);
+    return s;
   }
+  /** Slot `slot` belongs to request `req` (generation 1) and `holder` holds it. */
+  const hold = (slot: number, req: number, holder: number) => custody.set([req, 1, holder, 0], slot * CUSTODY.words);
+  const holderOf = (slot: number) => custody[slot * CUSTODY.words + CUSTODY.holder];
+  const call = (to: number, from: number, fields: Partial<Descriptor> = {}) =>
+    encode(blankDescriptor({ key: to, kind: Kind.Call, reqId: 5, gen: 1, slot: 0, sender: from, tArrive: 1, ...fields }));
 
   beforeEach(() => {
     map = new Sockmap();
+    map.configure(16, CAPACITY);
+    custody = new Uint32Array(map.custodyBuffer());
   });
   afterEach(() => {
-    for (const { end } of socks.values()) end.destroy();
-    socks.clear();
+    for (const { end } of socks) end.destroy();
+    socks.length = 0;
     map.destroy();
   });
 
-  it('redirects a descriptor to the socket under its key', async () => {
+  it('delivers a descriptor from the slot holder to the socket under its key, and makes the receiver the holder', async () => {
     const a = open(1);
     const b = open(2);
-    const got = readBytes(b.end, DESC_SIZE);
-    a.end.write(frame(2, 42));
-    const f = await got;
-    expect(f.readUInt32LE(0)).toBe(2);
-    expect(f.readUInt32LE(8)).toBe(42);
+    hold(0, 5, 1);
+    const got = readBytes(b.end, 64);
+    a.end.write(call(2, 1));
+    expect((await got).readUInt32LE(F.reqId)).toBe(5);
+    expect(holderOf(0)).toBe(2);
     expect(map.counters(2).redirected).toBe(1);
+    // and back: b holds it now, so b may send it on
+    const back = readBytes(a.end, 64);
+    b.end.write(call(1, 2));
+    await back;
+    expect(holderOf(0)).toBe(1);
   });
 
   it('routes each descriptor of one coalesced send by its own key', async () => {
     const a = open(1);
     const b = open(2);
     const c = open(3);
-    const toB = readBytes(b.end, 2 * DESC_SIZE);
-    const toC = readBytes(c.end, 2 * DESC_SIZE);
-    a.end.write(Buffer.concat([frame(2, 1), frame(3, 2), frame(2, 3), frame(3, 4)]));
+    for (let s = 0; s < 4; s++) hold(s, s + 1, 1);
+    const toB = readBytes(b.end, 128);
+    const toC = readBytes(c.end, 128);
+    a.end.write(Buffer.concat([0, 1, 2, 3].map((s) => call(s % 2 ? 3 : 2, 1, { slot: s, reqId: s + 1 }))));
     const [fb, fc] = await Promise.all([toB, toC]);
-    expect([fb.readUInt32LE(8), fb.readUInt32LE(DESC_SIZE + 8)]).toEqual([1, 3]);
-    expect([fc.readUInt32LE(8), fc.readUInt32LE(DESC_SIZE + 8)]).toEqual([2, 4]);
+    expect([fb.readUInt32LE(F.reqId), fb.readUInt32LE(64 + F.reqId)]).toEqual([1, 3]);
+    expect([fc.readUInt32LE(F.reqId), fc.readUInt32LE(64 + F.reqId)]).toEqual([2, 4]);
+    expect([0, 1, 2, 3].map(holderOf)).toEqual([2, 3, 2, 3]);
   });
 
-  it('sends a descriptor for an unknown key to the sender peer (dead letter); the sender survives', async () => {
+  it('delivers a descriptor for a key with no socket to the gateway (dead letter); the sender survives', async () => {
+    const gw = open(GATEWAY_KEY);
     const a = open(1);
     const b = open(2);
-    const dead = readBytes(a.peer, DESC_SIZE);
-    a.end.write(frame(77, 9));
-    const d = await dead;
-    expect(d.readUInt32LE(0)).toBe(77);
+    hold(0, 5, 1);
+    const dead = readBytes(gw.end, 64);
+    a.end.write(call(77, 1));
+    expect((await dead).readUInt32LE(F.key)).toBe(77); // the gateway sees whom it was for
     expect(map.counters(77).deadLetter).toBe(1);
-    // still in the map and still able to send
-    const got = readBytes(b.end, DESC_SIZE);
-    a.end.write(frame(2, 10));
-    expect((await got).readUInt32LE(8)).toBe(10);
+    expect(holderOf(0)).toBe(GATEWAY_KEY);
+    // the sender still sends: the gateway hands it the slot back
+    custody[CUSTODY.holder] = 1;
+    const got = readBytes(b.end, 64);
+    a.end.write(call(2, 1));
+    await got;
     expect(a.end.destroyed).toBe(false);
+    expect(map.counters(1).refused).toBe(0);
   });
 
   it('drops a closed socket from the map, so later sends to it become dead letters', async () => {
+    const gw = open(GATEWAY_KEY);
     const a = open(1);
     const b = open(2);
+    hold(0, 5, 1);
     b.end.destroy();
-    await new Promise((r) => b.peer.once('end', r));
-    const dead = readBytes(a.peer, DESC_SIZE);
-    a.end.write(frame(2, 5));
-    expect((await dead).readUInt32LE(8)).toBe(5);
+    await new Promise((r) => b.peer.once('close', r));
+    const dead = readBytes(gw.end, 64);
+    a.end.write(call(2, 1));
+    expect((await dead).readUInt32LE(F.key)).toBe(2);
+  });
+
+  const refusals: [string, number, (to: number, from: number) => Buffer][] = [
+    ['a write shorter than a descriptor', 2, () => Buffer.alloc(10, 7)],
+    ['a descriptor followed by a partial one', 2, (to, from) => Buffer.concat([call(to, from), Buffer.alloc(10, 7)])],
+    ['bytes without the descriptor signature', 3, (to) => Buffer.alloc(64).fill(0xee, 4).fill(0, 0, 4).fill(to, 0, 1)],
+    ['a descriptor naming another sender', 4, (to) => call(to, 3)],
+    ['a reply addressed to a function', 5, (to, from) => encode(blankDescriptor({ key: to, kind: Kind.Reply, reqId: 5, gen: 1, status: 200, sender: from }))],
+    ['a payload length beyond a slot', 6, (to, from) => call(to, from, { length: CAPACITY + 1 })],
+    ['a slot the sender does not hold', 7, (to, from) => call(to, from, { slot: 1 })],
+    ['a stale request for the slot', 7, (to, from) => call(to, from, { reqId: 6 })],
+  ];
+  it.each(refusals)('refuses %s: nothing reaches the target, the sender is reported on its peer end', async (_what, reason, bytes) => {
+    const a = open(1);
+    const b = open(2);
+    hold(0, 5, 1);
+    hold(1, 9, 2);
+    let delivered = 0;
+    b.end.on('data', (c: Buffer) => (delivered += c.length));
+    const reported = readBytes(a.peer, 1);
+    a.end.write(bytes(2, 1));
+    await reported;
+    expect(map.counters(1)).toMatchObject({ refused: 1, reason });
+    expect(map.refusal(1)).toBe(VIOLATIONS[reason]);
+    // refused for good: even a good descriptor of its own goes to its peer end now
+    a.end.write(call(2, 1));
+    await waitFor('the second write on the peer end', () => a.peer.bytesRead >= 64 + 10);
+    expect(delivered).toBe(0); // a write that is not whole descriptors is refused whole
+    expect(holderOf(0)).toBe(1);
+    // nobody else is affected
+    const c = open(3);
+    hold(2, 11, 2);
+    const got = readBytes(c.end, 64);
+    b.end.write(call(3, 2, { slot: 2, reqId: 11 }));
+    await got;
   });
 
   it('rejects keys outside the map', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decode, DESC_SIZE, DescriptorError, encode, F, Kind, type Descriptor } from '../src/descriptor/index.ts';
 
 const base: Descriptor = {
-  key: 7, kind: Kind.Call, reqId: 12345, gen: 9, offset: 8192, length: 1000, chainId: 2, hop: 1, fnId: 3, status: 0,
+  key: 7, kind: Kind.Call, reqId: 12345, gen: 9, slot: 31, length: 1000, chainId: 2, hop: 1, fnId: 3, status: 0,
   sender: 4, tArrive: 123456789.25, tSent: 10, tBind: 11, tStart: 12, tEnd: 13,
 };
 
@@ -29,6 +29,8 @@ describe('descriptor codec', () => {
     ['reserved flags', (b) => b.writeUInt32LE(1, F.flags), /flags/],
     ['NaN arrival', (b) => b.writeDoubleLE(NaN, F.tArrive), /timestamp/],
     ['reply with status 0', (b) => (b.writeUInt8(Kind.Reply, F.kind), b.writeUInt16LE(0, F.status)), /status/],
+    ['reply with an informational status', (b) => (b.writeUInt8(Kind.Reply, F.kind), b.writeUInt16LE(101, F.status)), /status 101/],
+    ['error with a success status', (b) => (b.writeUInt8(Kind.Error, F.kind), b.writeUInt16LE(200, F.status)), /status 200/],
   ];
   it.each(corrupt)('rejects %s', (_name, mutate, message) => {
     const buf = encode(base);
@@ -41,10 +43,6 @@ describe('descriptor codec', () => {
     expect(() => decode(Buffer.alloc(10))).toThrow(/short/);
     const buf = encode(base);
     buf.writeUInt8(42, F.kind);
-    try {
-      decode(buf);
-    } catch (err) {
-      expect((err as DescriptorError).reqId).toBe(12345);
-    }
+    expect(() => decode(buf)).toThrow(expect.objectContaining({ name: 'DescriptorError', reqId: 12345 }));
   });
 });

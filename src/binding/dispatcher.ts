@@ -8,13 +8,12 @@ import type { Logger } from 'pino';
 import type { FunctionSpec } from '../chain/index.ts';
 import { GATEWAY_KEY, nowUs, type Descriptor } from '../descriptor/index.ts';
 import { batonError, type BatonError } from '../errors.ts';
-import type { Pool } from '../pool/index.ts';
 import type { IdleTokens } from './idle.ts';
 
 export interface DispatcherHooks {
   /** Sends a descriptor bound to an instance. */
   send(d: Descriptor): void;
-  /** Answers a request with an error (its slot goes back to the gateway first). */
+  /** Answers a request with an error. */
   fail(reqId: number, error: BatonError): void;
   /** Whether the request is still waiting for an answer. */
   pending(reqId: number): boolean;
@@ -47,7 +46,6 @@ export class Dispatcher {
   constructor(
     functions: FunctionSpec[],
     private readonly idle: IdleTokens,
-    private readonly pool: Pool,
     private readonly hooks: DispatcherHooks,
     private readonly log: Logger,
   ) {
@@ -86,18 +84,19 @@ export class Dispatcher {
     });
   }
 
-  /** A function-addressed descriptor the kernel could not bind. */
-  onCall(d: Descriptor, slot: number): void {
-    const f = this.fns[d.fnId];
-    if (!f || f.spec.binding !== 'late') {
-      this.hooks.fail(d.reqId, batonError('BATON_ERR_BAD_DESCRIPTOR', `function ${d.fnId} is not late-bound`));
-      return;
-    }
-    this.pool.setHolder(slot, GATEWAY_KEY); // it waits in the gateway's hands
+  /** Whether `fnId` is a late-bound function (one the dispatcher can queue for). */
+  accepts(fnId: number): boolean {
+    return this.fns[fnId]?.spec.binding === 'late';
+  }
+
+  /** A function-addressed descriptor the kernel could not bind (it is in the gateway's hands:
+   *  the kernel made the gateway its slot's holder). */
+  onCall(d: Descriptor): void {
+    const f = this.fns[d.fnId]!;
     // an instance may have gone idle between the kernel's miss and now
     const index = this.idle.take(f.spec.id, f.spec.concurrency);
     if (index >= 0) {
-      this.bind(f, index, d, slot);
+      this.bind(f, index, d);
       return;
     }
     if (f.queue.size >= f.spec.queueDepth) {
@@ -111,10 +110,10 @@ export class Dispatcher {
 
   /** Instance `key` of `fnId` finished one descriptor. */
   onIdle(fnId: number, key: number): void {
-    const f = this.fns[fnId];
-    const index = f ? key - f.spec.keys[0]! : -1;
-    const m = f?.members.get(index);
-    if (!f || !m) return; // gone meanwhile
+    const f = this.fns[fnId]!;
+    const index = key - f.spec.keys[0]!;
+    const m = f.members.get(index);
+    if (!m) return; // gone meanwhile
     if (m.drained) {
       if (--m.busy <= 0) this.finishDrain(f, index);
       return;
@@ -142,18 +141,15 @@ export class Dispatcher {
     for (const [reqId, d] of f.queue) {
       f.queue.delete(reqId);
       if (!this.hooks.pending(reqId)) continue; // answered meanwhile (timeout)
-      const slot = this.pool.validate(d);
       this.stats.handedFromQueue++;
-      this.bind(f, index, d, slot);
+      this.bind(f, index, d);
       return true;
     }
     return false;
   }
 
-  private bind(f: FunctionState, index: number, d: Descriptor, slot: number): void {
-    const key = f.spec.keys[index]!;
-    this.pool.setHolder(slot, key);
-    this.hooks.send({ ...d, key, tBind: nowUs() - d.tArrive });
+  private bind(f: FunctionState, index: number, d: Descriptor): void {
+    this.hooks.send({ ...d, key: f.spec.keys[index]!, sender: GATEWAY_KEY, tBind: nowUs() - d.tArrive });
   }
 
   private finishDrain(f: FunctionState, index: number): void {

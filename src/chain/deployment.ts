@@ -39,7 +39,15 @@ export interface Deployment {
   chains: ChainSpec[];
   routes: RouteSpec[];
   pool: PoolGeometry;
-  gateway: { host: string; port: number; timeoutMs: number; logLevel: string };
+  gateway: {
+    host: string;
+    port: number;
+    timeoutMs: number;
+    bodyTimeoutMs: number;
+    sendTimeoutMs: number;
+    startTimeoutMs: number;
+    logLevel: string;
+  };
 }
 
 export { GATEWAY_KEY };

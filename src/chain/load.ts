@@ -2,10 +2,11 @@
 // the path of the offending value.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import FindMyWay from 'find-my-way';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { batonError } from '../errors.ts';
 import { MAX_FUNCTIONS, MAX_KEYS, MAX_TOKENS } from '../descriptor/index.ts';
-import { SLOT_HEADER, MIN_SLOT_SIZE, MAX_SLOTS } from '../pool/index.ts';
+import { geometryProblems } from '../pool/layout.ts';
 import { chainFileSchema, FUNCTION_NAME, type ChainFileInput } from './schema.ts';
 import { assignKeys, type Deployment } from './deployment.ts';
 
@@ -70,10 +71,22 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
   });
 
   const seen = new Set<string>();
+  // the gateway's router (fastify's): a path it would refuse is a chain-file problem
+  const router = FindMyWay();
   const chains = cf.routes.map((route, r) => {
     const where = `routes.${r}`;
     const id = `${route.method} ${route.path}`;
-    if (seen.has(id)) problems.push(`${where}: duplicate route ${id}`);
+    if (seen.has(id)) {
+      problems.push(`${where}: duplicate route ${id}`);
+    } else if (route.path === RESERVED_PREFIX || route.path.startsWith(`${RESERVED_PREFIX}/`)) {
+      problems.push(`${where}.path: ${RESERVED_PREFIX}/ is reserved for the gateway's own routes`);
+    } else {
+      try {
+        router.on(route.method as 'GET', route.path, () => {});
+      } catch (err) {
+        problems.push(`${where}.path: ${(err as Error).message}`);
+      }
+    }
     seen.add(id);
     if (Array.isArray(route.chain[0])) problems.push(`${where}.chain.0: the first step must be one function, not a branch`);
     const steps = route.chain.map((step, s) =>
@@ -89,9 +102,7 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
     return { id: r, steps };
   });
 
-  if (cf.pool.slotSize < MIN_SLOT_SIZE) problems.push(`pool.slotSize: at least ${MIN_SLOT_SIZE} bytes`);
-  if (cf.pool.slotSize % 8 !== 0) problems.push('pool.slotSize: must be a multiple of 8');
-  if (cf.pool.slots > MAX_SLOTS) problems.push(`pool.slots: at most ${MAX_SLOTS}`);
+  problems.push(...geometryProblems({ slotSize: cf.pool.slotSize, slotCount: cf.pool.slots }));
   if (problems.length) throw batonError('BATON_ERR_CHAIN_FILE', `${label}:\n  ${problems.join('\n  ')}`);
 
   return {
@@ -103,7 +114,5 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
   };
 }
 
-/** Largest request body a deployment accepts. */
-export function maxBody(d: Deployment): number {
-  return d.pool.slotSize - SLOT_HEADER;
-}
+/** Paths the gateway keeps for its own routes (status, scaling). */
+export const RESERVED_PREFIX = '/_baton';

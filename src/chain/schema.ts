@@ -30,6 +30,12 @@ export const chainFileSchema = z.strictObject({
       host: z.string().default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(8080),
       timeoutMs: z.number().int().positive().default(30_000),
+      /** A request body must arrive within this (408 otherwise); headers too. */
+      bodyTimeoutMs: z.number().int().positive().default(10_000),
+      /** A client must take its response within this, or loses the connection. */
+      sendTimeoutMs: z.number().int().positive().default(10_000),
+      /** A function instance must be ready within this from its spawn. */
+      startTimeoutMs: z.number().int().positive().default(10_000),
       logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     })
     .prefault({}),

@@ -1,28 +1,43 @@
 // The gateway's handle on the kernel data plane: the loaded SK_MSG program, its sockmap,
 // and one loopback TCP connection per key. The end under the key is the one a function
 // instance (or the gateway, for key 0) sends and receives on; the gateway keeps the peer
-// end, whose EOF says the instance is gone and on which dead letters arrive (the program
-// passes a descriptor it cannot redirect down the real TCP connection).
+// end. Nothing legitimate ever travels the TCP connection itself: the program redirects
+// every good descriptor socket to socket, so bytes arriving on a peer end are what the
+// program refused from that key's sender ('refused'), and EOF on it means the sender's
+// socket is gone ('lost').
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { native, type KeyCounters, type NativeDataplane } from '../native/index.ts';
-import { FrameReader } from './framing.ts';
 
 export interface KeySockets {
   /** fd of the end inserted in the sockmap: hand it to the worker, then close it here. */
   fd: number;
-  /** The gateway's peer end (EOF on exit; dead letters arriving on it are emitted as 'deadLetter'). */
+  /** The gateway's peer end. */
   peer: net.Socket;
 }
 
 export interface SockmapEvents {
-  /** A descriptor sent by the socket under `senderKey` found no socket under its own key. */
-  deadLetter: [frame: Buffer, senderKey: number];
+  /** The program refused a write of the socket under `key` (see Violation). */
+  refused: [key: number];
+  /** The socket under `key` closed (its process exited, or closed it). */
+  lost: [key: number];
 }
+
+/** Why the program refused a sender (bpf/baton_shared.h, enum baton_violation). */
+export const VIOLATIONS: Record<number, string> = {
+  1: 'wrote on a socket the gateway never registered',
+  2: 'wrote something that is not a whole number of descriptors',
+  3: 'wrote bytes that are not a descriptor of this version',
+  4: 'forged the sender of a descriptor',
+  5: 'sent a kind of descriptor where it cannot go',
+  6: 'sent a payload length beyond a slot',
+  7: 'sent a descriptor for a slot it does not hold',
+  8: 'sent a descriptor the kernel could not read',
+};
 
 export class Sockmap extends EventEmitter<SockmapEvents> {
   private readonly dp: NativeDataplane;
-  private readonly peers = new Map<number, net.Socket>();
+  private readonly keys = new Map<number, { peer: net.Socket; port: number }>();
   private destroyed = false;
 
   constructor() {
@@ -32,35 +47,53 @@ export class Sockmap extends EventEmitter<SockmapEvents> {
 
   /** Creates a connection, puts one end under `key`, returns both ends. */
   open(key: number): KeySockets {
-    const [fd, peerFd] = native((a) => a.tcpPair());
+    const [fd, peerFd, port] = native((a) => a.tcpPair());
     try {
-      native(() => this.dp.insert(key, fd));
+      native(() => this.dp.insert(key, fd, port));
     } catch (err) {
       native((a) => (a.closeFd(fd), a.closeFd(peerFd)));
       throw err;
     }
+    this.forget(key);
     const peer = new net.Socket({ fd: peerFd, readable: true, writable: true });
-    const deadLetters = new FrameReader((frame) => this.emit('deadLetter', frame, key));
-    peer.on('data', (chunk: Buffer) => deadLetters.push(chunk));
-    peer.on('error', () => {}); // reset when the other end's process dies: its owner learns that on exit
-    this.peers.get(key)?.destroy();
-    this.peers.set(key, peer);
+    const entry = { peer, port };
+    this.keys.set(key, entry);
+    let reported = false;
+    peer.on('data', () => {
+      if (!reported) this.emit('refused', key); // once is enough: the gateway kills the sender
+      reported = true;
+    });
+    peer.on('error', () => {}); // reset when the other end's process dies: 'close' follows
     peer.once('close', () => {
-      if (this.peers.get(key) === peer) this.peers.delete(key);
+      if (this.keys.get(key) !== entry) return; // closed by us
+      this.keys.delete(key);
+      this.emit('lost', key);
     });
     return { fd, peer };
   }
 
   /** Takes `key` out of the map and closes the gateway's peer end. */
   close(key: number): void {
+    const entry = this.keys.get(key);
+    this.forget(key);
     if (this.destroyed) return; // the maps are gone, and the entry with them
-    native(() => this.dp.remove(key));
-    this.peers.get(key)?.destroy();
-    this.peers.delete(key);
+    native(() => this.dp.remove(key, entry?.port ?? 0));
+  }
+
+  private forget(key: number): void {
+    const entry = this.keys.get(key);
+    this.keys.delete(key);
+    entry?.peer.destroy();
   }
 
   counters(key: number): KeyCounters {
     return native(() => this.dp.counters(key));
+  }
+
+  /** Why the program refused `key`'s sender, in words. */
+  refusal(key: number): string {
+    const { reason } = this.counters(key);
+    return VIOLATIONS[reason] ?? `broke rule ${reason}`;
   }
 
   /** The kernel's idle-token bitmaps, memory-mapped (see src/binding/idle.ts). */
@@ -68,17 +101,26 @@ export class Sockmap extends EventEmitter<SockmapEvents> {
     return native(() => this.dp.idleBuffer());
   }
 
+  /** The kernel's slot custody entries, memory-mapped (see src/gateway/custody.ts). */
+  custodyBuffer(): ArrayBuffer {
+    return native(() => this.dp.custodyBuffer());
+  }
+
   /** Tells the program which keys function `fnId`'s tokens belong to. */
   setFunction(fnId: number, baseKey: number, concurrency: number): void {
     native(() => this.dp.setFunction(fnId, baseKey, concurrency));
+  }
+
+  /** Tells the program the pool's geometry: descriptors beyond it are refused. */
+  configure(slots: number, capacity: number): void {
+    native(() => this.dp.configure(slots, capacity));
   }
 
   /** Detaches the program and frees the maps; closes every peer end. */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const peer of this.peers.values()) peer.destroy();
-    this.peers.clear();
+    for (const key of [...this.keys.keys()]) this.forget(key);
     this.dp.close();
   }
 }

@@ -7,7 +7,7 @@ export interface Descriptor {
   kind: Kind;
   reqId: number;
   gen: number;
-  offset: number;
+  slot: number;
   length: number;
   chainId: number;
   hop: number;
@@ -24,7 +24,7 @@ export interface Descriptor {
 /** A descriptor with every field zero except those given (notices, rejections, tests). */
 export function blankDescriptor(fields: Partial<Descriptor> & Pick<Descriptor, 'key' | 'kind'>): Descriptor {
   return {
-    reqId: 0, gen: 0, offset: 0, length: 0, chainId: 0, hop: 0, fnId: 0, status: 0, sender: 0,
+    reqId: 0, gen: 0, slot: 0, length: 0, chainId: 0, hop: 0, fnId: 0, status: 0, sender: 0,
     tArrive: 0, tSent: 0, tBind: 0, tStart: 0, tEnd: 0, ...fields,
   };
 }
@@ -37,7 +37,7 @@ export function encodeInto(d: Descriptor, buf: Buffer, at = 0): void {
   buf.writeUInt8(d.kind, at + F.kind);
   buf.writeUInt32LE(d.reqId, at + F.reqId);
   buf.writeUInt32LE(d.gen, at + F.gen);
-  buf.writeUInt32LE(d.offset, at + F.offset);
+  buf.writeUInt32LE(d.slot, at + F.slot);
   buf.writeUInt32LE(d.length, at + F.length);
   buf.writeUInt16LE(d.chainId, at + F.chainId);
   buf.writeUInt16LE(d.hop, at + F.hop);
@@ -87,13 +87,15 @@ export function decode(buf: Buffer, at = 0): Descriptor {
   const tArrive = buf.readDoubleLE(at + F.tArrive);
   if (!Number.isFinite(tArrive) || tArrive < 0) fail('bad arrival timestamp');
   const status = buf.readUInt16LE(at + F.status);
-  if ((kind === Kind.Reply || kind === Kind.Error) && (status < 100 || status > 599)) fail(`bad status ${status}`);
+  // a chain's answer is final: no 1xx (the client would wait for another response)
+  if (kind === Kind.Reply && (status < 200 || status > 599)) fail(`bad status ${status}`);
+  if (kind === Kind.Error && (status < 400 || status > 599)) fail(`bad error status ${status}`);
   return {
     key: buf.readUInt32LE(at + F.key),
     kind,
     reqId,
     gen: buf.readUInt32LE(at + F.gen),
-    offset: buf.readUInt32LE(at + F.offset),
+    slot: buf.readUInt32LE(at + F.slot),
     length: buf.readUInt32LE(at + F.length),
     chainId: buf.readUInt16LE(at + F.chainId),
     hop: buf.readUInt16LE(at + F.hop),

@@ -4,7 +4,7 @@
 // key the SK_MSG program routes on.
 export const DESC_SIZE = 64;
 export const DESC_MAGIC = 0xba70;
-export const DESC_VERSION = 1;
+export const DESC_VERSION = 2;
 
 /** Byte offsets of each field. */
 export const F = {
@@ -12,15 +12,15 @@ export const F = {
   magic: 4, // u16
   version: 6, // u8
   kind: 7, // u8 Kind
-  reqId: 8, // u32 request id (also the pool slot's owner word)
-  gen: 12, // u32 slot generation at allocation (stale-descriptor check)
-  offset: 16, // u32 payload offset in the pool
+  reqId: 8, // u32 request id
+  gen: 12, // u32 slot generation at allocation (the kernel checks both against the slot's custody)
+  slot: 16, // u32 pool slot holding the payload (at the start of its payload area)
   length: 20, // u32 payload length
   chainId: 24, // u16
   hop: 26, // u16 index of the chain step the receiver runs
   fnId: 28, // u16 function the receiver runs (GATEWAY_FN for replies)
   status: 30, // u16 HTTP status (replies and errors)
-  sender: 32, // u32 sockmap key of the sender
+  sender: 32, // u32 sockmap key of the sender (the kernel checks it against the socket)
   flags: 36, // u32 reserved, must be 0
   tArrive: 40, // f64 µs on CLOCK_MONOTONIC when the gateway accepted the request
   tSent: 48, // u32 µs after tArrive when this descriptor was sent
@@ -32,7 +32,9 @@ export const F = {
 export const enum Kind {
   Call = 1, // run the function at `hop` of the chain
   Reply = 2, // the chain's result, for the gateway
-  Error = 3, // a function failed; payload is a JSON error body, for the gateway
+  Error = 3, // a function failed; payload is a JSON error body, for the gateway. Empty (length 0):
+  //            the instance hands back a descriptor it did not run (status 502: could not serve it;
+  //            504: its deadline had passed)
   Idle = 4, // an instance finished one descriptor (late binding), for the dispatcher; no request
 }
 
@@ -40,6 +42,7 @@ export const GATEWAY_KEY = 0;
 /** A routing key with this bit set addresses a function, not an instance (bpf/baton_shared.h). */
 export const FN_ADDR = 0x80000000;
 export const MAX_KEYS = 4096;
+export const MAX_SLOTS = 65536;
 export const MAX_FUNCTIONS = 256;
 export const IDLE_WORDS = 8;
 export const MAX_TOKENS = IDLE_WORDS * 64;

@@ -1,277 +1,232 @@
 // The gateway: the one privileged process. It loads the SK_MSG program, creates the pool,
-// spawns the function instances, terminates HTTP, and sends each request into its chain
-// as a descriptor on its own sockmap socket (key 0), where the chain's reply comes back.
-// Key 0 is also the late-binding dispatcher: descriptors the kernel could not bind to an
-// idle instance, and instances' Idle notices, arrive there too.
+// spawns the function instances, terminates HTTP, and sends each request into its chain as a
+// descriptor on its own sockmap socket (key 0), where the chain's answer comes back. This
+// file wires the parts together and owns their lifecycle; each concern lives beside it:
+//   http.ts / respond.ts   the HTTP edge            requests.ts  each request's one answer
+//   custody.ts             when a slot is free      inbox.ts     what arrives on key 0
+//   instances.ts           worker processes         ../binding   late binding's dispatcher
+import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
-import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Dispatcher } from '../binding/dispatcher.ts';
 import { IdleTokens } from '../binding/idle.ts';
-import type { Deployment } from '../chain/index.ts';
+import type { Deployment, RouteSpec } from '../chain/index.ts';
 import { Endpoint } from '../dataplane/endpoint.ts';
 import { Sockmap } from '../dataplane/sockmap.ts';
-import {
-  decode, DESC_MAGIC, DescriptorError, F, FN_ADDR, GATEWAY_FN, GATEWAY_KEY, Kind, nowUs, type Descriptor,
-} from '../descriptor/index.ts';
-import { batonError, BatonError } from '../errors.ts';
-import { Pool } from '../pool/index.ts';
+import { GATEWAY_FN, GATEWAY_KEY, Kind, nowUs } from '../descriptor/index.ts';
+import { batonError, type BatonError, type BatonErrorCode } from '../errors.ts';
+import { Pool, type RequestMeta } from '../pool/index.ts';
 import { Router } from '../worker/router.ts';
-import { buildHttp } from './http.ts';
+import { SlotTable } from './custody.ts';
+import { buildHttp, type Backend } from './http.ts';
+import { Inbox } from './inbox.ts';
 import { Instances, type Instance } from './instances.ts';
-import { RequestTable } from './requests.ts';
+import { checkPort, listenError } from './port.ts';
+import { RequestTable, type Outcome, type Request } from './requests.ts';
+import type { Answer } from './respond.ts';
 import { TimingStats } from './stats.ts';
 import { serverTiming } from './timing.ts';
-
-const MAX_REDELIVERIES = 3;
 
 export interface GatewayOptions {
   /** Overrides the chain file's gateway.port (0: any free port). */
   port?: number;
   host?: string;
+  /** Overrides the chain file's gateway settings of the same name. */
   timeoutMs?: number;
+  bodyTimeoutMs?: number;
+  sendTimeoutMs?: number;
+  startTimeoutMs?: number;
   logger?: Logger;
-  /** How long a slot held by an unresponsive worker waits before it is freed anyway. */
-  quarantineMs?: number;
 }
 
-export interface GatewayStats {
-  badDescriptors: number;
-  deadLetters: number;
-  strayDescriptors: number;
-}
+/** After a request's timeout, how long an instance may still hold its slot before it is
+ *  taken for hung and killed (a healthy one hands a late descriptor back within ~100 ms). */
+export const HUNG_GRACE_MS = 1000;
 
-export class Gateway {
+export class Gateway implements Backend {
   readonly log: Logger;
-  readonly pool: Pool;
+  readonly timeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly sendTimeoutMs: number;
+  readonly startTimeoutMs: number;
+  readonly routes: RouteSpec[];
+  readonly capacity: number;
+  readonly timing: TimingStats;
   readonly sockmap: Sockmap;
-  readonly instances: Instances;
+  readonly pool: Pool;
+  readonly slots: SlotTable;
   readonly requests: RequestTable;
   readonly dispatcher: Dispatcher;
-  readonly timing: TimingStats;
-  readonly stats: GatewayStats = { badDescriptors: 0, deadLetters: 0, strayDescriptors: 0 };
-  readonly timeoutMs: number;
-  private readonly router: Router;
-  private endpoint?: Endpoint;
-  private http?: FastifyInstance;
-  private nextId = 0;
-  /** Dead letters sent again, per request (dropped with the request's answer). */
-  private readonly redelivered = new Map<number, number>();
-  private stopped = false;
+  readonly instances: Instances;
+  readonly inbox: Inbox;
   url = '';
+  private readonly router: Router;
+  private readonly endpoint: Endpoint;
+  private readonly reaper: NodeJS.Timeout;
+  private http?: FastifyInstance;
+  private stopped = false;
+
+  /** Loads the data plane, starts every instance, then listens. Nothing stays behind if it fails. */
+  static async start(deployment: Deployment, options: GatewayOptions = {}): Promise<Gateway> {
+    const g = deployment.gateway;
+    const port = options.port ?? g.port;
+    const host = options.host ?? g.host;
+    await checkPort(port, host); // before anything starts: a busy port says so at once
+    const gw = new Gateway(deployment, options);
+    try {
+      await gw.instances.startAll();
+      gw.http = buildHttp(gw);
+      gw.url = await gw.http.listen({ port, host }).catch((err: NodeJS.ErrnoException) => {
+        throw listenError(err, port, host);
+      });
+    } catch (err) {
+      await gw.stop();
+      throw err;
+    }
+    gw.log.info({ url: gw.url, functions: deployment.functions.length, instances: gw.instances.all.length }, 'gateway listening');
+    return gw;
+  }
 
   private constructor(
     readonly deployment: Deployment,
-    private readonly options: GatewayOptions,
+    options: GatewayOptions,
   ) {
-    this.log = options.logger ?? pino({ level: deployment.gateway.logLevel, name: 'baton' });
-    this.timeoutMs = options.timeoutMs ?? deployment.gateway.timeoutMs;
+    const g = deployment.gateway;
+    this.log = options.logger ?? pino({ level: g.logLevel, name: 'baton' });
+    this.timeoutMs = options.timeoutMs ?? g.timeoutMs;
+    this.bodyTimeoutMs = options.bodyTimeoutMs ?? g.bodyTimeoutMs;
+    this.sendTimeoutMs = options.sendTimeoutMs ?? g.sendTimeoutMs;
+    this.startTimeoutMs = options.startTimeoutMs ?? g.startTimeoutMs;
+    this.routes = deployment.routes;
     this.router = new Router(deployment);
-    this.sockmap = new Sockmap(); // needs eBPF privilege: fail before anything else starts
+    this.timing = new TimingStats(deployment.functions.map((f) => f.name));
+
+    this.sockmap = new Sockmap(); // needs eBPF privilege: the first thing that can fail for it
     try {
       this.pool = Pool.create(deployment.pool);
     } catch (err) {
       this.sockmap.destroy();
       throw err;
     }
-    this.requests = new RequestTable(this.pool, this.log, options.quarantineMs ?? Math.max(60_000, 2 * this.timeoutMs));
-    this.instances = new Instances(deployment, this.sockmap, this.pool, this.log);
-    this.timing = new TimingStats(deployment.functions.map((f) => f.name));
+    this.capacity = this.pool.capacity;
+    this.sockmap.configure(this.pool.slotCount, this.pool.capacity);
     for (const f of deployment.functions) this.sockmap.setFunction(f.id, f.keys[0]!, f.concurrency);
+    this.slots = new SlotTable(this.pool.slotCount, this.sockmap.custodyBuffer());
+    this.requests = new RequestTable(this.slots, { abandoned: (req) => this.dispatcher.withdraw(req.id) });
     this.dispatcher = new Dispatcher(
       deployment.functions,
       new IdleTokens(this.sockmap.idleBuffer()),
-      this.pool,
       {
-        send: (d) => this.endpoint!.send(d),
-        fail: (reqId, error) => this.requests.fail(reqId, error),
-        pending: (reqId) => this.requests.get(reqId) !== undefined,
+        send: (d) => this.endpoint.send(d),
+        fail: (reqId, error) => this.requests.answer(reqId, { error }),
+        pending: (reqId) => this.requests.pending(reqId),
       },
       this.log,
     );
-  }
-
-  /** Loads the data plane, starts every instance, then listens. */
-  static async start(deployment: Deployment, options: GatewayOptions = {}): Promise<Gateway> {
-    const gw = new Gateway(deployment, options);
-    try {
-      await gw.boot();
-    } catch (err) {
-      await gw.stop();
-      throw err;
-    }
-    return gw;
-  }
-
-  private async boot(): Promise<void> {
-    this.sockmap.on('deadLetter', (frame, sender) => this.onDeadLetter(frame, sender));
+    this.instances = new Instances(deployment, this.sockmap, this.pool, this.log, {
+      startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs,
+    });
+    this.inbox = new Inbox({
+      requests: this.requests,
+      slots: this.slots,
+      dispatcher: this.dispatcher,
+      router: this.router,
+      send: (d) => this.endpoint.send(d),
+      functionOf: (key) => this.instances.byKey(key)?.fnId,
+      describe: (key) => this.describeKey(key),
+      refuse: (key, why) => this.refuse(key, why),
+      warn: (fields, message) => this.log.warn(fields, message),
+    });
     const { fd } = this.sockmap.open(GATEWAY_KEY);
-    this.endpoint = new Endpoint(fd, (frame) => this.onReply(frame));
+    this.endpoint = new Endpoint(fd, (f) => this.inbox.onFrame(f), (n) => this.inbox.onGarbage(n));
+
+    this.sockmap.on('refused', (key) => this.refuse(key, `refused by the kernel: it ${this.sockmap.refusal(key)}`));
+    this.sockmap.on('lost', (key) => this.socketLost(key));
     this.instances.on('ready', (inst) => {
       if (this.isLate(inst)) this.dispatcher.activate(inst.fnId, inst.index);
     });
-    this.instances.on('exit', (inst, reason) => {
-      if (this.isLate(inst)) this.dispatcher.deactivate(inst.fnId, inst.index);
-      this.requests.instanceGone(inst.key, () => batonError('BATON_ERR_WORKER_CRASHED', `${this.describeKey(inst.key)} ${reason}`));
-    });
+    this.instances.on('exit', (inst, reason, code) => this.instanceExited(inst, reason, code));
     this.instances.on('live', (live) => {
       this.router.setLive(live);
       this.instances.broadcast({ type: 'live', live });
     });
-    await this.instances.startAll();
-    this.http = buildHttp(this);
-    const address = await this.http.listen({
-      port: this.options.port ?? this.deployment.gateway.port,
-      host: this.options.host ?? this.deployment.gateway.host,
-    });
-    this.url = address;
-    this.log.info({ url: address, functions: this.deployment.functions.length, instances: this.instances.all.length }, 'gateway listening');
+    this.reaper = setInterval(() => this.killHung(), Math.min(250, HUNG_GRACE_MS)).unref();
   }
 
-  /** Request ids double as pool owner words: 1..2^31-1. */
-  newRequestId(): number {
-    this.nextId = this.nextId >= 0x7fffffff ? 1 : this.nextId + 1;
-    return this.nextId;
+  get serving(): boolean {
+    return !this.stopped;
   }
 
-  /** Sends a request whose body is in `slot` into chain `chainId`; `reply` gets the answer. */
-  dispatch(
-    reqId: number, slot: number, length: number, chainId: number, tArrive: number, reply: FastifyReply, contentType?: string,
-  ): Promise<FastifyReply> {
+  payload(slot: number): Buffer {
+    return this.pool.payload(slot);
+  }
+
+  writeMeta(slot: number, meta: RequestMeta): boolean {
+    this.pool.reset(slot);
+    return this.pool.writeMeta(slot, meta);
+  }
+
+  /** Sends a request whose body is in its slot into chain `chainId`; resolves with its answer. */
+  dispatch(req: Request, chainId: number, length: number, tArrive: number, meta: RequestMeta): Promise<Answer> {
     if (this.stopped) throw batonError('BATON_ERR_SHUTTING_DOWN');
     const first = this.router.first(chainId);
-    const gen = this.pool.gen(slot);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.dispatcher.withdraw(reqId); // queueing counts toward the timeout
-        this.requests.fail(reqId, batonError('BATON_ERR_TIMEOUT', `no answer within ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
-      this.requests.add({
-        reqId, slot, gen, timer, contentType,
-        answer: (outcome) => {
-          this.redelivered.delete(reqId);
-          if ('error' in outcome) sendError(reply, outcome.error, reqId);
-          else this.sendResult(reply, slot, outcome.reply, contentType);
-          resolve(reply);
-        },
-      });
-      this.pool.setHolder(slot, first.key);
-      this.endpoint!.send({
-        key: first.key, kind: Kind.Call, reqId, gen, offset: this.pool.dataOffset(slot), length, chainId,
+      this.requests.start(req, this.timeoutMs, (outcome) => resolve(this.toAnswer(req, outcome, tArrive, meta.contentType)));
+      this.endpoint.send({
+        key: first.key, kind: Kind.Call, reqId: req.id, gen: req.gen, slot: req.slot, length, chainId,
         hop: first.hop, fnId: first.fnId, status: 0, sender: GATEWAY_KEY, tArrive,
         tSent: nowUs() - tArrive, tBind: 0, tStart: 0, tEnd: 0,
       });
     });
   }
 
-  private sendResult(reply: FastifyReply, slot: number, d: Descriptor, requestType?: string): void {
-    const received = nowUs() - d.tArrive;
-    const trace = this.pool.readTrace(slot);
+  private toAnswer(req: Request, outcome: Outcome, tArrive: number, requestType?: string): Answer {
+    const received = nowUs() - tArrive;
+    const trace = this.pool.readTrace(req.slot);
+    const timing = serverTiming(trace, (id) => this.fnName(id), 'reply' in outcome ? outcome.reply.tSent : received, received);
+    if ('error' in outcome) return { error: outcome.error, headers: { 'server-timing': timing } };
+    const d = outcome.reply;
     this.timing.record(trace, received);
-    const type =
-      d.kind === Kind.Error
-        ? 'application/json'
-        : (this.pool.readType(slot) ?? requestType ?? 'application/octet-stream');
-    reply
-      .code(d.status)
-      .header('content-type', type)
-      .header('x-request-id', String(d.reqId))
-      .header('server-timing', serverTiming(trace, (id) => this.fnName(id), d.tSent, received))
-      // a view of the slot, not a copy: the slot is freed only once the response is written
-      .send(this.pool.view(d.offset, d.length));
+    return {
+      status: d.status,
+      type: d.kind === Kind.Error ? 'application/json' : (this.pool.readType(req.slot) ?? requestType ?? 'application/octet-stream'),
+      body: this.pool.view(req.slot, d.length),
+      headers: { 'x-request-id': String(req.id), 'server-timing': timing },
+    };
   }
 
-  /** A descriptor arrived on key 0: a chain's reply or error, work for the dispatcher, or
-   *  something to reject. */
-  private onReply(frame: Buffer): void {
-    // Idle notices are most of the traffic here under late binding: read just what they say
-    if (frame.readUInt8(F.kind) === Kind.Idle && frame.readUInt16LE(F.magic) === DESC_MAGIC) {
-      this.dispatcher.onIdle(frame.readUInt16LE(F.fnId), frame.readUInt32LE(F.sender));
-      return;
-    }
-    let d: Descriptor;
-    try {
-      d = decode(frame);
-    } catch (err) {
-      this.badDescriptor(err as DescriptorError);
-      return;
-    }
-    const p = this.requests.get(d.reqId);
-    if (!p) {
-      // a late answer to a request already answered (timeout): its slot can be freed now
-      if (!this.requests.settleLate(d.reqId, d.gen)) this.stats.strayDescriptors++;
-      return;
-    }
-    if (d.kind === Kind.Error && d.length === 0) {
-      // a worker rejected the descriptor it was given and gave it up
-      this.requests.reclaimFrom(p.slot, d.sender);
-      this.requests.fail(d.reqId, batonError('BATON_ERR_BAD_DESCRIPTOR', `${this.describeKey(d.sender)} rejected it`));
-      return;
-    }
-    try {
-      if (d.kind === Kind.Call && !(d.key & FN_ADDR)) throw new DescriptorError('a call addressed to the gateway', d.reqId);
-      if (d.gen !== p.gen) throw new DescriptorError(`generation ${d.gen}, the request's slot is at ${p.gen}`, d.reqId);
-      if (this.pool.validate(d) !== p.slot) throw new DescriptorError('points outside the request slot', d.reqId);
-    } catch (err) {
-      this.badDescriptor(err as DescriptorError);
-      return;
-    }
-    if (d.kind === Kind.Call) {
-      this.dispatcher.onCall(d, p.slot); // no idle instance when it was sent
-      return;
-    }
-    this.requests.take(d.reqId)!.answer({ reply: d });
-  }
-
-  private badDescriptor(err: DescriptorError): void {
-    this.stats.badDescriptors++;
-    this.log.warn({ reqId: err.reqId }, `rejected descriptor: ${err.message}`);
-    if (err.reqId !== undefined && this.requests.get(err.reqId)) {
-      this.requests.fail(err.reqId, batonError('BATON_ERR_BAD_DESCRIPTOR', err.message));
-    }
-  }
-
-  /** A descriptor that found no socket under its key came back over TCP to `sender`'s peer.
-   *  It never reached an instance, so it is safe to send again to a live one (an instance
-   *  that died a moment ago may still be in an early-binding sender's list). */
-  private onDeadLetter(frame: Buffer, sender: number): void {
-    this.stats.deadLetters++;
-    const key = frame.readUInt32LE(0);
-    const reqId = frame.readUInt32LE(8);
-    const p = this.requests.get(reqId);
-    this.log.warn({ reqId, key, sender }, 'dead letter: no socket under key');
-    if (!p) return;
-    this.requests.reclaimFrom(p.slot, key);
-    let d: Descriptor | undefined;
-    try {
-      d = decode(frame);
-    } catch {
-      d = undefined;
-    }
+  /** Kills an instance that sent what no function may send; its requests are answered 502. */
+  private refuse(key: number, why: string): void {
     const inst = this.instances.byKey(key);
-    if (d && d.kind === Kind.Call && inst && inst.fnId === d.fnId && (this.redelivered.get(reqId) ?? 0) < MAX_REDELIVERIES) {
-      try {
-        const to = this.router.address(d.fnId, key);
-        this.redelivered.set(reqId, (this.redelivered.get(reqId) ?? 0) + 1);
-        this.pool.setHolder(p.slot, to);
-        this.endpoint!.send({ ...d, key: to });
-        return;
-      } catch {
-        // no other live instance: answer below
-      }
+    if (inst) this.instances.kill(inst, why, 'BATON_ERR_BAD_DESCRIPTOR');
+  }
+
+  /** An instance's data-plane socket closed. If its process is not exiting anyway (it closed
+   *  fd 3 itself), it cannot serve any more: kill it. */
+  private socketLost(key: number): void {
+    const inst = this.instances.byKey(key);
+    const child = inst?.child;
+    if (!inst || !child) return;
+    setTimeout(() => {
+      if (inst.child === child) this.instances.kill(inst, 'closed its data-plane socket');
+    }, 100).unref();
+  }
+
+  private instanceExited(inst: Instance, reason: string, code: BatonErrorCode): void {
+    if (this.isLate(inst)) this.dispatcher.deactivate(inst.fnId, inst.index);
+    this.requests.instanceGone(inst.key, () => batonError(code, `${this.describeKey(inst.key)} ${reason}`));
+  }
+
+  /** Instances still holding a request past its timeout and the grace are hung (a stopped
+   *  process, an endless loop, a handler that never returns): killed, then replaced. */
+  private killHung(): void {
+    for (const o of this.slots.sweep(HUNG_GRACE_MS)) {
+      const inst = this.instances.byKey(o.holder);
+      if (inst) this.instances.kill(inst, `still held request ${o.reqId} ${o.ms} ms after it was answered (timeout)`, 'BATON_ERR_TIMEOUT');
     }
-    this.requests.fail(reqId, batonError('BATON_ERR_DEAD_LETTER', `${this.describeKey(key)} is not running`));
   }
 
   private fnName(fnId: number): string {
     return fnId === GATEWAY_FN ? 'gateway' : (this.deployment.functions[fnId]?.name ?? `fn${fnId}`);
-  }
-
-  /** The response is done or the client left: if the request was still waiting for the chain,
-   *  forget it everywhere it may wait (its slot is released by the caller). */
-  forget(reqId: number): void {
-    if (!this.requests.take(reqId)) return; // answered normally: nothing else holds it
-    this.dispatcher.withdraw(reqId);
-    this.redelivered.delete(reqId);
   }
 
   /** Late binding in the kernel: descriptors bound at send time, and those sent to the dispatcher. */
@@ -295,13 +250,43 @@ export class Gateway {
   /** Resolves once nothing is bound to `inst` any more. */
   private async drain(inst: Instance): Promise<void> {
     if (this.isLate(inst)) return this.dispatcher.drain(inst.fnId, inst.index);
-    // early binding: senders stopped picking it (live set); wait for what they already sent
-    while (this.requests.heldBy(inst.key) > 0) await new Promise((r) => setTimeout(r, 10));
+    // early binding: senders stopped picking it (live set); wait for what it holds
+    while (this.heldBy(inst.key) > 0) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  private heldBy(key: number): number {
+    let n = 0;
+    for (let slot = 0; slot < this.slots.count; slot++) if (this.slots.owner(slot) && this.slots.holder(slot) === key) n++;
+    return n;
   }
 
   describeKey(key: number): string {
     const inst = this.instances.byKey(key);
     return inst ? `function '${this.fnName(inst.fnId)}' instance ${key}` : `key ${key}`;
+  }
+
+  status() {
+    const binds = this.kernelBinds();
+    return {
+      pool: { slots: this.pool.slotCount, free: this.slots.free, quarantined: this.slots.quarantined, slotSize: this.pool.slotSize },
+      inFlight: this.requests.inFlight,
+      stats: { ...this.inbox.stats, binding: { ...this.dispatcher.stats, ...binds } },
+      timing: this.timing.snapshot(),
+      functions: this.deployment.functions.map((f) => ({
+        name: f.name,
+        binding: f.binding,
+        concurrency: f.concurrency,
+        queued: this.dispatcher.queued(f.id),
+        idleTokens: this.dispatcher.idleTokens(f.id),
+        instances: this.instances
+          .of(f.id)
+          .filter((i) => i.state !== 'stopped' || i.gaveUp)
+          .map((i) => ({
+            key: i.key, pid: i.child?.pid ?? null, state: i.state, restarts: i.restarts, gaveUp: i.gaveUp,
+            coldStartMs: i.coldStartMs === undefined ? null : Math.round(i.coldStartMs),
+          })),
+      })),
+    };
   }
 
   /** Stops listening, answers what is in flight, stops workers, unloads the program. */
@@ -310,23 +295,15 @@ export class Gateway {
     this.stopped = true;
     const closing = this.http?.close();
     const deadline = Date.now() + 2000;
-    while (this.requests.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (this.requests.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.requests.failAll(() => batonError('BATON_ERR_SHUTTING_DOWN'));
     await closing;
     await this.instances.stopAll();
-    this.endpoint?.destroy();
+    clearInterval(this.reaper);
+    this.endpoint.destroy();
     this.sockmap.destroy();
-    this.requests.close();
     this.pool.close();
   }
 }
 
-export function sendError(reply: FastifyReply, err: BatonError, reqId?: number): void {
-  if (reply.sent) return;
-  reply
-    .code(err.status || 500)
-    .header('content-type', 'application/json')
-    .send(JSON.stringify({ error: err.code, message: err.message, ...(reqId ? { requestId: reqId } : {}) }));
-}
-
-export { BatonError };
+export type { BatonError };

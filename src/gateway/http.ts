@@ -1,17 +1,24 @@
-// The HTTP side of the gateway (fastify): one route per chain route, the request body
-// streamed straight into a pool slot (the only copy in), every failure answered from the
-// error table, and the slot released when the response is written or the client leaves.
+// The HTTP edge (fastify): one route per chain route, each body streamed straight into a pool
+// slot (the only copy in), every answer and error written by respond.ts. The edge bounds what
+// a client can hold: a slot is taken only when a body starts, a body must arrive within the
+// body timeout (408), a response must be taken within the send timeout, and every request a
+// connection carried — pipelined, aborted or answered — is closed when the connection goes,
+// which gives its slot back.
+import http, { type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
-import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import type { RouteSpec } from '../chain/index.ts';
 import { nowUs } from '../descriptor/index.ts';
 import { batonError, BatonError } from '../errors.ts';
-import type { Gateway } from './gateway.ts';
-import { sendError } from './gateway.ts';
+import type { RequestMeta } from '../pool/index.ts';
+import type { Request, RequestTable } from './requests.ts';
+import { asBatonError, rawError, sendAnswer, sendError, type Answer } from './respond.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Pool slot holding this request (-1: none yet). */
-    batonSlot: number;
+    /** The gateway's record of this request. */
+    baton: Request;
     /** Arrival, µs on CLOCK_MONOTONIC. */
     batonArrive: number;
   }
@@ -20,44 +27,103 @@ declare module 'fastify' {
 export const STATUS_PATH = '/_baton/status';
 export const SCALE_PATH = '/_baton/scale';
 
-export function buildHttp(gw: Gateway): FastifyInstance {
-  const capacity = gw.pool.capacity;
+/** What the edge needs from the gateway. */
+export interface Backend {
+  readonly log: Logger;
+  readonly routes: RouteSpec[];
+  /** Payload bytes a slot holds: the largest body. */
+  readonly capacity: number;
+  readonly bodyTimeoutMs: number;
+  readonly sendTimeoutMs: number;
+  /** False once the gateway is stopping. */
+  readonly serving: boolean;
+  readonly requests: RequestTable;
+  payload(slot: number): Buffer;
+  writeMeta(slot: number, meta: RequestMeta): boolean;
+  /** Sends the request into chain `chainId`; resolves with its one answer. */
+  dispatch(req: Request, chainId: number, length: number, arrive: number, meta: RequestMeta): Promise<Answer>;
+  status(): unknown;
+  scale(name: string, count: number): Promise<void>;
+}
+
+export function buildHttp(backend: Backend): FastifyInstance {
+  const { capacity, log, requests } = backend;
+  /** Requests each connection carries that are not closed yet. */
+  const carried = new WeakMap<Socket, Set<number>>();
   const app = Fastify({
-    loggerInstance: gw.log as FastifyBaseLogger,
+    loggerInstance: log as FastifyBaseLogger,
     // a log line per request costs more than a hop: only at debug
-    logController: new LogController({ disableRequestLogging: !gw.log.isLevelEnabled('debug') }),
-    genReqId: () => String(gw.newRequestId()),
+    logController: new LogController({ disableRequestLogging: !log.isLevelEnabled('debug') }),
+    serverFactory: (handler) =>
+      http.createServer(
+        {
+          // slow headers hold a connection, never a slot; check often so the limit holds
+          headersTimeout: backend.bodyTimeoutMs,
+          requestTimeout: 0, // bodies are timed where they are read, with our own error
+          connectionsCheckingInterval: Math.min(1000, backend.bodyTimeoutMs),
+        },
+        handler,
+      ),
+    genReqId: (raw) => {
+      const req = requests.create();
+      carried.get(raw.socket)?.add(req.id);
+      return String(req.id);
+    },
     bodyLimit: capacity,
     forceCloseConnections: true,
     return503OnClosing: true,
+    clientErrorHandler: (err: Error & { code?: string }, socket) => {
+      // malformed HTTP never becomes a request: answer from the table, then drop the connection
+      const e =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? batonError('BATON_ERR_HEADERS_TOO_LARGE')
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? batonError('BATON_ERR_BODY_TIMEOUT', 'headers did not arrive in time')
+            : batonError('BATON_ERR_BAD_REQUEST', err.code ?? err.message);
+      if (socket.writable) socket.end(rawError(e));
+      socket.destroySoon();
+    },
   });
-  app.decorateRequest('batonSlot', -1);
+  app.server.on('connection', (socket: Socket) => {
+    const ids = new Set<number>();
+    carried.set(socket, ids);
+    socket.once('close', () => {
+      for (const id of ids) requests.close(id);
+      ids.clear();
+    });
+  });
+  app.decorateRequest('baton', null as unknown as Request);
   app.decorateRequest('batonArrive', 0);
 
   app.addHook('onRequest', (req, reply, done) => {
     req.batonArrive = nowUs();
+    req.baton = requests.get(Number(req.id))!;
+    const id = req.baton.id;
+    const socket = req.raw.socket;
     reply.raw.once('close', () => {
-      if (req.batonSlot < 0) return;
-      const reqId = Number(req.id);
-      gw.forget(reqId); // the client may have left before the chain answered
-      gw.requests.release(reqId, req.batonSlot);
+      carried.get(socket)?.delete(id);
+      requests.close(id);
     });
     done();
   });
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (req, payload, done) => streamIntoSlot(gw, req, payload, capacity, done));
+  app.addContentTypeParser('*', (req, payload, done) => streamIntoSlot(backend, req, payload, done));
 
-  for (const route of gw.deployment.routes) {
+  for (const route of backend.routes) {
     app.route({
       method: route.method as 'GET',
       url: route.path,
-      handler: (req, reply) => {
-        const slot = req.batonSlot >= 0 ? req.batonSlot : allocSlot(gw, req);
+      handler: async (req, reply) => {
+        if (!backend.serving) throw batonError('BATON_ERR_SHUTTING_DOWN');
+        const slot = requests.takeSlot(req.baton);
         const length = typeof req.body === 'number' ? req.body : 0;
         const meta = { method: req.method, url: req.url, contentType: req.headers['content-type'] };
-        if (!gw.pool.writeMeta(slot, meta)) throw batonError('BATON_ERR_URL_TOO_LONG', `${req.url.length} characters`);
-        return gw.dispatch(Number(req.id), slot, length, route.chainId, req.batonArrive, reply, meta.contentType);
+        if (!backend.writeMeta(slot, meta)) throw batonError('BATON_ERR_URL_TOO_LONG', `${req.url.length} characters`);
+        const answer = await backend.dispatch(req.baton, route.chainId, length, req.batonArrive, meta);
+        if (!('error' in answer)) limitSend(reply.raw, backend.sendTimeoutMs);
+        sendAnswer(reply, answer, req.baton.id);
+        return reply;
       },
     });
   }
@@ -66,80 +132,50 @@ export function buildHttp(gw: Gateway): FastifyInstance {
   void app.register(async (admin) => {
     admin.removeAllContentTypeParsers();
     admin.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 65536 }, admin.getDefaultJsonParser('error', 'ignore'));
-    admin.get(STATUS_PATH, () => status(gw));
+    admin.get(STATUS_PATH, () => backend.status());
     // run-time scaling: {"function": "work", "instances": 4}
     admin.post(SCALE_PATH, async (req) => {
       const body = (req.body ?? {}) as { function?: unknown; instances?: unknown };
       if (typeof body.function !== 'string' || !Number.isInteger(body.instances)) {
         throw batonError('BATON_ERR_SCALE', 'expected {"function": name, "instances": count}');
       }
-      await gw.scale(body.function, body.instances as number);
+      await backend.scale(body.function, body.instances as number);
       return { function: body.function, instances: body.instances };
     });
   });
 
   app.setNotFoundHandler((req, reply) => {
-    sendError(reply, batonError('BATON_ERR_ROUTE_NOT_FOUND', `${req.method} ${req.url.split('?')[0]}`), Number(req.id));
+    sendError(reply, batonError('BATON_ERR_ROUTE_NOT_FOUND', `${req.method} ${req.url.split('?')[0]}`), req.baton?.id);
   });
 
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
-    let e: BatonError;
-    if (err instanceof BatonError) e = err;
-    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = batonError('BATON_ERR_BODY_TOO_LARGE', `the limit is ${capacity} bytes`);
-    else if (err.statusCode && err.statusCode < 500) {
-      reply.code(err.statusCode).send({ error: err.code ?? 'BATON_ERR_BAD_REQUEST', message: err.message, requestId: Number(req.id) });
-      return;
-    } else {
-      req.log.error({ err }, 'unexpected gateway error');
-      reply.code(500).send({ error: 'BATON_ERR_INTERNAL', message: err.message, requestId: Number(req.id) });
-      return;
+    const e = asBatonError(err, capacity);
+    if (e.code === 'BATON_ERR_INTERNAL') req.log.error({ err }, 'unexpected gateway error');
+    // an unread body stays unread: drop the connection once the error is out
+    if (e.code === 'BATON_ERR_BODY_TOO_LARGE' || e.code === 'BATON_ERR_BODY_TIMEOUT') {
+      reply.raw.once('finish', () => req.raw.socket.destroy());
     }
-    if (e.code === 'BATON_ERR_BODY_TOO_LARGE') reply.header('connection', 'close'); // the rest of the body is not read
-    sendError(reply, e, Number(req.id));
+    sendError(reply, e, req.baton?.id);
   });
 
   return app;
 }
 
-function status(gw: Gateway) {
-  const binds = gw.kernelBinds();
-  return {
-    pool: { slots: gw.pool.slotCount, free: gw.pool.freeCount(), quarantined: gw.requests.quarantined, slotSize: gw.pool.slotSize },
-    inFlight: gw.requests.size,
-    stats: { ...gw.stats, binding: { ...gw.dispatcher.stats, ...binds } },
-    timing: gw.timing.snapshot(),
-    functions: gw.deployment.functions.map((f) => ({
-      name: f.name,
-      binding: f.binding,
-      concurrency: f.concurrency,
-      queued: gw.dispatcher.queued(f.id),
-      idleTokens: gw.dispatcher.idleTokens(f.id),
-      instances: gw.instances
-        .of(f.id)
-        .filter((i) => i.state !== 'stopped' || i.gaveUp)
-        .map((i) => ({
-          key: i.key, pid: i.child?.pid ?? null, state: i.state, restarts: i.restarts, gaveUp: i.gaveUp,
-          coldStartMs: i.coldStartMs === undefined ? null : Math.round(i.coldStartMs),
-        })),
-    })),
-  };
+/** A client that does not take its response within `ms` loses its connection (and with it
+ *  the slot the response is read from). */
+function limitSend(res: http.ServerResponse, ms: number): void {
+  const timer = setTimeout(() => res.socket?.destroy(), ms);
+  res.once('close', () => clearTimeout(timer));
 }
 
-function allocSlot(gw: Gateway, req: FastifyRequest): number {
-  const slot = gw.pool.alloc(Number(req.id));
-  if (slot === undefined) throw batonError('BATON_ERR_POOL_EXHAUSTED', `${gw.pool.slotCount} slots`);
-  req.batonSlot = slot;
-  return slot;
-}
-
-/** Copies the body, chunk by chunk as it arrives, into a fresh slot; parses to its length. */
+/** Copies the body, chunk by chunk as it arrives, into the request's slot; parses to its length. */
 function streamIntoSlot(
-  gw: Gateway,
+  backend: Backend,
   req: FastifyRequest,
   payload: IncomingMessage,
-  capacity: number,
   done: (err: Error | null, body?: number) => void,
 ): void {
+  const { capacity } = backend;
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > capacity) {
     done(batonError('BATON_ERR_BODY_TOO_LARGE', `${declared} bytes; the limit is ${capacity}`));
@@ -147,16 +183,22 @@ function streamIntoSlot(
   }
   let target: Buffer;
   try {
-    target = gw.pool.payload(allocSlot(gw, req));
+    if (!backend.serving) throw batonError('BATON_ERR_SHUTTING_DOWN');
+    target = backend.payload(backend.requests.takeSlot(req.baton));
   } catch (err) {
     done(err as Error);
     return;
   }
   let length = 0;
   let finished = false;
+  const timer = setTimeout(
+    () => finish(batonError('BATON_ERR_BODY_TIMEOUT', `${length} of ${declared || 'unknown'} bytes in ${backend.bodyTimeoutMs} ms`)),
+    backend.bodyTimeoutMs,
+  );
   const finish = (err: Error | null) => {
     if (finished) return;
     finished = true;
+    clearTimeout(timer);
     done(err, length);
   };
   payload.on('data', (chunk: Buffer) => {
@@ -169,5 +211,6 @@ function streamIntoSlot(
     length += chunk.length;
   });
   payload.on('end', () => finish(null));
-  payload.on('error', (err) => finish(err));
+  payload.on('error', (err) => finish(err instanceof BatonError ? err : batonError('BATON_ERR_BAD_REQUEST', err.message)));
+  payload.on('close', () => finish(batonError('BATON_ERR_BAD_REQUEST', 'the client closed the connection mid-body')));
 }

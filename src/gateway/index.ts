@@ -1,2 +1,2 @@
-export { Gateway, type GatewayOptions, type GatewayStats } from './gateway.ts';
+export { Gateway, type GatewayOptions } from './gateway.ts';
 export { STATUS_PATH } from './http.ts';

@@ -2,14 +2,15 @@
 // and the pool (fd 4). Workers run unprivileged (nobody) when the gateway runs as root.
 // Instances join and leave at run time: scale() starts new ones or drains running ones
 // (no new work, finish what they hold, then stop). One that exits while wanted is
-// replaced, with backoff; one that keeps failing before it is ready is given up on.
+// replaced, with backoff; one that keeps failing before it is ready is given up on. One that
+// is not ready within the start timeout (a module that loops at import) is killed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Deployment } from '../chain/index.ts';
 import type { Sockmap } from '../dataplane/sockmap.ts';
-import { batonError } from '../errors.ts';
+import { batonError, type BatonErrorCode } from '../errors.ts';
 import { native } from '../native/index.ts';
 import type { Pool } from '../pool/index.ts';
 import { WORKER_ENV, type GatewayMessage, type WorkerConfig, type WorkerMessage } from '../worker/config.ts';
@@ -38,12 +39,21 @@ export interface Instance {
   startedAt: number;
   /** ms from spawn to ready, for the last start. */
   coldStartMs?: number;
+  /** Why the gateway killed the current process, and the error its requests get. */
+  killedFor?: { why: string; code: BatonErrorCode };
+}
+
+export interface InstancesOptions {
+  /** Spawn → ready, at most. */
+  startTimeoutMs: number;
+  /** The request timeout: workers hand back descriptors whose deadline passed before they ran. */
+  timeoutMs: number;
 }
 
 export interface InstancesEvents {
   ready: [inst: Instance];
-  /** An instance's process is gone: requests it held must be answered. */
-  exit: [inst: Instance, reason: string];
+  /** An instance's process is gone: requests it held are answered with `code`. */
+  exit: [inst: Instance, reason: string, code: BatonErrorCode];
   /** The set of running instances changed (early binding routes over it). */
   live: [live: number[][]];
 }
@@ -61,6 +71,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
     private readonly sockmap: Sockmap,
     private readonly pool: Pool,
     private readonly log: Logger,
+    private readonly options: InstancesOptions,
   ) {
     super();
     this.all = deployment.functions.flatMap((f) =>
@@ -82,6 +93,17 @@ export class Instances extends EventEmitter<InstancesEvents> {
 
   byKey(key: number): Instance | undefined {
     return this.all.find((i) => i.key === key);
+  }
+
+  /** Kills the process of `inst` now (SIGKILL works on stopped and spinning processes too);
+   *  its requests get `code`. It is replaced if it is still wanted. */
+  kill(inst: Instance, why: string, code: BatonErrorCode = 'BATON_ERR_WORKER_CRASHED'): void {
+    const child = inst.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    inst.killedFor ??= { why, code };
+    const fn = this.deployment.functions[inst.fnId]!;
+    this.log.warn({ fn: fn.name, key: inst.key, pid: child.pid }, `killing instance: ${why}`);
+    child.kill('SIGKILL');
   }
 
   /** Keys of each function's ready instances. */
@@ -120,7 +142,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
       this.emit('live', this.live());
       await drainer(inst);
     }
-    await this.kill(inst);
+    await this.stop(inst);
   }
 
   /** Starts one instance; resolves when it is ready to serve. */
@@ -130,6 +152,8 @@ export class Instances extends EventEmitter<InstancesEvents> {
     const cfg: WorkerConfig = {
       fnId: inst.fnId,
       key: inst.key,
+      gatewayPid: process.pid,
+      timeoutMs: this.options.timeoutMs,
       deployment: { functions: this.deployment.functions, chains: this.deployment.chains, pool: this.deployment.pool },
       live: this.live(),
     };
@@ -143,11 +167,19 @@ export class Instances extends EventEmitter<InstancesEvents> {
     } finally {
       native((a) => a.closeFd(fd)); // the child has its copy; ours would keep the socket alive
     }
-    Object.assign(inst, { child, state: 'starting', wanted: true, startedAt: performance.now() });
+    Object.assign(inst, { child, state: 'starting', wanted: true, startedAt: performance.now(), killedFor: undefined });
+    const startTimer = setTimeout(() => {
+      if (inst.child === child && inst.state === 'starting') {
+        this.kill(inst, `not ready within ${this.options.startTimeoutMs} ms`, 'BATON_ERR_START_TIMEOUT');
+      }
+    }, this.options.startTimeoutMs);
 
     return new Promise((resolve, reject) => {
+      // a worker runs untrusted code: believe only well-formed messages, each at its time
       child.on('message', (msg: WorkerMessage) => {
-        if (msg.type === 'ready') {
+        if (typeof msg !== 'object' || msg === null) return;
+        if (msg.type === 'ready' && inst.child === child && inst.state === 'starting') {
+          clearTimeout(startTimer);
           inst.state = 'ready';
           inst.failures = 0;
           inst.coldStartMs = performance.now() - inst.startedAt;
@@ -155,26 +187,34 @@ export class Instances extends EventEmitter<InstancesEvents> {
           this.emit('ready', inst);
           this.emit('live', this.live());
           resolve();
-        } else if (msg.type === 'fatal') {
-          inst.lastError = msg.message;
-        } else if (msg.type === 'log') {
-          this.log[msg.level]({ fn: fn.name, key: inst.key, reqId: msg.reqId }, msg.message);
+        } else if (msg.type === 'fatal' && inst.state === 'starting') {
+          inst.lastError = String(msg.message).slice(0, 8192);
+        } else if (msg.type === 'log' && (msg.level === 'warn' || msg.level === 'error')) {
+          const reqId = Number.isInteger(msg.reqId) ? msg.reqId : undefined;
+          this.log[msg.level]({ fn: fn.name, key: inst.key, reqId }, String(msg.message).slice(0, 8192));
         }
       });
       child.on('error', (err) => {
         inst.lastError = err.message;
       });
       child.on('exit', (code, signal) => {
-        const reason = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        clearTimeout(startTimer);
+        const killed = inst.killedFor;
+        const reason = killed ? `killed: ${killed.why}` : signal ? `killed by ${signal}` : `exited with code ${code}`;
         const wasReady = inst.state === 'ready' || inst.state === 'draining';
         inst.state = 'stopped';
         inst.child = undefined;
         this.sockmap.close(inst.key);
-        this.emit('exit', inst, reason);
+        this.emit('exit', inst, reason, killed?.code ?? 'BATON_ERR_WORKER_CRASHED');
         if (wasReady) this.emit('live', this.live());
         if (!wasReady) {
           inst.failures++;
-          reject(new Error(`function '${fn.name}' instance ${inst.key} ${reason}: ${inst.lastError ?? 'no message'}`));
+          const what = `function '${fn.name}' (${fn.module}) instance ${inst.key}`;
+          reject(
+            killed?.code === 'BATON_ERR_START_TIMEOUT'
+              ? batonError('BATON_ERR_START_TIMEOUT', `${what} was ${reason}: does the module loop or block when it is imported?`)
+              : batonError('BATON_ERR_START_FAILED', `${what} ${reason}: ${inst.lastError ?? 'no message'}`),
+          );
         }
         if (this.stopping || !inst.wanted) return;
         this.log.warn({ fn: fn.name, key: inst.key, reason }, 'instance exited; replacing it');
@@ -205,7 +245,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
   }
 
   /** SIGTERM, then SIGKILL after a grace period; resolves when the process is gone. */
-  private kill(inst: Instance): Promise<void> {
+  private stop(inst: Instance): Promise<void> {
     const child = inst.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
     return new Promise<void>((resolve) => {
@@ -222,6 +262,6 @@ export class Instances extends EventEmitter<InstancesEvents> {
   async stopAll(): Promise<void> {
     this.stopping = true;
     for (const inst of this.all) inst.wanted = false;
-    await Promise.all(this.all.map((inst) => this.kill(inst)));
+    await Promise.all(this.all.map((inst) => this.stop(inst)));
   }
 }

@@ -1,142 +1,127 @@
-// Every request the gateway has sent into a chain, from dispatch to answer, and what
-// happens to its pool slot. A slot is freed only when no worker can still touch it:
-// if a request is answered while a worker holds it (timeout, forged descriptor), the slot
-// waits in quarantine until that worker hands the descriptor back or exits.
-import type { Logger } from 'pino';
-import { GATEWAY_KEY, type Descriptor } from '../descriptor/index.ts';
-import type { BatonError } from '../errors.ts';
-import type { Pool } from '../pool/index.ts';
+// Every request the gateway has taken in, from its first byte until the client is done with
+// it, and the one answer each gets. A request is answered exactly once (a reply, or an
+// error: timeout, crash, shutdown…) and closed exactly once (its response written, or its
+// connection gone); only then does its slot go back, through the slot table.
+import type { Descriptor } from '../descriptor/index.ts';
+import { batonError, type BatonError } from '../errors.ts';
+import type { SlotTable } from './custody.ts';
 
-export interface PendingRequest {
-  reqId: number;
+export type Outcome = { error: BatonError } | { reply: Descriptor };
+
+export interface Request {
+  readonly id: number;
+  /** Pool slot and its generation; -1 until the request takes one. */
   slot: number;
   gen: number;
-  /** The request's content type, the response's default. */
-  contentType?: string;
-  timer: NodeJS.Timeout;
-  /** Sends the answer; the table has already forgotten the request. */
-  answer(outcome: { error: BatonError } | { reply: Descriptor }): void;
+  /** Dead letters sent again for this request. */
+  redeliveries: number;
+  /** Set when it enters a chain: sends the answer. */
+  answer?: (outcome: Outcome) => void;
+  timer?: NodeJS.Timeout;
+  answered: boolean;
 }
 
-interface Quarantined {
-  slot: number;
-  gen: number;
-  since: number;
+export interface RequestHooks {
+  /** A request will not be answered by its chain any more (it timed out, or its client left):
+   *  take it out of wherever it waits. */
+  abandoned(req: Request): void;
 }
 
 export class RequestTable {
-  private readonly pending = new Map<number, PendingRequest>();
-  private readonly quarantine = new Map<number, Quarantined>();
-  private readonly reaper: NodeJS.Timeout;
+  private readonly open = new Map<number, Request>();
+  private nextId = 0;
+  private waiting = 0;
 
   constructor(
-    private readonly pool: Pool,
-    private readonly log: Logger,
-    /** How long a quarantined slot waits for its holder before it is freed anyway. */
-    private readonly quarantineMs: number,
-  ) {
-    this.reaper = setInterval(() => this.reap(), Math.min(1000, quarantineMs)).unref();
+    private readonly slots: SlotTable,
+    private readonly hooks: RequestHooks,
+  ) {}
+
+  /** Requests sent into a chain and not answered yet. */
+  get inFlight(): number {
+    return this.waiting;
   }
 
+  /** Requests not closed yet (answered or not). */
   get size(): number {
-    return this.pending.size;
-  }
-  get quarantined(): number {
-    return this.quarantine.size;
+    return this.open.size;
   }
 
-  /** Requests in flight whose slot instance `key` holds. */
-  heldBy(key: number): number {
-    let n = 0;
-    for (const p of this.pending.values()) if (this.pool.holder(p.slot) === key) n++;
-    return n;
+  /** A new request; ids are 1..2^31-1 and not reused while one is open. */
+  create(): Request {
+    do this.nextId = this.nextId >= 0x7fffffff ? 1 : this.nextId + 1;
+    while (this.open.has(this.nextId));
+    const req: Request = { id: this.nextId, slot: -1, gen: 0, redeliveries: 0, answered: false };
+    this.open.set(req.id, req);
+    return req;
   }
 
-  /** Ids of the requests in flight, oldest first. */
-  ids(): number[] {
-    return [...this.pending.keys()];
+  get(id: number): Request | undefined {
+    return this.open.get(id);
   }
 
-  add(p: PendingRequest): void {
-    this.pending.set(p.reqId, p);
+  /** Whether `id` is in a chain and still waits for its answer. */
+  pending(id: number): boolean {
+    const req = this.open.get(id);
+    return req !== undefined && !req.answered && req.answer !== undefined;
   }
 
-  get(reqId: number): PendingRequest | undefined {
-    return this.pending.get(reqId);
+  /** Gives the request a slot (once); throws BATON_ERR_POOL_EXHAUSTED when none is free. */
+  takeSlot(req: Request): number {
+    if (req.slot >= 0) return req.slot;
+    const got = this.slots.acquire(req.id);
+    if (!got) throw batonError('BATON_ERR_POOL_EXHAUSTED', `${this.slots.count} slots in use`);
+    req.slot = got.slot;
+    req.gen = got.gen;
+    return req.slot;
   }
 
-  /** Removes a request (its answer is being sent) and returns it. */
-  take(reqId: number): PendingRequest | undefined {
-    const p = this.pending.get(reqId);
-    if (!p) return undefined;
-    clearTimeout(p.timer);
-    this.pending.delete(reqId);
-    return p;
+  /** The request enters its chain: `answer` gets its one answer, at the latest after `timeoutMs`. */
+  start(req: Request, timeoutMs: number, answer: (outcome: Outcome) => void): void {
+    req.answer = answer;
+    this.waiting++;
+    req.timer = setTimeout(() => {
+      if (!this.pending(req.id)) return;
+      this.hooks.abandoned(req); // queueing counts toward the timeout
+      this.answer(req.id, { error: batonError('BATON_ERR_TIMEOUT', `no answer within ${timeoutMs} ms`) });
+    }, timeoutMs);
   }
 
-  fail(reqId: number, error: BatonError): void {
-    this.take(reqId)?.answer({ error });
-  }
-
-  /** The response for `reqId` is written out (or aborted): free its slot, or quarantine it. */
-  release(reqId: number, slot: number): void {
-    if (this.pool.owner(slot) !== reqId) return;
-    if (this.pool.holder(slot) === GATEWAY_KEY) {
-      this.pool.free(slot, reqId);
-    } else {
-      this.quarantine.set(reqId, { slot, gen: this.pool.gen(slot), since: Date.now() });
-    }
-  }
-
-  /** A descriptor came back for a request already answered: its slot can go now. */
-  settleLate(reqId: number, gen: number): boolean {
-    const q = this.quarantine.get(reqId);
-    if (!q || q.gen !== gen) return false;
-    this.quarantine.delete(reqId);
-    this.pool.free(q.slot, reqId);
+  /** Answers a request in a chain; false if it was answered already (or never sent). */
+  answer(id: number, outcome: Outcome): boolean {
+    const req = this.open.get(id);
+    if (!req || req.answered || !req.answer) return false;
+    req.answered = true;
+    this.waiting--;
+    clearTimeout(req.timer);
+    req.answer(outcome);
     return true;
   }
 
-  /** Hands a slot back to the gateway when its holder is known to be done with it. */
-  reclaimFrom(slot: number, key: number): void {
-    if (this.pool.holder(slot) === key) this.pool.setHolder(slot, GATEWAY_KEY);
+  /** The client is done with the request (response written, or connection gone): forget it
+   *  and give its slot back. Returns whether it was still waiting for its answer. */
+  close(id: number): boolean {
+    const req = this.open.get(id);
+    if (!req) return false;
+    this.open.delete(id);
+    const waited = req.answer !== undefined && !req.answered;
+    if (waited) {
+      req.answered = true;
+      this.waiting--;
+      clearTimeout(req.timer);
+      this.hooks.abandoned(req);
+    }
+    if (req.slot >= 0) this.slots.release(req.slot, req.id);
+    return waited;
   }
 
-  /** Instance `key` is gone: everything it held is answered or freed. */
+  /** Instance `key` is gone: the requests it held are answered with `error`. */
   instanceGone(key: number, error: () => BatonError): void {
-    for (const p of [...this.pending.values()]) {
-      if (this.pool.holder(p.slot) === key) {
-        this.pool.setHolder(p.slot, GATEWAY_KEY);
-        this.fail(p.reqId, error());
-      }
-    }
-    for (const [reqId, q] of this.quarantine) {
-      if (this.pool.holder(q.slot) === key) {
-        this.quarantine.delete(reqId);
-        this.pool.free(q.slot, reqId);
-      }
-    }
+    for (const id of this.slots.takeBackFrom(key)) this.answer(id, { error: error() });
   }
 
-  /** Answers everything still pending (shutdown). */
+  /** Answers everything still waiting (shutdown). */
   failAll(error: () => BatonError): void {
-    for (const reqId of [...this.pending.keys()]) this.fail(reqId, error());
-  }
-
-  close(): void {
-    clearInterval(this.reaper);
-  }
-
-  private reap(): void {
-    const now = Date.now();
-    for (const [reqId, q] of this.quarantine) {
-      if (this.pool.owner(q.slot) !== reqId) {
-        this.quarantine.delete(reqId);
-      } else if (now - q.since > this.quarantineMs) {
-        this.log.warn({ reqId, slot: q.slot, holder: this.pool.holder(q.slot) }, 'freeing a slot whose holder never handed it back');
-        this.quarantine.delete(reqId);
-        this.pool.free(q.slot, reqId);
-      }
-    }
+    for (const req of [...this.open.values()]) this.answer(req.id, { error: error() });
   }
 }

@@ -3,6 +3,9 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import {
+  DESC_MAGIC, DESC_SIZE, DESC_VERSION, FN_ADDR, IDLE_WORDS, MAX_FUNCTIONS, MAX_KEYS, MAX_SLOTS,
+} from '../descriptor/layout.ts';
 import { BatonError, ERRORS, type BatonErrorCode } from '../errors.ts';
 
 export interface KeyCounters {
@@ -12,15 +15,24 @@ export interface KeyCounters {
   boundFast: number;
   /** (key 0) function-addressed descriptors with no idle instance, sent to the dispatcher. */
   toDispatcher: number;
+  /** Writes of this sender the program refused. */
+  refused: number;
+  /** Why the first one was refused (Violation). */
+  reason: number;
 }
 
 export interface NativeDataplane {
-  insert(key: number, fd: number): void;
-  remove(key: number): boolean;
+  /** Puts the socket `fd`, bound to local `port`, under `key`; the program knows its sender by the port. */
+  insert(key: number, fd: number, port: number): void;
+  remove(key: number, port: number): boolean;
   counters(key: number): KeyCounters;
   /** The memory-mapped idle-token bitmaps, BATON_IDLE_WORDS u64 per function. */
   idleBuffer(): ArrayBuffer;
+  /** The memory-mapped slot custody entries (src/gateway/custody.ts). */
+  custodyBuffer(): ArrayBuffer;
   setFunction(fnId: number, baseKey: number, concurrency: number): void;
+  /** Pool geometry the program checks descriptors against. */
+  configure(slots: number, capacity: number): void;
   close(): void;
 }
 
@@ -28,10 +40,19 @@ interface Addon {
   Dataplane: new () => NativeDataplane;
   createPool(size: number): { fd: number; buffer: ArrayBuffer };
   mapPool(fd: number, size: number): ArrayBuffer;
-  tcpPair(): [number, number];
+  /** [fd in the sockmap, the gateway's peer end, the first one's local port] */
+  tcpPair(): [number, number, number];
   closeFd(fd: number): void;
-  descriptorSize: number;
+  /** SIGKILL this process when its parent exits (workers: die with the gateway). */
+  dieWithParent(parentPid: number): void;
+  layout: Record<keyof typeof LAYOUT, number>;
 }
+
+/** The C side's constants (bpf/baton_shared.h) as the TypeScript side knows them. */
+const LAYOUT = {
+  descSize: DESC_SIZE, descMagic: DESC_MAGIC, descVersion: DESC_VERSION, maxKeys: MAX_KEYS, fnAddr: FN_ADDR,
+  maxFunctions: MAX_FUNCTIONS, idleWords: IDLE_WORDS, maxSlots: MAX_SLOTS, custodyEntry: 16,
+};
 
 /** node-gyp's build, or another (the cmake-js developer build) named by BATON_ADDON. */
 export const ADDON_PATH = path.resolve(
@@ -42,12 +63,18 @@ let cached: Addon | undefined;
 
 export function addon(): Addon {
   if (cached) return cached;
+  let loaded: Addon;
   try {
-    cached = createRequire(import.meta.url)(ADDON_PATH) as Addon;
+    loaded = createRequire(import.meta.url)(ADDON_PATH) as Addon;
   } catch (err) {
     throw new BatonError('BATON_ERR_NOT_BUILT', `cannot load ${ADDON_PATH}`, { cause: err });
   }
-  return cached;
+  // an addon built from other sources would read descriptors differently: refuse it
+  const stale = Object.entries(LAYOUT).filter(([k, v]) => loaded.layout?.[k as keyof typeof LAYOUT] !== v);
+  if (stale.length) {
+    throw new BatonError('BATON_ERR_NOT_BUILT', `${ADDON_PATH} was built from other sources (${stale.map(([k]) => k).join(', ')} differ)`);
+  }
+  return (cached = loaded);
 }
 
 /** Runs a native call, turning its coded errors into BatonErrors. */

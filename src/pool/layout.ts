@@ -1,21 +1,20 @@
-// Where things sit in the pool memfd. Every process maps the same bytes, so this layout is
-// the contract between the gateway and the workers.
+// Where things sit in the pool memfd. Every process of a chain maps the same bytes, so this
+// layout is the contract between the gateway and the workers. Which slot belongs to which
+// request is not here: that is the gateway's own state (src/gateway/custody.ts), out of the
+// workers' reach.
 //
-//  [pool header 64 B][slot state: i32 per slot][pad to 4 KiB] [slot 0][slot 1]...
+//  [pool header 64 B][pad to 4 KiB] [slot 0][slot 1]...
 //  slot: [slot header SLOT_HEADER B][payload: slotSize - SLOT_HEADER B]
 export const POOL_MAGIC = 0x4e544142; // "BATN"
-export const POOL_VERSION = 1;
+export const POOL_VERSION = 2;
 export const PAGE = 4096;
 
-export const P = { magic: 0, version: 4, slotSize: 8, slotCount: 12, slotsBase: 16, stateBase: 64 } as const;
+export const P = { magic: 0, version: 4, slotSize: 8, slotCount: 12, slotsBase: 16 } as const;
 
 export const SLOT_HEADER = 1024;
 /** Byte offsets inside a slot header. */
 export const S = {
-  reqId: 0, // u32 owner request (copy of the state word, for readers)
-  gen: 4, // u32 bumped on every allocation
-  holder: 8, // u32 sockmap key of the instance that holds the request now
-  metaLen: 12, // u16
+  metaLen: 12, // u16 request metadata length (the gateway writes it)
   typeLen: 14, // u8 response content-type length
   traceCount: 15, // u8 hops recorded (saturates at TRACE_MAX)
   trace: 32, // TRACE_MAX entries of TRACE_ENTRY bytes
@@ -28,17 +27,45 @@ export const TYPE_MAX = 64;
 export const META_MAX = SLOT_HEADER - S.meta;
 
 export const MIN_SLOT_SIZE = SLOT_HEADER + PAGE;
+/** The largest slot: lengths and sizes are u32 in descriptors and the kernel's checks. */
+export const MAX_SLOT_SIZE = 1024 ** 3;
 export const MAX_SLOTS = 65536;
+/** A pool stays below 4 GiB: a Node Buffer over it, and offsets in it, are 32-bit. */
+export const MAX_POOL_BYTES = 2 ** 32 - 1;
+export const SLOTS_BASE = PAGE;
 
 export interface PoolGeometry {
   slotSize: number;
   slotCount: number;
 }
 
-export function slotsBase(slotCount: number): number {
-  return Math.ceil((P.stateBase + 4 * slotCount) / PAGE) * PAGE;
+export function poolBytes(g: PoolGeometry): number {
+  return SLOTS_BASE + g.slotSize * g.slotCount;
 }
 
-export function poolBytes(g: PoolGeometry): number {
-  return slotsBase(g.slotCount) + g.slotSize * g.slotCount;
+/** What is wrong with a geometry, in words a chain file's author can act on; [] if nothing. */
+export function geometryProblems(g: PoolGeometry): string[] {
+  const problems: string[] = [];
+  const { slotSize, slotCount } = g;
+  if (!Number.isInteger(slotSize) || slotSize < MIN_SLOT_SIZE) {
+    problems.push(`pool.slotSize: at least ${MIN_SLOT_SIZE} bytes (a ${SLOT_HEADER}-byte header and a 4 KiB payload)`);
+  } else if (slotSize > MAX_SLOT_SIZE) {
+    problems.push(`pool.slotSize: ${bytes(slotSize)} is more than the largest slot, ${bytes(MAX_SLOT_SIZE)}`);
+  } else if (slotSize % 8 !== 0) {
+    problems.push('pool.slotSize: must be a multiple of 8');
+  }
+  if (!Number.isInteger(slotCount) || slotCount < 1 || slotCount > MAX_SLOTS) problems.push(`pool.slots: 1..${MAX_SLOTS}`);
+  if (problems.length === 0 && poolBytes(g) > MAX_POOL_BYTES) {
+    problems.push(
+      `pool: ${slotCount} slots × ${bytes(slotSize)} is ${bytes(poolBytes(g))}; a pool must stay below 4 GiB: lower pool.slots or pool.slotSize`,
+    );
+  }
+  return problems;
+}
+
+function bytes(n: number): string {
+  for (const [unit, size] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+    if (n >= size) return `${+(n / size).toFixed(2)} ${unit}`;
+  }
+  return `${n} bytes`;
 }

@@ -1,14 +1,15 @@
 // The shared-memory pool: fixed-size slots in one memfd mapped by the gateway and every
-// worker. A slot belongs to one request from arrival until its answer is written out.
-// Allocation and free are compare-and-swap on a per-slot i32 state word holding the owner
-// request id (0 = free), so any process may allocate or free without a lock.
+// worker. A slot carries one request from arrival until its answer is written out: its
+// payload, and a header with the request's metadata (the gateway writes it), the response
+// content type and the hop trace (workers write them). Which request owns a slot and who
+// holds it is not kept here (src/gateway/custody.ts).
 import { pack, unpack } from 'msgpackr';
 import { batonError } from '../errors.ts';
-import { DescriptorError, clampU32, type Descriptor } from '../descriptor/index.ts';
+import { clampU32 } from '../descriptor/index.ts';
 import { native } from '../native/index.ts';
 import {
-  MAX_SLOTS, META_MAX, MIN_SLOT_SIZE, P, POOL_MAGIC, POOL_VERSION, S, SLOT_HEADER, TRACE_ENTRY, TRACE_MAX, TYPE_MAX,
-  poolBytes, slotsBase, type PoolGeometry,
+  META_MAX, P, POOL_MAGIC, POOL_VERSION, S, SLOT_HEADER, SLOTS_BASE, TRACE_ENTRY, TRACE_MAX, TYPE_MAX,
+  geometryProblems, poolBytes, type PoolGeometry,
 } from './layout.ts';
 
 export interface RequestMeta {
@@ -33,9 +34,6 @@ export class Pool {
   readonly slotCount: number;
   /** Payload bytes a slot holds. */
   readonly capacity: number;
-  private readonly state: Int32Array;
-  private readonly base: number;
-  private hint = 0;
 
   private constructor(
     buffer: ArrayBuffer,
@@ -45,9 +43,7 @@ export class Pool {
     this.bytes = Buffer.from(buffer);
     this.slotSize = this.bytes.readUInt32LE(P.slotSize);
     this.slotCount = this.bytes.readUInt32LE(P.slotCount);
-    this.base = this.bytes.readUInt32LE(P.slotsBase);
     this.capacity = this.slotSize - SLOT_HEADER;
-    this.state = new Int32Array(buffer, P.stateBase, this.slotCount);
   }
 
   /** Creates a pool in a new memfd (the gateway does this once). */
@@ -59,7 +55,7 @@ export class Pool {
     head.writeUInt32LE(POOL_VERSION, P.version);
     head.writeUInt32LE(g.slotSize, P.slotSize);
     head.writeUInt32LE(g.slotCount, P.slotCount);
-    head.writeUInt32LE(slotsBase(g.slotCount), P.slotsBase);
+    head.writeUInt32LE(SLOTS_BASE, P.slotsBase);
     return new Pool(buffer, fd);
   }
 
@@ -77,90 +73,33 @@ export class Pool {
     return new Pool(buffer, fd);
   }
 
-  get geometry(): PoolGeometry {
-    return { slotSize: this.slotSize, slotCount: this.slotCount };
+  /** Empties a slot's header for a new request (its payload is overwritten as it arrives). */
+  reset(slot: number): void {
+    const h = this.header(slot);
+    this.bytes.writeUInt16LE(0, h + S.metaLen);
+    this.bytes.writeUInt8(0, h + S.typeLen);
+    this.bytes.writeUInt8(0, h + S.traceCount);
   }
 
-  /** Claims a free slot for `reqId` (1..2^31-1); undefined when every slot is taken. */
-  alloc(reqId: number): number | undefined {
-    if (!(reqId > 0 && reqId <= 0x7fffffff)) throw batonError('BATON_ERR_POOL', `bad owner id ${reqId}`);
-    const n = this.slotCount;
-    for (let i = 0; i < n; i++) {
-      const slot = (this.hint + i) % n;
-      if (this.state[slot] === 0 && Atomics.compareExchange(this.state, slot, 0, reqId) === 0) {
-        this.hint = (slot + 1) % n;
-        const h = this.header(slot);
-        this.bytes.writeUInt32LE(reqId, h + S.reqId);
-        this.bytes.writeUInt32LE((this.bytes.readUInt32LE(h + S.gen) + 1) >>> 0, h + S.gen);
-        this.bytes.writeUInt32LE(0, h + S.holder);
-        this.bytes.writeUInt16LE(0, h + S.metaLen);
-        this.bytes.writeUInt8(0, h + S.typeLen);
-        this.bytes.writeUInt8(0, h + S.traceCount);
-        return slot;
-      }
+  /** A zero-copy view of the first `length` payload bytes of `slot`, bounds-checked. */
+  view(slot: number, length: number): Buffer {
+    if (!Number.isInteger(length) || length < 0 || length > this.capacity) {
+      throw batonError('BATON_ERR_POOL', `length ${length} is outside a slot's ${this.capacity}-byte payload`);
     }
-    return undefined;
-  }
-
-  /** Frees `slot` if `reqId` owns it; false (and nothing changed) otherwise. */
-  free(slot: number, reqId: number): boolean {
-    this.checkSlot(slot);
-    return Atomics.compareExchange(this.state, slot, reqId, 0) === reqId;
-  }
-
-  owner(slot: number): number {
-    this.checkSlot(slot);
-    return Atomics.load(this.state, slot);
-  }
-
-  freeCount(): number {
-    let free = 0;
-    for (let i = 0; i < this.slotCount; i++) if (Atomics.load(this.state, i) === 0) free++;
-    return free;
-  }
-
-  gen(slot: number): number {
-    return this.bytes.readUInt32LE(this.header(slot) + S.gen);
-  }
-
-  /** Offset in the pool where `slot`'s payload starts. */
-  dataOffset(slot: number): number {
-    return this.header(slot) + SLOT_HEADER;
-  }
-
-  /** A zero-copy view of `length` payload bytes at pool offset `offset`, bounds-checked. */
-  view(offset: number, length: number): Buffer {
-    const slot = this.slotOfOffset(offset);
-    if (slot === undefined || length < 0 || offset + length > this.header(slot) + this.slotSize) {
-      throw batonError('BATON_ERR_POOL', `range ${offset}+${length} is outside any slot's payload`);
-    }
-    return this.bytes.subarray(offset, offset + length);
+    const start = this.header(slot) + SLOT_HEADER;
+    return this.bytes.subarray(start, start + length);
   }
 
   /** The whole payload area of a slot, for writing. */
   payload(slot: number): Buffer {
-    const start = this.dataOffset(slot);
-    return this.bytes.subarray(start, start + this.capacity);
+    return this.view(slot, this.capacity);
   }
 
-  /** Checks a received descriptor against the pool; returns its slot or throws DescriptorError. */
-  validate(d: Descriptor): number {
-    const slot = this.slotOfOffset(d.offset);
-    if (slot === undefined) throw new DescriptorError(`offset ${d.offset} is not inside a slot payload`, d.reqId);
-    if (d.offset + d.length > this.header(slot) + this.slotSize) {
-      throw new DescriptorError(`length ${d.length} runs past the end of slot ${slot}`, d.reqId);
-    }
-    if (this.owner(slot) !== d.reqId) throw new DescriptorError(`slot ${slot} is not owned by request ${d.reqId}`, d.reqId);
-    if (this.gen(slot) !== d.gen) throw new DescriptorError(`stale descriptor for slot ${slot} (generation ${d.gen})`, d.reqId);
-    return slot;
-  }
-
-  holder(slot: number): number {
-    return this.bytes.readUInt32LE(this.header(slot) + S.holder);
-  }
-
-  setHolder(slot: number, key: number): void {
-    this.bytes.writeUInt32LE(key, this.header(slot) + S.holder);
+  /** What is wrong with a received descriptor's slot and length, or undefined. */
+  check(d: { slot: number; length: number }): string | undefined {
+    if (!Number.isInteger(d.slot) || d.slot < 0 || d.slot >= this.slotCount) return `slot ${d.slot} is not in the pool`;
+    if (d.length > this.capacity) return `length ${d.length} runs past the end of a slot`;
+    return undefined;
   }
 
   writeMeta(slot: number, meta: RequestMeta): boolean {
@@ -191,7 +130,7 @@ export class Pool {
 
   readType(slot: number): string | undefined {
     const h = this.header(slot);
-    const n = this.bytes.readUInt8(h + S.typeLen);
+    const n = Math.min(this.bytes.readUInt8(h + S.typeLen), TYPE_MAX);
     return n === 0 ? undefined : this.bytes.toString('latin1', h + S.type, h + S.type + n);
   }
 
@@ -236,30 +175,14 @@ export class Pool {
   }
 
   private header(slot: number): number {
-    this.checkSlot(slot);
-    return this.base + slot * this.slotSize;
-  }
-
-  private slotOfOffset(offset: number): number | undefined {
-    if (!Number.isInteger(offset) || offset < this.base) return undefined;
-    const slot = Math.floor((offset - this.base) / this.slotSize);
-    if (slot >= this.slotCount || offset - (this.base + slot * this.slotSize) < SLOT_HEADER) return undefined;
-    return slot;
-  }
-
-  private checkSlot(slot: number): void {
     if (!Number.isInteger(slot) || slot < 0 || slot >= this.slotCount) {
       throw batonError('BATON_ERR_POOL', `slot ${slot} out of range 0..${this.slotCount - 1}`);
     }
+    return SLOTS_BASE + slot * this.slotSize;
   }
 }
 
 function checkGeometry(g: PoolGeometry): void {
-  if (!Number.isInteger(g.slotSize) || g.slotSize < MIN_SLOT_SIZE || g.slotSize % 8 !== 0 || g.slotSize > 0xffffffff) {
-    throw batonError('BATON_ERR_POOL', `slot size must be a multiple of 8 of at least ${MIN_SLOT_SIZE} bytes`);
-  }
-  if (!Number.isInteger(g.slotCount) || g.slotCount < 1 || g.slotCount > MAX_SLOTS) {
-    throw batonError('BATON_ERR_POOL', `slot count must be 1..${MAX_SLOTS}`);
-  }
-  if (poolBytes(g) > 0xffffffff) throw batonError('BATON_ERR_POOL', 'a pool must stay below 4 GiB (32-bit offsets)');
+  const problems = geometryProblems(g);
+  if (problems.length) throw batonError('BATON_ERR_POOL', problems.join('; '));
 }

@@ -9,6 +9,10 @@ export const WORKER_ENV = 'BATON_WORKER';
 export interface WorkerConfig {
   fnId: number;
   key: number;
+  /** The worker dies with this process, whatever state it is in. */
+  gatewayPid: number;
+  /** Request timeout: a descriptor whose deadline passed before it ran is handed back. */
+  timeoutMs: number;
   deployment: Pick<Deployment, 'functions' | 'chains' | 'pool'>;
   /** Keys of each function's running instances (early binding picks among them). */
   live: number[][];
@@ -18,8 +22,7 @@ export interface WorkerConfig {
 export type WorkerMessage =
   | { type: 'ready' }
   | { type: 'fatal'; message: string }
-  | { type: 'log'; level: 'warn' | 'error'; message: string; reqId?: number }
-  | { type: 'peak'; running: number };
+  | { type: 'log'; level: 'warn' | 'error'; message: string; reqId?: number };
 
 /** Messages the gateway sends a worker. */
-export type GatewayMessage = { type: 'live'; live: number[][] } | { type: 'peak?' };
+export type GatewayMessage = { type: 'live'; live: number[][] };

@@ -3,6 +3,7 @@
 // gateway goes away (socket EOF or IPC disconnect), so no worker outlives its gateway.
 import { pathToFileURL } from 'node:url';
 import { Endpoint } from '../dataplane/endpoint.ts';
+import { native } from '../native/index.ts';
 import { Pool } from '../pool/index.ts';
 import { isFunctionDefinition } from '../sdk/index.ts';
 import {
@@ -24,6 +25,9 @@ async function main(): Promise<void> {
   const raw = process.env[WORKER_ENV];
   if (!raw || !process.send) fatal('not started by a baton gateway (no config or IPC channel)');
   const cfg = JSON.parse(raw) as WorkerConfig;
+  // before any function code runs (it may loop at import): the kernel kills this process
+  // when the gateway exits, even stopped or spinning
+  native((a) => a.dieWithParent(cfg.gatewayPid));
   const fn = cfg.deployment.functions[cfg.fnId];
   if (!fn) fatal(`unknown function id ${cfg.fnId}`);
 
@@ -39,10 +43,13 @@ async function main(): Promise<void> {
 
   const pool = Pool.attach(WORKER_POOL_FD, cfg.deployment.pool);
   let runtime: WorkerRuntime | undefined;
-  const endpoint = new Endpoint(WORKER_SOCKET_FD, (frame) => runtime!.onFrame(frame));
-  runtime = new WorkerRuntime(cfg, pool, endpoint, mod.default.handler, {
-    warn: (message, reqId) => tell({ type: 'log', level: 'warn', message, reqId }),
-  });
+  const warn = (message: string, reqId?: number) => tell({ type: 'log', level: 'warn', message, reqId });
+  const endpoint = new Endpoint(
+    WORKER_SOCKET_FD,
+    (frame) => runtime!.onFrame(frame),
+    (bytes) => warn(`descriptor stream lost alignment; skipped ${bytes} bytes`),
+  );
+  runtime = new WorkerRuntime(cfg, pool, endpoint, mod.default.handler, { warn });
   const leave = () => process.exit(0);
   endpoint.socket.on('end', leave);
   endpoint.socket.on('close', leave);
@@ -50,7 +57,6 @@ async function main(): Promise<void> {
   process.on('disconnect', leave);
   process.on('message', (msg: GatewayMessage) => {
     if (msg.type === 'live') runtime!.router.setLive(msg.live);
-    else if (msg.type === 'peak?') tell({ type: 'peak', running: runtime!.peakRunning });
   });
   tell({ type: 'ready' });
 }

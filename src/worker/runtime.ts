@@ -1,9 +1,12 @@
-// Runs one function instance: takes each descriptor redirected to this socket, checks it
-// against the pool, runs the handler on the payload in place, writes the output into the
-// same slot and sends the descriptor on. At most `concurrency` handlers run at once; more
-// wait in arrival order (early binding queues here; late binding never sends more). A
-// late-bound instance reports each finished descriptor to the dispatcher (Idle notice).
-// A throwing handler answers its request with a 500; the worker keeps serving.
+// Runs one function instance: takes each descriptor redirected to this socket, runs the
+// handler on the payload in place, writes the output into the same slot and sends the
+// descriptor on. The kernel delivers a descriptor only from the slot's holder and makes this
+// instance the holder, so the slot is this instance's until it sends the descriptor on. At
+// most `concurrency` handlers run at once; more wait in arrival order (early binding queues
+// here; late binding never sends more). A descriptor whose request deadline passed before it
+// ran is handed back unrun. A late-bound instance reports each finished descriptor to the
+// dispatcher (Idle notice). A throwing handler answers its request with a 500; the worker
+// keeps serving.
 import { Endpoint } from '../dataplane/endpoint.ts';
 import {
   blankDescriptor, decode, DescriptorError, fnAddress, GATEWAY_FN, GATEWAY_KEY, Kind, nowUs, type Descriptor,
@@ -14,13 +17,15 @@ import { FunctionContext, FunctionRequest, Output, type Handler, type HandlerRes
 import type { WorkerConfig } from './config.ts';
 import { Router } from './router.ts';
 
+/** How often waiting descriptors are checked against their deadline. */
+const EXPIRY_CHECK_MS = 100;
+
 export interface RuntimeEvents {
   warn(message: string, reqId?: number): void;
 }
 
 interface Job {
   d: Descriptor;
-  slot: number;
   recv: number;
 }
 
@@ -30,12 +35,10 @@ export class WorkerRuntime {
   private readonly concurrency: number;
   private readonly late: boolean;
   private readonly myAddress: number;
+  private readonly timeoutUs: number;
   private readonly waiting: Job[] = [];
   private running = 0;
-  /** Most handlers ever running at once (tests check it never exceeds the limit). */
-  peakRunning = 0;
-  /** Descriptors rejected as malformed or forged. */
-  rejected = 0;
+  private expiryTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly cfg: WorkerConfig,
@@ -50,39 +53,36 @@ export class WorkerRuntime {
     this.concurrency = spec.concurrency;
     this.late = spec.binding === 'late';
     this.myAddress = fnAddress(cfg.fnId);
-  }
-
-  /** Whether nothing runs or waits here. */
-  get idle(): boolean {
-    return this.running === 0 && this.waiting.length === 0;
+    this.timeoutUs = cfg.timeoutMs * 1000;
   }
 
   onFrame(frame: Buffer): void {
     const recv = nowUs();
     let d: Descriptor;
-    let slot: number;
     try {
       d = decode(frame);
       if (d.kind !== Kind.Call) throw new DescriptorError(`kind ${d.kind} sent to a function`, d.reqId);
       if ((d.key !== this.cfg.key && d.key !== this.myAddress) || d.fnId !== this.cfg.fnId) {
         throw new DescriptorError(`addressed to key ${d.key} function ${d.fnId}, this is key ${this.cfg.key}`, d.reqId);
       }
-      slot = this.pool.validate(d);
+      const wrong = this.pool.check(d);
+      if (wrong) throw new DescriptorError(wrong, d.reqId);
     } catch (err) {
-      this.reject(err);
-      this.notifyIdle(); // a late-bound descriptor used one of this instance's tokens
+      this.reject(err, frame);
       return;
     }
-    this.pool.setHolder(slot, this.cfg.key);
-    this.waiting.push({ d, slot, recv: recv - d.tArrive });
+    this.waiting.push({ d, recv: recv - d.tArrive });
     this.pump();
   }
 
   private pump(): void {
     while (this.running < this.concurrency && this.waiting.length > 0) {
       const job = this.waiting.shift()!;
+      if (this.expired(job.d)) {
+        this.handBack(job.d, 504);
+        continue;
+      }
       this.running++;
-      this.peakRunning = Math.max(this.peakRunning, this.running);
       const done = (notified: boolean) => {
         this.running--;
         if (!notified) this.notifyIdle();
@@ -94,10 +94,31 @@ export class WorkerRuntime {
         done(false);
       });
     }
+    this.watchExpiry();
+  }
+
+  /** While descriptors wait behind running handlers, hand back those whose deadline passes. */
+  private watchExpiry(): void {
+    if (this.waiting.length === 0 || this.expiryTimer) return;
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = undefined;
+      for (let i = this.waiting.length - 1; i >= 0; i--) {
+        const { d } = this.waiting[i]!;
+        if (!this.expired(d)) continue;
+        this.waiting.splice(i, 1);
+        this.handBack(d, 504);
+      }
+      this.watchExpiry();
+    }, EXPIRY_CHECK_MS);
+  }
+
+  private expired(d: Descriptor): boolean {
+    return nowUs() > d.tArrive + this.timeoutUs;
   }
 
   /** Runs one descriptor; resolves true if its Idle notice already went out with the result. */
-  private async run({ d, slot, recv }: Job): Promise<boolean> {
+  private async run({ d, recv }: Job): Promise<boolean> {
+    const slot = d.slot;
     const start = nowUs() - d.tArrive;
     const out = this.pool.payload(slot);
     const ctx = new FunctionContext(this.name, out);
@@ -106,10 +127,8 @@ export class WorkerRuntime {
     let length: number;
     let next: { key: number; fnId: number; hop: number };
     try {
-      const req = new FunctionRequest(this.pool, slot, this.pool.view(d.offset, d.length), d.reqId);
+      const req = new FunctionRequest(this.pool, slot, this.pool.view(slot, d.length), d.reqId);
       const result = await this.handler(req, ctx);
-      // the request may have timed out and its slot moved on while the handler awaited
-      if (!this.stillOwned(d, slot)) return false;
       length = this.materialize(result, ctx, d);
       next = this.router.after(d.chainId, d.hop, this.name, ctx.nextName, ctx.ended);
       if (next.key !== GATEWAY_KEY) kind = Kind.Call;
@@ -117,7 +136,6 @@ export class WorkerRuntime {
         throw new RangeError(`content-type longer than 64 bytes: ${ctx.contentType.slice(0, 80)}`);
       }
     } catch (err) {
-      if (!this.stillOwned(d, slot)) return false;
       kind = Kind.Error;
       status = err instanceof BatonError && err.status ? err.status : 500;
       length = this.writeError(out, err, d.reqId);
@@ -129,19 +147,14 @@ export class WorkerRuntime {
     this.pool.appendTrace(slot, {
       fnId: this.cfg.fnId, key: this.cfg.key, sent: d.tSent, bind: d.tBind || d.tSent, recv, start, end,
     });
-    this.pool.setHolder(slot, next.key);
     const forward = {
-      ...d, key: next.key, kind, fnId: next.fnId, hop: next.hop, offset: this.pool.dataOffset(slot), length, status,
+      ...d, key: next.key, kind, fnId: next.fnId, hop: next.hop, length, status,
       sender: this.cfg.key, tSent: nowUs() - d.tArrive, tBind: 0, tStart: start, tEnd: end,
     };
     // late binding: the result and this instance's Idle notice leave in one write
     if (this.late) this.endpoint.send(forward, this.idleNotice());
     else this.endpoint.send(forward);
     return this.late;
-  }
-
-  private stillOwned(d: Descriptor, slot: number): boolean {
-    return this.pool.owner(slot) === d.reqId && this.pool.gen(slot) === d.gen;
   }
 
   /** Puts a handler's return value into the slot; returns its length. */
@@ -168,14 +181,29 @@ export class WorkerRuntime {
     return blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Idle, fnId: this.cfg.fnId, sender: this.cfg.key });
   }
 
-  /** A descriptor this worker cannot serve: tell the gateway if it names a request. */
-  private reject(err: unknown): void {
-    this.rejected++;
-    const reqId = err instanceof DescriptorError ? err.reqId : undefined;
-    this.events.warn(`rejected descriptor: ${(err as Error).message}`, reqId);
-    if (reqId === undefined || reqId === 0 || reqId > 0x7fffffff) return;
-    this.endpoint.send(
-      blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Error, reqId, fnId: GATEWAY_FN, status: 502, sender: this.cfg.key }),
-    );
+  /** Gives a descriptor back to the gateway unrun (an empty Error): 504, its deadline had
+   *  passed; 502, this instance cannot serve it. The slot goes back with it. */
+  private handBack(d: Descriptor, status: 502 | 504): void {
+    const back = blankDescriptor({
+      key: GATEWAY_KEY, kind: Kind.Error, reqId: d.reqId, gen: d.gen, slot: d.slot, status, sender: this.cfg.key,
+      fnId: GATEWAY_FN, tArrive: d.tArrive, tSent: nowUs() - d.tArrive,
+    });
+    if (this.late) this.endpoint.send(back, this.idleNotice());
+    else this.endpoint.send(back);
+  }
+
+  /** A descriptor this worker cannot serve: handed back if it names a slot, so the request is
+   *  answered at once (the kernel only lets the holder send for a slot, which this instance
+   *  now is). */
+  private reject(err: unknown, frame: Buffer): void {
+    this.events.warn(`rejected descriptor: ${(err as Error).message}`, err instanceof DescriptorError ? err.reqId : undefined);
+    let d: Descriptor | undefined;
+    try {
+      d = decode(frame);
+    } catch {
+      d = undefined;
+    }
+    if (d && d.kind === Kind.Call) this.handBack(d, 502);
+    else this.notifyIdle(); // a late-bound frame used one of this instance's tokens
   }
 }

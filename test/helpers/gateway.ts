@@ -27,7 +27,11 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
   }
 }
 
-/** Every slot is free again and nothing waits in quarantine. */
-export function poolSettled(gw: Gateway): Promise<void> {
-  return waitFor('all pool slots to be free', () => gw.pool.freeCount() === gw.pool.slotCount && gw.requests.quarantined === 0);
+/** Every slot is free again, nothing is kept for a late worker, and no request is open. */
+export function poolSettled(gw: Gateway, ms?: number): Promise<void> {
+  return waitFor(
+    'all pool slots to be free',
+    () => gw.slots.free === gw.slots.count && gw.slots.quarantined === 0 && gw.requests.size === 0,
+    ms,
+  );
 }

@@ -4,7 +4,8 @@
 //   broker  — a Unix socket to the user-space broker (a relay process), same frames
 //   http    — b is an HTTP server, a posts each 64-byte descriptor with keep-alive
 // Commands come over IPC: {cmd:'latency', n} → RTT samples (ns); {cmd:'saturate', inflight, ms}
-// → round trips completed.
+// → round trips completed. Descriptor i of those in flight is for request i+1 in slot i (the
+// scenario sets up the kernel's custody so the sockmap program accepts them).
 import http from 'node:http';
 import net from 'node:net';
 import { Agent, request } from 'undici';
@@ -15,9 +16,10 @@ const [role, transport, arg] = process.argv.slice(2) as ['a' | 'b', 'sockmap' | 
 const KEY = { a: 1, b: 2 };
 const template: Descriptor = blankDescriptor({ key: 0, kind: Kind.Call, reqId: 1, gen: 1 });
 
+/** The descriptor of in-flight request `reqId` (1..INFLIGHT), addressed to `to`. */
 function frame(to: number, reqId: number): Buffer {
   const b = Buffer.allocUnsafe(DESC_SIZE);
-  encodeInto({ ...template, key: to, reqId, sender: KEY[role] }, b);
+  encodeInto({ ...template, key: to, reqId, slot: reqId - 1, sender: KEY[role] }, b);
   return b;
 }
 
@@ -65,7 +67,7 @@ async function main(): Promise<void> {
         const t0 = process.hrtime.bigint();
         await new Promise<void>((resolve) => {
           onReply = () => resolve();
-          sock.write(frame(KEY.b, i + 1));
+          sock.write(frame(KEY.b, 1));
         });
         samples.push(Number(process.hrtime.bigint() - t0));
       }
@@ -99,7 +101,7 @@ async function httpClient(): Promise<void> {
       const samples: number[] = [];
       for (let i = 0; i < m.n!; i++) {
         const t0 = process.hrtime.bigint();
-        await trip(i + 1);
+        await trip(1);
         samples.push(Number(process.hrtime.bigint() - t0));
       }
       process.send!({ samples });

@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { Sockmap } from '../../dataplane/sockmap.ts';
+import { CUSTODY } from '../../gateway/custody.ts';
 import { native } from '../../native/index.ts';
 import type { BenchContext, Scenario } from '../context.ts';
 import { cpuMs, forkReady, nextMessage, run, stop } from '../procs.ts';
@@ -48,8 +49,20 @@ function nodePeers(name: string, a: ChildProcess, b: ChildProcess, extra: ChildP
   };
 }
 
-async function sockmapPeers(): Promise<HopSystem> {
+/** A sockmap with keys 1 (a) and 2 (b), where `a` holds slots 0..INFLIGHT-1 for requests
+ *  1..INFLIGHT: the program then accepts the peers' descriptors, checking them as baton's. */
+function hopSockmap(): Sockmap {
   const map = new Sockmap();
+  map.configure(INFLIGHT, 0);
+  const custody = new Uint32Array(map.custodyBuffer());
+  for (let slot = 0; slot < INFLIGHT; slot++) {
+    custody.set([slot + 1, 1, 1, 0], slot * CUSTODY.words); // req, gen, holder (key 1), moves
+  }
+  return map;
+}
+
+async function sockmapPeers(): Promise<HopSystem> {
+  const map = hopSockmap();
   const a = map.open(1);
   const b = map.open(2);
   const pb = await forkReady(PEER, ['b', 'sockmap'], { stdio: ['ignore', 'inherit', 'inherit', b.fd, 'ipc'] });
@@ -76,7 +89,7 @@ async function httpPeers(): Promise<HopSystem> {
 async function cFloor(tmp: string): Promise<HopSystem> {
   const bin = path.join(tmp, 'hop-floor');
   await run('cc', ['-O2', '-o', bin, path.join(HERE, '../hop/floor.c')]);
-  const map = new Sockmap();
+  const map = hopSockmap();
   const a = map.open(1);
   const b = map.open(2);
   const stdio = ['ignore', 'pipe', 'inherit', a.fd, b.fd];

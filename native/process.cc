@@ -1,0 +1,30 @@
+// Process hygiene for function workers: a worker must die with its gateway whatever state it
+// is in (stopped by SIGSTOP, spinning in a loop, blocked at import), so the kernel is asked
+// to SIGKILL it when its parent exits. Nothing in the worker's JS has to run for that.
+#include "process.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "errors.h"
+
+namespace baton {
+
+// dieWithParent(parentPid): SIGKILL this process when its parent exits. If the parent is
+// already gone (it died before this call), exits at once.
+Napi::Value DieWithParent(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "dieWithParent(parentPid)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) {
+    ThrowErrno(env, "prctl(PR_SET_PDEATHSIG)");
+    return env.Undefined();
+  }
+  if (getppid() != info[0].As<Napi::Number>().Int32Value()) raise(SIGKILL);
+  return env.Undefined();
+}
+
+}  // namespace baton

@@ -1,0 +1,6 @@
+#pragma once
+#include <napi.h>
+
+namespace baton {
+Napi::Value DieWithParent(const Napi::CallbackInfo& info);
+}  // namespace baton

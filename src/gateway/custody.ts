@@ -1,0 +1,129 @@
+// Custody of pool slots: the one place that decides when a slot is free.
+//
+// Which slots are free and which request owns each is the gateway's own memory, out of the
+// workers' reach. Who *holds* an owned slot right now — the gateway (key 0) or a function
+// instance — is recorded by the kernel in the custody map every time it delivers a
+// descriptor (bpf/baton.bpf.c), and only the holder may send one for the slot. So the
+// gateway knows exactly which instance holds a request, even one sitting unread in a dead
+// instance's socket. A slot is freed only when no instance can touch it any more: its
+// request is done and the gateway holds it, or the instance holding it has exited.
+import { GATEWAY_KEY } from '../descriptor/index.ts';
+
+/** u32 words of a custody entry (struct baton_custody in bpf/baton_shared.h). */
+export const CUSTODY = { req: 0, gen: 1, holder: 2, moves: 3, words: 4 } as const;
+
+export interface Overdue {
+  slot: number;
+  reqId: number;
+  holder: number;
+  /** ms since the request was done with it. */
+  ms: number;
+}
+
+export class SlotTable {
+  private readonly words: Uint32Array;
+  /** Request owning each slot; 0: free. */
+  private readonly owners: Uint32Array;
+  private readonly gens: Uint32Array;
+  private readonly freeSlots: number[];
+  /** Slots whose request is done while an instance still holds them: since when (ms). */
+  private readonly quarantine = new Map<number, number>();
+
+  constructor(
+    readonly count: number,
+    /** The kernel's custody map, memory-mapped (or any memory of that layout). */
+    custody: ArrayBuffer,
+  ) {
+    this.words = new Uint32Array(custody, 0, count * CUSTODY.words);
+    this.words.fill(0);
+    this.owners = new Uint32Array(count);
+    this.gens = new Uint32Array(count);
+    // lowest slots first: a lightly loaded gateway keeps touching the same few pages
+    this.freeSlots = Array.from({ length: count }, (_, i) => count - 1 - i);
+  }
+
+  get free(): number {
+    return this.freeSlots.length;
+  }
+
+  get quarantined(): number {
+    return this.quarantine.size;
+  }
+
+  /** Takes a free slot for request `reqId`, held by the gateway; undefined when none is free. */
+  acquire(reqId: number): { slot: number; gen: number } | undefined {
+    const slot = this.freeSlots.pop();
+    if (slot === undefined) return undefined;
+    const gen = (this.gens[slot]! + 1) >>> 0 || 1;
+    this.gens[slot] = gen;
+    this.owners[slot] = reqId;
+    const at = slot * CUSTODY.words;
+    Atomics.store(this.words, at + CUSTODY.holder, GATEWAY_KEY);
+    Atomics.store(this.words, at + CUSTODY.gen, gen);
+    Atomics.store(this.words, at + CUSTODY.moves, 0);
+    Atomics.store(this.words, at + CUSTODY.req, reqId); // last: the kernel checks req first
+    return { slot, gen };
+  }
+
+  /** The key holding `slot` now (GATEWAY_KEY: the gateway). */
+  holder(slot: number): number {
+    return Atomics.load(this.words, slot * CUSTODY.words + CUSTODY.holder);
+  }
+
+  owner(slot: number): number {
+    return this.owners[slot] ?? 0;
+  }
+
+  /** Request `reqId` is done with `slot`: freed now if the gateway holds it, otherwise kept
+   *  from reuse until its holder hands it back or exits. Returns whether it was freed. */
+  release(slot: number, reqId: number): boolean {
+    if (this.owners[slot] !== reqId) return false;
+    if (this.holder(slot) === GATEWAY_KEY) {
+      this.free1(slot);
+      return true;
+    }
+    this.quarantine.set(slot, Date.now());
+    return false;
+  }
+
+  /** A descriptor for `slot` came back to the gateway (the kernel made it the holder): a
+   *  slot kept for a request already done can go now. */
+  returned(slot: number, gen: number): boolean {
+    if (!this.quarantine.has(slot) || this.gens[slot] !== gen || this.holder(slot) !== GATEWAY_KEY) return false;
+    this.free1(slot);
+    return true;
+  }
+
+  /** Instance `key` is gone, and its socket with it: every slot it held comes back. Slots of
+   *  requests already done are freed; returns the requests in flight it held. */
+  takeBackFrom(key: number): number[] {
+    const inFlight: number[] = [];
+    for (let slot = 0; slot < this.count; slot++) {
+      if (this.owners[slot] === 0 || this.holder(slot) !== key) continue;
+      Atomics.store(this.words, slot * CUSTODY.words + CUSTODY.holder, GATEWAY_KEY);
+      if (this.quarantine.has(slot)) this.free1(slot);
+      else inFlight.push(this.owners[slot]!);
+    }
+    return inFlight;
+  }
+
+  /** Frees kept slots that came back to the gateway; returns those still held by an instance
+   *  longer than `ms` after their request was done. */
+  sweep(ms: number): Overdue[] {
+    const now = Date.now();
+    const out: Overdue[] = [];
+    for (const [slot, since] of this.quarantine) {
+      const holder = this.holder(slot);
+      if (holder === GATEWAY_KEY) this.free1(slot);
+      else if (now - since >= ms) out.push({ slot, reqId: this.owners[slot]!, holder, ms: now - since });
+    }
+    return out;
+  }
+
+  private free1(slot: number): void {
+    this.quarantine.delete(slot);
+    this.owners[slot] = 0;
+    Atomics.store(this.words, slot * CUSTODY.words + CUSTODY.req, 0);
+    this.freeSlots.push(slot);
+  }
+}

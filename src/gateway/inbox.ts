@@ -1,0 +1,140 @@
+// Key 0's inbox: everything the kernel delivers to the gateway's socket. The kernel has
+// already checked each frame's framing, signature, custody and true sender, so the sender
+// field can be believed; what the gateway checks on top (the rest of the fields, what a
+// function may say) is blamed on that sender, which is killed. Frames are:
+//   - a chain's reply or error, for a request waiting for it;
+//   - a call addressed to a function with no idle instance: the dispatcher's;
+//   - a dead letter: a call for a key with no socket, sent again elsewhere or answered 502;
+//   - an instance's Idle notice (late binding);
+//   - anything for a request already answered: its slot can be freed.
+import type { Dispatcher } from '../binding/dispatcher.ts';
+import {
+  decode, F, FN_ADDR, GATEWAY_KEY, Kind, type Descriptor, DescriptorError,
+} from '../descriptor/index.ts';
+import { batonError } from '../errors.ts';
+import type { Router } from '../worker/router.ts';
+import type { SlotTable } from './custody.ts';
+import type { RequestTable } from './requests.ts';
+
+/** Dead letters sent again per request before it is answered 502. */
+export const MAX_REDELIVERIES = 3;
+
+export interface InboxStats {
+  /** Frames the gateway refused (each killed its sender). */
+  badDescriptors: number;
+  deadLetters: number;
+  /** Frames for a request no longer known, whose slot was already free. */
+  strayDescriptors: number;
+  /** Bytes skipped because the stream lost alignment (never expected: the kernel frames). */
+  skippedBytes: number;
+}
+
+export interface InboxDeps {
+  requests: RequestTable;
+  slots: SlotTable;
+  dispatcher: Dispatcher;
+  router: Router;
+  send(d: Descriptor): void;
+  /** The function whose instance `key` is (a reserved key, running or not). */
+  functionOf(key: number): number | undefined;
+  describe(key: number): string;
+  /** Kill instance `key`: it sent something no function may send. */
+  refuse(key: number, why: string): void;
+  warn(fields: object, message: string): void;
+}
+
+export class Inbox {
+  readonly stats: InboxStats = { badDescriptors: 0, deadLetters: 0, strayDescriptors: 0, skippedBytes: 0 };
+
+  constructor(private readonly deps: InboxDeps) {}
+
+  onFrame(frame: Buffer): void {
+    const sender = frame.readUInt32LE(F.sender);
+    // Idle notices are most of the traffic here under late binding: read just what they say
+    if (frame.readUInt8(F.kind) === Kind.Idle) {
+      const fnId = frame.readUInt16LE(F.fnId);
+      if (this.deps.functionOf(sender) !== fnId || !this.deps.dispatcher.accepts(fnId)) {
+        this.bad(sender, `sent an Idle notice for function ${fnId}`);
+      } else {
+        this.deps.dispatcher.onIdle(fnId, sender);
+      }
+      return;
+    }
+    let d: Descriptor;
+    try {
+      d = decode(frame);
+    } catch (err) {
+      this.bad(sender, `sent a malformed descriptor: ${(err as Error).message}`, (err as DescriptorError).reqId);
+      return;
+    }
+    if (!this.deps.requests.pending(d.reqId)) {
+      // an answer to a request already answered (timeout, a crash elsewhere): free its slot
+      if (!this.deps.slots.returned(d.slot, d.gen) && !this.deps.requests.get(d.reqId)) this.stats.strayDescriptors++;
+      return;
+    }
+    if (d.kind !== Kind.Call) this.answer(d);
+    else if (d.key & FN_ADDR) this.forDispatcher(d);
+    else this.deadLetter(d);
+  }
+
+  /** The stream lost alignment and `bytes` were skipped. */
+  onGarbage(bytes: number): void {
+    this.stats.skippedBytes += bytes;
+    this.deps.warn({ bytes }, 'descriptor stream lost alignment; skipped to the next descriptor');
+  }
+
+  private answer(d: Descriptor): void {
+    const { requests } = this.deps;
+    if (d.kind === Kind.Error && d.length === 0) {
+      // handed back without running: its deadline had passed (504), or it could not serve it
+      const error =
+        d.status === 504
+          ? batonError('BATON_ERR_TIMEOUT', `${this.deps.describe(d.sender)} got it after its deadline`)
+          : batonError('BATON_ERR_BAD_DESCRIPTOR', `${this.deps.describe(d.sender)} could not serve it`);
+      requests.answer(d.reqId, { error });
+      return;
+    }
+    requests.answer(d.reqId, { reply: d });
+  }
+
+  private forDispatcher(d: Descriptor): void {
+    if ((d.key & 0xffff) !== d.fnId || !this.deps.dispatcher.accepts(d.fnId)) {
+      this.bad(d.sender, `addressed function ${d.key & 0xffff} for function ${d.fnId}`, d.reqId);
+      return;
+    }
+    this.deps.dispatcher.onCall(d);
+  }
+
+  /** A call for a key with no socket never reached an instance, so it is safe to send again
+   *  to a live one (an instance that died a moment ago may still be in an early-binding
+   *  sender's list). */
+  private deadLetter(d: Descriptor): void {
+    this.stats.deadLetters++;
+    this.deps.warn({ reqId: d.reqId, key: d.key, sender: d.sender }, 'dead letter: no socket under key');
+    const req = this.deps.requests.get(d.reqId)!;
+    if (this.deps.functionOf(d.key) === d.fnId && req.redeliveries < MAX_REDELIVERIES) {
+      try {
+        const to = this.deps.router.address(d.fnId, d.key);
+        req.redeliveries++;
+        this.deps.send({ ...d, key: to, sender: GATEWAY_KEY });
+        return;
+      } catch {
+        // no other live instance: answered below
+      }
+    }
+    this.deps.requests.answer(d.reqId, {
+      error: batonError('BATON_ERR_DEAD_LETTER', `${this.deps.describe(d.key)} is not running`),
+    });
+  }
+
+  /** A frame no function may send: its sender is killed, and a request it names (now in the
+   *  gateway's hands) answered 502. */
+  private bad(sender: number, why: string, reqId?: number): void {
+    this.stats.badDescriptors++;
+    this.deps.warn({ sender, reqId }, `rejected descriptor: ${this.deps.describe(sender)} ${why}`);
+    if (sender !== GATEWAY_KEY) this.deps.refuse(sender, why);
+    if (reqId !== undefined) {
+      this.deps.requests.answer(reqId, { error: batonError('BATON_ERR_BAD_DESCRIPTOR', `${this.deps.describe(sender)} ${why}`) });
+    }
+  }
+}
