@@ -134,9 +134,9 @@ static __always_inline int refuse(struct sk_msg_md *msg, struct baton_sender *s,
 	if (s)
 		s->refused = reason;
 	if (c) {
+		/* once per socket: a refused sender's later writes do not come here */
 		__sync_fetch_and_add(&c->refused, 1);
-		if (!c->reason)
-			c->reason = reason;
+		c->reason = reason;
 	}
 	bpf_msg_apply_bytes(msg, msg->size);
 	return SK_PASS;

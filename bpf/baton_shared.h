@@ -98,8 +98,8 @@ struct baton_counters {
 	unsigned long long dead_letter; /* descriptors for this key that found no socket */
 	unsigned long long bound_fast; /* function-addressed descriptors bound here in the kernel */
 	unsigned long long to_dispatcher; /* (key 0 only) function-addressed, no idle instance */
-	unsigned long long refused; /* writes of this sender refused */
-	unsigned long long reason; /* enum baton_violation of the first refusal */
+	unsigned long long refused; /* senders under this key refused (one per socket) */
+	unsigned long long reason; /* enum baton_violation of the latest refusal */
 };
 
 #endif

@@ -15,9 +15,9 @@ export interface KeyCounters {
   boundFast: number;
   /** (key 0) function-addressed descriptors with no idle instance, sent to the dispatcher. */
   toDispatcher: number;
-  /** Writes of this sender the program refused. */
+  /** Sockets under this key the program refused (a refused socket stays refused). */
   refused: number;
-  /** Why the first one was refused (Violation). */
+  /** Why the latest one was refused (VIOLATIONS in src/dataplane/sockmap.ts). */
   reason: number;
 }
 

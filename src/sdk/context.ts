@@ -69,7 +69,10 @@ export class FunctionContext {
   ) {}
 
   status(code: number): this {
-    if (!Number.isInteger(code) || code < 100 || code > 599) throw new RangeError(`invalid HTTP status ${code}`);
+    if (!Number.isInteger(code) || code < 200 || code > 599) {
+      // 1xx are not final: a client would wait for another response that never comes
+      throw new RangeError(`invalid status ${code} in ctx.status(): a chain answers with a final response, 200..599`);
+    }
     this.statusCode = code;
     return this;
   }
