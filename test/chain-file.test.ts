@@ -55,6 +55,22 @@ describe('chain file', () => {
     expect(dup).toMatch(/routes\.1: duplicate route POST \/x/);
   });
 
+  it('keeps the gateway\'s own paths, rejects paths its router would, and sizes the pool in words that help', () => {
+    for (const path of ['/_baton', '/_baton/status', '/_baton/anything']) {
+      expect(problems({ ...good, routes: [{ method: 'GET', path, chain: ['a'] }] })).toMatch(
+        /routes\.0\.path: \/_baton\/ is reserved for the gateway's own routes/,
+      );
+    }
+    expect(compileChainFile({ ...good, routes: [{ method: 'GET', path: '/_batonette', chain: ['a'] }] }, FIXTURES).routes).toHaveLength(1);
+    expect(problems({ ...good, routes: [{ method: 'GET', path: '/a/*/b', chain: ['a'] }] })).toMatch(/routes\.0\.path: Wildcard must be the last/);
+    expect(problems({ ...good, pool: { slotSize: '100GiB' } })).toMatch(/pool\.slotSize: 100 GiB is more than the largest slot, 1 GiB/);
+    expect(problems({ ...good, pool: { slotSize: '512MiB', slots: 64 } })).toMatch(
+      /pool: 64 slots × 512 MiB is 32 GiB; a pool must stay below 4 GiB: lower pool\.slots or pool\.slotSize/,
+    );
+    const d = compileChainFile({ ...good, gateway: { bodyTimeoutMs: 500 } }, FIXTURES);
+    expect(d.gateway).toMatchObject({ bodyTimeoutMs: 500, sendTimeoutMs: 10_000, startTimeoutMs: 10_000 });
+  });
+
   it('reports YAML syntax errors with their line, and unreadable files', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-chain-'));
     const file = path.join(dir, 'chain.yaml');

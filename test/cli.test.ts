@@ -1,28 +1,38 @@
 // `baton up` as a user runs it: a real process, real signals. Ctrl-C must leave nothing
-// behind: no worker process, no BPF map, no listening port.
-import { execFileSync, spawn } from 'node:child_process';
+// behind: no worker process, no BPF map, no listening port; nor must a gateway killed with
+// SIGKILL, whatever state its workers are in.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { cpuMs } from '../src/bench/procs.ts';
 import { dataplaneUnavailable } from './helpers/env.ts';
-import { EXAMPLES, waitFor } from './helpers/gateway.ts';
+import { EXAMPLES, FIXTURES, waitFor } from './helpers/gateway.ts';
+import { alive, batonMapIds, poolHolders } from './helpers/system.ts';
 
 const BIN = new URL('../bin/baton.js', import.meta.url).pathname;
 
-function batonMapIds(): number[] {
-  const maps = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show'], { encoding: 'utf8' })) as { id: number; name?: string }[];
-  return maps.filter((m) => m.name === 'baton_socks').map((m) => m.id);
+/** Runs `baton up` on a chain file; resolves once it serves, with its URL and output so far. */
+async function up(file: string): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+  const child = spawn(process.execPath, [BIN, 'up', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c) => (out += c));
+  child.stderr!.on('data', (c) => (out += c));
+  await waitFor('gateway to listen', () => /baton: serving \d+ route\(s\) on http:/.test(out), 20_000);
+  return { child, url: /baton: serving .* on (http:\S+)/.exec(out)![1]!, output: () => out };
 }
 
-function alive(pid: number): boolean {
+/** `baton up` that fails: its exit code and stderr. */
+function upFails(file: string): { status: number; stderr: string } {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
+    execFileSync(process.execPath, [BIN, 'up', file], { stdio: 'pipe', encoding: 'utf8' });
+  } catch (e) {
+    return e as { status: number; stderr: string };
   }
+  throw new Error('expected baton up to fail');
 }
 
 describe.skipIf(dataplaneUnavailable)('baton up', () => {
@@ -38,12 +48,7 @@ describe.skipIf(dataplaneUnavailable)('baton up', () => {
     execFileSync('ln', ['-s', path.resolve(BIN, '../..'), path.join(dir, 'node_modules/baton')]);
 
     const mapsBefore = new Set(batonMapIds());
-    const child = spawn(process.execPath, [BIN, 'up', path.join(dir, 'chain.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (c) => (out += c));
-    child.stderr.on('data', (c) => (out += c));
-    await waitFor('gateway to listen', () => /baton: serving 1 route\(s\) on http:/.test(out), 20_000);
-    const url = /baton: serving .* on (http:\S+)/.exec(out)![1]!;
+    const { child, url } = await up(path.join(dir, 'chain.yaml'));
 
     const res = await fetch(`${url}/stats`, { method: 'POST', body: 'a b a' });
     expect(await res.json()).toMatchObject({ words: 3, distinct: 2 });
@@ -64,13 +69,64 @@ describe.skipIf(dataplaneUnavailable)('baton up', () => {
   it('explains a bad chain file and exits 1', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-cli-'));
     writeFileSync(path.join(dir, 'chain.yaml'), 'functions: {}\nroutes:\n  - { method: GET, path: /x, chain: [ghost] }\n');
-    let err: { status: number; stderr: string } | undefined;
+    const err = upFails(path.join(dir, 'chain.yaml'));
+    expect(err.status).toBe(1);
+    expect(err.stderr).toMatch(/BATON_ERR_CHAIN_FILE[\s\S]*routes\.0\.chain\.0: unknown function 'ghost'/);
+  });
+
+  it('names a port in use and its process, without a stack trace, before starting anything', async () => {
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const port = (busy.address() as net.AddressInfo).port;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-cli-'));
+    writeFileSync(
+      path.join(dir, 'chain.yaml'),
+      `gateway: { port: ${port} }\nfunctions: { a: { module: ${path.join(FIXTURES, 'echo.ts')} } }\nroutes: [{ method: GET, path: /x, chain: [a] }]\n`,
+    );
     try {
-      execFileSync(process.execPath, [BIN, 'up', path.join(dir, 'chain.yaml')], { stdio: 'pipe', encoding: 'utf8' });
-    } catch (e) {
-      err = e as { status: number; stderr: string };
+      const err = upFails(path.join(dir, 'chain.yaml'));
+      expect(err.status).toBe(1);
+      expect(err.stderr.trim()).toBe(
+        `baton: BATON_ERR_PORT_IN_USE: the gateway cannot listen: the port is in use: 127.0.0.1:${port} is taken by pid ${process.pid} (node): stop it, or choose another port (--port, or gateway.port in the chain file)`,
+      );
+    } finally {
+      busy.close();
     }
-    expect(err?.status).toBe(1);
-    expect(err?.stderr).toMatch(/BATON_ERR_CHAIN_FILE[\s\S]*routes\.0\.chain\.0: unknown function 'ghost'/);
+  });
+
+  it('a gateway killed with SIGKILL takes every worker with it, stopped or spinning, and leaves no program or pool', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-cli-'));
+    const fixture = (f: string) => path.join(FIXTURES, f);
+    writeFileSync(
+      path.join(dir, 'chain.yaml'),
+      `gateway: { port: 0 }
+functions:
+  stopped: { module: ${fixture('tagged.ts')} }
+  spinning: { module: ${fixture('hostile.ts')} }
+  idle: { module: ${fixture('echo.ts')}, instances: 2 }
+routes:
+  - { method: POST, path: /stopped, chain: [stopped] }
+  - { method: POST, path: /spinning, chain: [spinning] }
+  - { method: POST, path: /idle, chain: [idle] }
+`,
+    );
+    const mapsBefore = new Set(batonMapIds());
+    const { child, url } = await up(path.join(dir, 'chain.yaml'));
+    const status = (await (await fetch(`${url}/_baton/status`)).json()) as { functions: { name: string; instances: { pid: number }[] }[] };
+    const pidOf = (fn: string) => status.functions.find((f) => f.name === fn)!.instances[0]!.pid;
+    const pids = status.functions.flatMap((f) => f.instances.map((i) => i.pid));
+    expect(pids).toHaveLength(4);
+    const ours = batonMapIds().filter((id) => !mapsBefore.has(id));
+
+    process.kill(pidOf('stopped'), 'SIGSTOP');
+    void fetch(`${url}/spinning?do=spin`, { method: 'POST', body: 'x' }).catch(() => {});
+    const spinner = pidOf('spinning');
+    const cpu0 = cpuMs([spinner]);
+    await waitFor('the worker to spin', () => cpuMs([spinner]) - cpu0 >= 200);
+
+    child.kill('SIGKILL');
+    await waitFor('every worker to be gone', () => pids.every((p) => !alive(p)), 5000);
+    await waitFor('the sockmap to be freed', () => ours.every((id) => !batonMapIds().includes(id)), 5000);
+    expect(poolHolders()).toEqual([]);
   });
 });
