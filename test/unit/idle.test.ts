@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { IdleTokens } from '../src/binding/idle.ts';
-import { IDLE_WORDS, MAX_FUNCTIONS } from '../src/descriptor/index.ts';
+import { IdleTokens } from '../../src/binding/idle.ts';
+import { IDLE_WORDS, MAX_FUNCTIONS } from '../../src/descriptor/index.ts';
 
 describe('idle tokens', () => {
   const fresh = () => new IdleTokens(new ArrayBuffer(MAX_FUNCTIONS * IDLE_WORDS * 8));

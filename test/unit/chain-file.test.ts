@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileChainFile, loadChainFile, type ChainFileInput } from '../src/chain/index.ts';
-import { EXAMPLES, FIXTURES } from './helpers/gateway.ts';
+import { compileChainFile, loadChainFile, type ChainFileInput } from '../../src/chain/index.ts';
+import { EXAMPLES, FIXTURES } from '../helpers/gateway.ts';
 
 const good: ChainFileInput = {
   functions: { a: { module: 'echo.ts' }, b: { module: 'xor.ts', instances: 3 }, c: { module: 'faulty.ts' } },

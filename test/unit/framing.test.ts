@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FrameReader } from '../src/dataplane/framing.ts';
-import { blankDescriptor, DESC_SIZE, encode, F, Kind } from '../src/descriptor/index.ts';
+import { FrameReader } from '../../src/dataplane/framing.ts';
+import { blankDescriptor, DESC_SIZE, encode, F, Kind } from '../../src/descriptor/index.ts';
 
 /** A stream of `n` descriptors whose request ids are 1..n. */
 function stream(n: number): Buffer {

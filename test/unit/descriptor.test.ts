@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decode, DESC_SIZE, DescriptorError, encode, F, Kind, type Descriptor } from '../src/descriptor/index.ts';
+import { decode, DESC_SIZE, DescriptorError, encode, F, Kind, type Descriptor } from '../../src/descriptor/index.ts';
 
 const base: Descriptor = {
   key: 7, kind: Kind.Call, reqId: 12345, gen: 9, slot: 31, length: 1000, chainId: 2, hop: 1, fnId: 3, status: 0,

@@ -1,0 +1,123 @@
+// What the gateway does with each frame the kernel delivers on key 0, without the kernel:
+// frames are encoded by hand, custody moves as the kernel would move it.
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { Dispatcher } from '../../src/binding/dispatcher.ts';
+import { IdleTokens } from '../../src/binding/idle.ts';
+import { compileChainFile } from '../../src/chain/index.ts';
+import {
+  blankDescriptor, encode, fnAddress, GATEWAY_KEY, IDLE_WORDS, Kind, MAX_FUNCTIONS, type Descriptor,
+} from '../../src/descriptor/index.ts';
+import { CUSTODY, SlotTable } from '../../src/gateway/custody.ts';
+import { Inbox, MAX_REDELIVERIES } from '../../src/gateway/inbox.ts';
+import { RequestTable, type Outcome } from '../../src/gateway/requests.ts';
+import { Router } from '../../src/worker/router.ts';
+import { FIXTURES } from '../helpers/gateway.ts';
+
+function setup() {
+  const d = compileChainFile(
+    {
+      functions: { late: { module: 'echo.ts', instances: 2 }, early: { module: 'echo.ts', binding: 'early', instances: 2 } },
+      routes: [{ method: 'POST', path: '/l', chain: ['late'] }, { method: 'POST', path: '/e', chain: ['early'] }],
+    },
+    FIXTURES,
+  );
+  const memory = new ArrayBuffer(8 * CUSTODY.words * 4);
+  const words = new Uint32Array(memory);
+  const slots = new SlotTable(8, memory);
+  const requests = new RequestTable(slots, { abandoned: () => {} });
+  const sent: Descriptor[] = [];
+  const refused: [number, string][] = [];
+  const log = pino({ level: 'silent' });
+  const dispatcher = new Dispatcher(d.functions, new IdleTokens(new ArrayBuffer(MAX_FUNCTIONS * IDLE_WORDS * 8)), {
+    send: (x) => sent.push(x),
+    fail: (id, error) => requests.answer(id, { error }),
+    pending: (id) => requests.pending(id),
+  }, log);
+  const router = new Router(d);
+  const keyFn = new Map(d.functions.flatMap((f) => f.keys.map((k) => [k, f.id] as const)));
+  const inbox = new Inbox({
+    requests, slots, dispatcher, router,
+    send: (x) => sent.push(x),
+    functionOf: (key) => keyFn.get(key),
+    describe: (key) => `key ${key}`,
+    refuse: (key, why) => refused.push([key, why]),
+    warn: () => {},
+  });
+  const answers = new Map<number, Outcome>();
+  const start = () => {
+    const req = requests.create();
+    requests.takeSlot(req);
+    requests.start(req, 60_000, (o) => answers.set(req.id, o));
+    return req;
+  };
+  /** The kernel delivered a descriptor of the request to the gateway. */
+  const arrive = (fields: Partial<Descriptor> & Pick<Descriptor, 'kind' | 'reqId' | 'slot' | 'gen'>) => {
+    words[fields.slot * CUSTODY.words + CUSTODY.holder] = GATEWAY_KEY;
+    inbox.onFrame(encode(blankDescriptor({ key: GATEWAY_KEY, tArrive: 1, status: 200, ...fields })));
+  };
+  return { d, slots, requests, dispatcher, sent, refused, inbox, answers, start, arrive, words };
+}
+
+describe('inbox (key 0)', () => {
+  it('answers a request with its reply, once; a late copy only frees the slot', () => {
+    const { requests, inbox, answers, start, arrive, slots, words } = setup();
+    const req = start();
+    arrive({ kind: Kind.Reply, reqId: req.id, slot: req.slot, gen: req.gen, length: 3, sender: 1 });
+    expect(answers.get(req.id)).toMatchObject({ reply: { length: 3 } });
+    words[req.slot * CUSTODY.words + CUSTODY.holder] = 1; // say a worker still held a copy
+    requests.close(req.id);
+    expect(slots.quarantined).toBe(1);
+    arrive({ kind: Kind.Reply, reqId: req.id, slot: req.slot, gen: req.gen, sender: 1 });
+    expect(slots.quarantined).toBe(0);
+    arrive({ kind: Kind.Reply, reqId: 999, slot: 7, gen: 1, sender: 1 });
+    expect(inbox.stats.strayDescriptors).toBe(1);
+  });
+
+  it('turns a descriptor handed back unrun into 504 (deadline passed) or 502 (could not serve it)', () => {
+    const { answers, start, arrive } = setup();
+    const late = start();
+    const bad = start();
+    arrive({ kind: Kind.Error, status: 504, reqId: late.id, slot: late.slot, gen: late.gen, sender: 1 });
+    arrive({ kind: Kind.Error, status: 502, reqId: bad.id, slot: bad.slot, gen: bad.gen, sender: 1 });
+    expect(answers.get(late.id)).toMatchObject({ error: { code: 'BATON_ERR_TIMEOUT' } });
+    expect(answers.get(bad.id)).toMatchObject({ error: { code: 'BATON_ERR_BAD_DESCRIPTOR' } });
+  });
+
+  it('queues a call the kernel could not bind, for the dispatcher', () => {
+    const { d, dispatcher, start, arrive } = setup();
+    const req = start();
+    arrive({ kind: Kind.Call, key: fnAddress(0), fnId: 0, reqId: req.id, slot: req.slot, gen: req.gen, sender: GATEWAY_KEY });
+    expect(dispatcher.queued(d.functions[0]!.id)).toBe(1);
+  });
+
+  it('sends a dead letter again to another live instance, up to a limit, then answers 502', () => {
+    const { d, sent, answers, start, arrive } = setup();
+    const early = d.functions[1]!;
+    const req = start();
+    for (let i = 0; i <= MAX_REDELIVERIES; i++) {
+      arrive({ kind: Kind.Call, key: early.keys[0]!, fnId: early.id, hop: 0, reqId: req.id, slot: req.slot, gen: req.gen, sender: GATEWAY_KEY });
+    }
+    expect(sent.map((x) => [x.key, x.sender])).toEqual(Array(MAX_REDELIVERIES).fill([early.keys[1], GATEWAY_KEY]));
+    expect(answers.get(req.id)).toMatchObject({ error: { code: 'BATON_ERR_DEAD_LETTER' } });
+  });
+
+  it('kills a sender whose frame no function may send, and answers the request it named', () => {
+    const { d, refused, answers, start, arrive, inbox } = setup();
+    const req = start();
+    // a reply with an informational status
+    arrive({ kind: Kind.Reply, status: 101, reqId: req.id, slot: req.slot, gen: req.gen, sender: 2 });
+    expect(refused).toEqual([[2, expect.stringMatching(/bad status 101/)]]);
+    expect(answers.get(req.id)).toMatchObject({ error: { code: 'BATON_ERR_BAD_DESCRIPTOR' } });
+    // an Idle notice for a function that is not the sender's, or not late-bound
+    const early = d.functions[1]!;
+    inbox.onFrame(encode(blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Idle, fnId: 0, sender: early.keys[0]! })));
+    inbox.onFrame(encode(blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Idle, fnId: early.id, sender: early.keys[0]! })));
+    expect(refused.slice(1).map(([k]) => k)).toEqual([early.keys[0], early.keys[0]]);
+    // a call naming one function but addressed to another
+    const other = start();
+    inbox.onFrame(encode(blankDescriptor({ key: fnAddress(1), kind: Kind.Call, fnId: 0, reqId: other.id, slot: other.slot, gen: other.gen, sender: 1, tArrive: 1 })));
+    expect(refused.at(-1)![0]).toBe(1);
+    expect(inbox.stats.badDescriptors).toBe(4);
+  });
+});
