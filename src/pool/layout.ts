@@ -5,6 +5,9 @@
 //
 //  [pool header 64 B][pad to 4 KiB] [slot 0][slot 1]...
 //  slot: [slot header SLOT_HEADER B][payload: slotSize - SLOT_HEADER B]
+import { MAX_SLOTS } from '../descriptor/layout.ts';
+
+export { MAX_SLOTS };
 export const POOL_MAGIC = 0x4e544142; // "BATN"
 export const POOL_VERSION = 2;
 export const PAGE = 4096;
@@ -29,7 +32,6 @@ export const META_MAX = SLOT_HEADER - S.meta;
 export const MIN_SLOT_SIZE = SLOT_HEADER + PAGE;
 /** The largest slot: lengths and sizes are u32 in descriptors and the kernel's checks. */
 export const MAX_SLOT_SIZE = 1024 ** 3;
-export const MAX_SLOTS = 65536;
 /** A pool stays below 4 GiB: a Node Buffer over it, and offsets in it, are 32-bit. */
 export const MAX_POOL_BYTES = 2 ** 32 - 1;
 export const SLOTS_BASE = PAGE;
