@@ -89,6 +89,9 @@ describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
     expect(systems('coldstart')).toEqual(['baton instance (parse)', 'baton up (parse)', 'HTTP service (fastify)', 'node floor (tsx, no code)']);
     expect(systems('binding')).toEqual(['early binding', 'late binding']);
     expect(systems('idle')).toEqual(['baton', 'HTTP services']);
+    const soak = (metric: string) => results.find((r) => r.scenario === 'soak' && r.metric === metric)!.value;
+    expect(soak('requests')).toBeGreaterThan(0);
+    expect([soak('wrong answers'), soak('slots not free after')]).toEqual([0, 0]);
     for (const r of results) expect(Number.isFinite(r.value)).toBe(true);
     expect(results.find((r) => r.scenario === 'binding' && r.metric === 'completed')!.value).toBeGreaterThan(0);
     expect(store.runs().find((r) => r.id === run)!.status).toBe('complete');

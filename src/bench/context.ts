@@ -30,5 +30,7 @@ export interface Scenario {
   title: string;
   /** Systems the others are compared with, first is the main one. */
   baselines: string[];
+  /** false: only when named (long runs such as soak); default true. */
+  inAll?: boolean;
   run(ctx: BenchContext): Promise<void>;
 }

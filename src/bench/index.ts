@@ -6,6 +6,7 @@ import { coldstart } from './scenarios/coldstart.ts';
 import { hop } from './scenarios/hop.ts';
 import { idle } from './scenarios/idle.ts';
 import { payload } from './scenarios/payload.ts';
+import { soak } from './scenarios/soak.ts';
 
-export const SCENARIOS: Scenario[] = [hop, chain, payload, coldstart, binding, idle];
+export const SCENARIOS: Scenario[] = [hop, chain, payload, coldstart, binding, idle, soak];
 export { runBench } from './runner.ts';

@@ -73,7 +73,7 @@ async function bench(args: string[]): Promise<void> {
     return compareRuns(db, a, b);
   }
   if (positionals.length === 0) throw new UsageError('name a scenario or all');
-  const names = positionals.includes('all') ? SCENARIOS.map((s) => s.name) : positionals;
+  const names = positionals.includes('all') ? SCENARIOS.filter((s) => s.inAll !== false).map((s) => s.name) : positionals;
   const chosen = names.map((n) => {
     const s = SCENARIOS.find((x) => x.name === n);
     if (!s) throw new UsageError(`unknown scenario '${n}' (scenarios: ${SCENARIOS.map((x) => x.name).join(', ')})`);
@@ -102,7 +102,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof UsageError) console.error(`baton: ${err.message}\n\n${USAGE.replace('${SCENARIO_NAMES}', 'hop, chain, payload, coldstart, binding, idle')}`);
+  if (err instanceof UsageError) console.error(`baton: ${err.message}\n\n${USAGE.replace('${SCENARIO_NAMES}', 'hop, chain, payload, coldstart, binding, idle, soak')}`);
   else if (err instanceof BatonError) console.error(`baton: ${err.code}: ${err.message}`);
   else console.error(err);
   process.exit(err instanceof UsageError ? 2 : 1);
