@@ -23,16 +23,21 @@ function collect(): { reader: FrameReader; ids: number[]; skipped: number[] } {
 let seed = 1;
 const rand = (max: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % max) + 1;
 
+/** Pushes `all` into `reader` in pieces of 1..`max` bytes. */
+function feed(reader: FrameReader, all: Buffer, max: number): void {
+  for (let at = 0; at < all.length; ) {
+    const len = Math.min(rand(max), all.length - at);
+    reader.push(all.subarray(at, at + len));
+    at += len;
+  }
+}
+
 describe('FrameReader', () => {
   it('yields every descriptor once, in order, however the stream is cut', () => {
     const all = stream(200);
     for (let round = 0; round < 20; round++) {
       const { reader, ids, skipped } = collect();
-      for (let at = 0; at < all.length; ) {
-        const len = Math.min(rand(3 * DESC_SIZE), all.length - at);
-        reader.push(all.subarray(at, at + len));
-        at += len;
-      }
+      feed(reader, all, 3 * DESC_SIZE);
       expect(ids).toEqual([...Array(200)].map((_, i) => i + 1));
       expect(skipped).toEqual([]);
       expect(reader.pending).toBe(0);
@@ -56,11 +61,7 @@ describe('FrameReader', () => {
     const all = Buffer.concat([good.subarray(0, 128), Buffer.alloc(10, 0xab), good.subarray(128, 256), Buffer.alloc(3, 1), good.subarray(256), Buffer.alloc(64, 0xcd)]);
     for (let round = 0; round < 20; round++) {
       const { reader, ids, skipped } = collect();
-      for (let at = 0; at < all.length; ) {
-        const len = Math.min(rand(2 * DESC_SIZE), all.length - at);
-        reader.push(all.subarray(at, at + len));
-        at += len;
-      }
+      feed(reader, all, 2 * DESC_SIZE);
       expect(ids).toEqual([1, 2, 3, 4, 5, 6]);
       expect(skipped.reduce((s, n) => s + n, 0) + reader.pending).toBe(10 + 3 + 64);
     }
