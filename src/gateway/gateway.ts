@@ -221,7 +221,8 @@ export class Gateway implements Backend {
   private killHung(): void {
     for (const o of this.slots.sweep(HUNG_GRACE_MS)) {
       const inst = this.instances.byKey(o.holder);
-      if (inst) this.instances.kill(inst, `still held request ${o.reqId} ${o.ms} ms after it was answered (timeout)`, 'BATON_ERR_TIMEOUT');
+      // the hung request has its 504 already; anything else it held was cut short with it
+      if (inst) this.instances.kill(inst, `hung: still held request ${o.reqId} ${o.ms} ms after its timeout`);
     }
   }
 
