@@ -86,6 +86,10 @@ int main(int argc, char **argv) {
 			put32(buf, 32, 1);
 			if (write(3, buf, DESC) != DESC) return 1;
 		}
+		/* take back what is still in flight, so every slot ends held by key 1 again
+		 * (the kernel would refuse the next run's descriptors for slots key 2 kept) */
+		for (long i = 0; i < inflight; i++)
+			if (read_full(3, buf, DESC)) return 1;
 		kill(echo, SIGKILL);
 		waitpid(echo, NULL, 0);
 		struct rusage self, kids;

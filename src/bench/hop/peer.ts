@@ -74,16 +74,16 @@ async function main(): Promise<void> {
       process.send!({ samples });
     } else if (m.cmd === 'saturate') {
       let trips = 0;
-      let open = true;
+      let counted = -1;
+      let inFlight = m.inflight!;
       onReply = (d) => {
         trips++;
-        if (open) sock.write(frame(KEY.b, d.reqId));
+        if (counted < 0) sock.write(frame(KEY.b, d.reqId));
+        // report once every descriptor is back: the next command reuses their slots
+        else if (--inFlight === 0) process.send!({ trips: counted });
       };
       for (let i = 0; i < m.inflight!; i++) sock.write(frame(KEY.b, i + 1));
-      setTimeout(() => {
-        open = false;
-        process.send!({ trips });
-      }, m.ms);
+      setTimeout(() => (counted = trips), m.ms);
     }
   });
 }
