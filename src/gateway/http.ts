@@ -212,5 +212,8 @@ function streamIntoSlot(
   });
   payload.on('end', () => finish(null));
   payload.on('error', (err) => finish(err instanceof BatonError ? err : batonError('BATON_ERR_BAD_REQUEST', err.message)));
-  payload.on('close', () => finish(batonError('BATON_ERR_BAD_REQUEST', 'the client closed the connection mid-body')));
+  payload.on('close', () => {
+    // 'close' follows 'end' on every request: build an error only for a body cut short
+    if (!finished) finish(batonError('BATON_ERR_BAD_REQUEST', 'the client closed the connection mid-body'));
+  });
 }
