@@ -26,6 +26,8 @@ describe('bench harness', () => {
   it('reports the median of repetitions and their spread', () => {
     expect(medianOf([10, 12, 11])).toEqual({ median: expect.closeTo(11, 1), spread: expect.closeTo(2 / 11, 2) });
     expect(medianOf([5]).spread).toBe(0);
+    expect(medianOf([0, 0, 0])).toEqual({ median: 0, spread: 0 }); // a zero figure stays zero
+    expect(medianOf([1, 4, 2, 3]).median).toBe(2.5);
   });
 
   it('phrases ratios so the better side is marked', () => {

@@ -25,7 +25,10 @@ export function distribution(samples: number[]): Distribution {
 
 /** The median of repeated measurements and their spread ((max − min) / median). */
 export function medianOf(values: number[]): { median: number; spread: number } {
-  const median = distribution(values).p50;
-  const range = Math.max(...values) - Math.min(...values); // exact, unlike the histogram's buckets
+  // exact, unlike the histogram's buckets (which also cannot hold a 0)
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const range = sorted[sorted.length - 1]! - sorted[0]!;
   return { median, spread: median ? range / median : 0 };
 }
