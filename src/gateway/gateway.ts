@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Dispatcher } from '../binding/dispatcher.ts';
 import { IdleTokens } from '../binding/idle.ts';
+import { buildFunctions, type FunctionBuild } from '../build/functions.ts';
 import type { Deployment, RouteSpec } from '../chain/index.ts';
 import { Endpoint } from '../dataplane/endpoint.ts';
 import { Sockmap } from '../dataplane/sockmap.ts';
@@ -71,7 +72,14 @@ export class Gateway implements Backend {
     const port = options.port ?? g.port;
     const host = options.host ?? g.host;
     await checkPort(port, host); // before anything starts: a busy port says so at once
-    const gw = new Gateway(deployment, options);
+    const build = await buildFunctions(deployment); // and a module that does not build
+    let gw: Gateway;
+    try {
+      gw = new Gateway(deployment, options, build);
+    } catch (err) {
+      build.remove();
+      throw err;
+    }
     try {
       await gw.instances.startAll();
       gw.http = buildHttp(gw);
@@ -89,6 +97,7 @@ export class Gateway implements Backend {
   private constructor(
     readonly deployment: Deployment,
     options: GatewayOptions,
+    private readonly build: FunctionBuild,
   ) {
     const g = deployment.gateway;
     this.log = options.logger ?? pino({ level: g.logLevel, name: 'baton' });
@@ -123,7 +132,7 @@ export class Gateway implements Backend {
       this.log,
     );
     this.instances = new Instances(deployment, this.sockmap, this.pool, this.log, {
-      startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs,
+      startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build,
     });
     this.inbox = new Inbox({
       requests: this.requests,
@@ -304,6 +313,7 @@ export class Gateway implements Backend {
     this.endpoint.destroy();
     this.sockmap.destroy();
     this.pool.close();
+    this.build.remove();
   }
 }
 

@@ -6,17 +6,15 @@
 // is not ready within the start timeout (a module that loops at import) is killed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Deployment } from '../chain/index.ts';
 import type { Sockmap } from '../dataplane/sockmap.ts';
 import { batonError, type BatonErrorCode } from '../errors.ts';
-import { native } from '../native/index.ts';
+import type { FunctionBuild } from '../build/functions.ts';
+import { ADDON_PATH, native } from '../native/index.ts';
 import type { Pool } from '../pool/index.ts';
 import { WORKER_ENV, type GatewayMessage, type WorkerConfig, type WorkerMessage } from '../worker/config.ts';
 
-const WORKER_MAIN = fileURLToPath(new URL('../worker/main.ts', import.meta.url));
-const TSX_LOADER = import.meta.resolve('tsx');
 const MAX_FAST_FAILURES = 5;
 const STOP_GRACE_MS = 2000;
 
@@ -48,6 +46,8 @@ export interface InstancesOptions {
   startTimeoutMs: number;
   /** The request timeout: workers hand back descriptors whose deadline passed before they ran. */
   timeoutMs: number;
+  /** What workers run. */
+  build: FunctionBuild;
 }
 
 export interface InstancesEvents {
@@ -152,6 +152,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
     const cfg: WorkerConfig = {
       fnId: inst.fnId,
       key: inst.key,
+      entry: this.options.build.modules.get(fn.name)!,
       gatewayPid: process.pid,
       timeoutMs: this.options.timeoutMs,
       deployment: { functions: this.deployment.functions, chains: this.deployment.chains, pool: this.deployment.pool },
@@ -159,9 +160,9 @@ export class Instances extends EventEmitter<InstancesEvents> {
     };
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, ['--import', TSX_LOADER, WORKER_MAIN], {
+      child = spawn(process.execPath, ['--enable-source-maps', this.options.build.worker], {
         stdio: ['ignore', 'inherit', 'inherit', fd, this.pool.fd, 'ipc'],
-        env: { ...process.env, ...fn.env, [WORKER_ENV]: JSON.stringify(cfg) },
+        env: { ...process.env, ...fn.env, [WORKER_ENV]: JSON.stringify(cfg), BATON_ADDON: ADDON_PATH },
         ...this.credentials,
       });
     } finally {

@@ -9,6 +9,8 @@ export const WORKER_ENV = 'BATON_WORKER';
 export interface WorkerConfig {
   fnId: number;
   key: number;
+  /** The function's bundle (src/build). */
+  entry: string;
   /** The worker dies with this process, whatever state it is in. */
   gatewayPid: number;
   /** Request timeout: a descriptor whose deadline passed before it ran is handed back. */

@@ -33,7 +33,7 @@ async function main(): Promise<void> {
 
   let mod: { default?: unknown };
   try {
-    mod = (await import(pathToFileURL(fn.module).href)) as { default?: unknown };
+    mod = (await import(pathToFileURL(cfg.entry).href)) as { default?: unknown };
   } catch (err) {
     fatal(`function '${fn.name}': cannot load ${fn.module}: ${(err as Error).stack ?? err}`);
   }
