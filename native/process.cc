@@ -27,4 +27,11 @@ Napi::Value DieWithParent(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// noNewPrivileges(): no exec of this process or its children gains privileges (setuid
+// binaries, file capabilities) from here on.
+Napi::Value NoNewPrivileges(const Napi::CallbackInfo& info) {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) ThrowErrno(info.Env(), "prctl(PR_SET_NO_NEW_PRIVS)");
+  return info.Env().Undefined();
+}
+
 }  // namespace baton

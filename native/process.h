@@ -3,4 +3,5 @@
 
 namespace baton {
 Napi::Value DieWithParent(const Napi::CallbackInfo& info);
+Napi::Value NoNewPrivileges(const Napi::CallbackInfo& info);
 }  // namespace baton

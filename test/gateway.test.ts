@@ -64,7 +64,8 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
   it('runs workers unprivileged and serves GET without a body', async () => {
     const res = await fetch(gw.url + '/hello');
     const body = (await res.json()) as { uid: number };
-    if (process.getuid?.() === 0) expect(body.uid).toBe(65534);
+    const faulty = gw.deployment.functions.find((f) => f.name === 'faulty')!;
+    if (process.getuid?.() === 0) expect(body.uid).toBe(gw.deployment.isolation.uidBase + faulty.id);
     else expect(body.uid).toBe(process.getuid?.());
   });
 

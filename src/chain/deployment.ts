@@ -39,6 +39,7 @@ export interface Deployment {
   chains: ChainSpec[];
   routes: RouteSpec[];
   pool: PoolGeometry;
+  isolation: { uidBase: number };
   gateway: {
     host: string;
     port: number;

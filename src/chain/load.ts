@@ -110,6 +110,7 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
     chains,
     routes: cf.routes.map((r, i) => ({ method: r.method, path: r.path, chainId: i })),
     pool: { slotSize: cf.pool.slotSize, slotCount: cf.pool.slots },
+    isolation: cf.isolation,
     gateway: cf.gateway,
   };
 }

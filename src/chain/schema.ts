@@ -39,6 +39,12 @@ export const chainFileSchema = z.strictObject({
       logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     })
     .prefault({}),
+  isolation: z
+    .strictObject({
+      /** Function i's instances run as uid and gid uidBase + i (when the gateway is root). */
+      uidBase: z.number().int().min(1000).max(2 ** 31 - 1 - 256).default(200_000),
+    })
+    .prefault({}),
   pool: z
     .strictObject({
       slotSize: byteSize.default(2 * 1024 * 1024),

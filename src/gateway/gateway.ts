@@ -20,7 +20,7 @@ import { Router } from '../worker/router.ts';
 import { SlotTable } from './custody.ts';
 import { buildHttp, type Backend } from './http.ts';
 import { Inbox } from './inbox.ts';
-import { Instances, type Instance } from './instances.ts';
+import { checkUidRange, Instances, type Instance } from './instances.ts';
 import { checkPort, listenError } from './port.ts';
 import { RequestTable, type Outcome, type Request } from './requests.ts';
 import type { Answer } from './respond.ts';
@@ -72,6 +72,7 @@ export class Gateway implements Backend {
     const port = options.port ?? g.port;
     const host = options.host ?? g.host;
     await checkPort(port, host); // before anything starts: a busy port says so at once
+    checkUidRange(deployment);
     const build = await buildFunctions(deployment); // and a module that does not build
     let gw: Gateway;
     try {

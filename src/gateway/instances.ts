@@ -5,6 +5,7 @@
 // replaced, with backoff; one that keeps failing before it is ready is given up on. One that
 // is not ready within the start timeout (a module that loops at import) is killed.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Deployment } from '../chain/index.ts';
@@ -64,7 +65,6 @@ export type Drainer = (inst: Instance) => Promise<void>;
 export class Instances extends EventEmitter<InstancesEvents> {
   readonly all: Instance[];
   private stopping = false;
-  private readonly credentials?: { uid: number; gid: number };
 
   constructor(
     private readonly deployment: Deployment,
@@ -80,11 +80,6 @@ export class Instances extends EventEmitter<InstancesEvents> {
         gaveUp: false, startedAt: 0,
       })),
     );
-    if (process.getuid?.() === 0) {
-      const uid = Number(process.env.BATON_WORKER_UID ?? 65534);
-      const gid = Number(process.env.BATON_WORKER_GID ?? uid);
-      this.credentials = { uid, gid };
-    }
   }
 
   of(fnId: number): Instance[] {
@@ -162,8 +157,9 @@ export class Instances extends EventEmitter<InstancesEvents> {
     try {
       child = spawn(process.execPath, ['--enable-source-maps', this.options.build.worker], {
         stdio: ['ignore', 'inherit', 'inherit', fd, this.pool.fd, 'ipc'],
-        env: { ...process.env, ...fn.env, [WORKER_ENV]: JSON.stringify(cfg), BATON_ADDON: ADDON_PATH },
-        ...this.credentials,
+        // only what the chain file gives it, and baton's own: nothing of the gateway's
+        env: { ...fn.env, [WORKER_ENV]: JSON.stringify(cfg), BATON_ADDON: ADDON_PATH },
+        ...workerCredentials(this.deployment, inst.fnId),
       });
     } finally {
       native((a) => a.closeFd(fd)); // the child has its copy; ours would keep the socket alive
@@ -264,5 +260,33 @@ export class Instances extends EventEmitter<InstancesEvents> {
     this.stopping = true;
     for (const inst of this.all) inst.wanted = false;
     await Promise.all(this.all.map((inst) => this.stop(inst)));
+  }
+}
+
+/** Function `fnId`'s own uid and gid when the gateway is root (none otherwise: workers then run
+ *  as the gateway's user, and functions are not separated from each other by uid). */
+export function workerCredentials(d: Pick<Deployment, 'isolation'>, fnId: number): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = d.isolation.uidBase + fnId;
+  return { uid: id, gid: id };
+}
+
+/** Refuses a uid range that an account of this machine uses: its files and processes would be
+ *  the function's. */
+export function checkUidRange(d: Pick<Deployment, 'isolation' | 'functions'>): void {
+  if (process.getuid?.() !== 0) return;
+  const { uidBase } = d.isolation;
+  let passwd = '';
+  try {
+    passwd = readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    return;
+  }
+  for (const line of passwd.split('\n')) {
+    const [name, , uid] = line.split(':');
+    const n = Number(uid);
+    if (n >= uidBase && n < uidBase + d.functions.length) {
+      throw batonError('BATON_ERR_CHAIN_FILE', `isolation.uidBase: uid ${n} is the account '${name}' here; choose a range of ${d.functions.length} uids no account uses`);
+    }
   }
 }

@@ -45,6 +45,8 @@ interface Addon {
   closeFd(fd: number): void;
   /** SIGKILL this process when its parent exits (workers: die with the gateway). */
   dieWithParent(parentPid: number): void;
+  /** PR_SET_NO_NEW_PRIVS: nothing this process runs gains privileges. */
+  noNewPrivileges(): void;
   layout: Record<keyof typeof LAYOUT, number>;
 }
 

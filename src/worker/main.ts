@@ -26,8 +26,8 @@ async function main(): Promise<void> {
   if (!raw || !process.send) fatal('not started by a baton gateway (no config or IPC channel)');
   const cfg = JSON.parse(raw) as WorkerConfig;
   // before any function code runs (it may loop at import): the kernel kills this process
-  // when the gateway exits, even stopped or spinning
-  native((a) => a.dieWithParent(cfg.gatewayPid));
+  // when the gateway exits, even stopped or spinning, and nothing it runs gains privileges
+  native((a) => (a.dieWithParent(cfg.gatewayPid), a.noNewPrivileges()));
   const fn = cfg.deployment.functions[cfg.fnId];
   if (!fn) fatal(`unknown function id ${cfg.fnId}`);
 
