@@ -3,6 +3,7 @@
 #include "pool.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "errors.h"
@@ -65,7 +66,8 @@ Napi::Value CreatePool(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// mapPool(fd, size) -> ArrayBuffer, for a process that inherited the pool's fd.
+// mapPool(fd, size) -> ArrayBuffer, for a process that inherited the pool's fd. The memfd must
+// be at least `size` bytes: touching a mapping beyond its end would kill the process (SIGBUS).
 Napi::Value MapPool(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) {
@@ -74,7 +76,17 @@ Napi::Value MapPool(const Napi::CallbackInfo& info) {
   }
   size_t size;
   if (!ReadSize(info, 1, &size)) return env.Undefined();
-  return MapAsArrayBuffer(env, info[0].As<Napi::Number>().Int32Value(), size);
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct stat st;
+  if (fstat(fd, &st)) {
+    ThrowErrno(env, "fstat of the pool");
+    return env.Undefined();
+  }
+  if (static_cast<size_t>(st.st_size) < size) {
+    MakeError(env, "BATON_ERR_POOL", "the pool is smaller than its announced geometry", 0).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return MapAsArrayBuffer(env, fd, size);
 }
 
 }  // namespace baton

@@ -54,6 +54,14 @@ describe('pool', () => {
     expect(geometryProblems({ slotSize: 2 * 1024 ** 2, slotCount: 64 })).toEqual([]);
   });
 
+  it('refuses to map a pool as larger than it is (touching past its end would kill the process)', () => {
+    const pool = Pool.create(g);
+    expect(() => Pool.attach(pool.fd, { ...g, slotCount: g.slotCount + 1 })).toThrow(
+      expect.objectContaining({ code: 'BATON_ERR_POOL', message: expect.stringMatching(/smaller than its announced geometry/) }),
+    );
+    pool.close();
+  });
+
   it('is shared with another process: each sees the other write, in place', async () => {
     const geometry = { slotSize: MIN_SLOT_SIZE, slotCount: 4 };
     const pool = Pool.create(geometry);

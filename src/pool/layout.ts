@@ -1,18 +1,13 @@
 // Where things sit in the pool memfd. Every process of a chain maps the same bytes, so this
-// layout is the contract between the gateway and the workers. Which slot belongs to which
-// request is not here: that is the gateway's own state (src/gateway/custody.ts), out of the
-// workers' reach.
+// layout is the contract between the gateway and the workers. It holds slots and nothing
+// else: the geometry comes from the deployment, and which slot belongs to which request is
+// the gateway's own state (src/gateway/custody.ts) — nothing a worker could overwrite.
 //
-//  [pool header 64 B][pad to 4 KiB] [slot 0][slot 1]...
-//  slot: [slot header SLOT_HEADER B][payload: slotSize - SLOT_HEADER B]
+//  [slot 0][slot 1]...   slot: [slot header SLOT_HEADER B][payload: slotSize - SLOT_HEADER B]
 import { MAX_SLOTS } from '../descriptor/layout.ts';
 
 export { MAX_SLOTS };
-export const POOL_MAGIC = 0x4e544142; // "BATN"
-export const POOL_VERSION = 2;
 export const PAGE = 4096;
-
-export const P = { magic: 0, version: 4, slotSize: 8, slotCount: 12, slotsBase: 16 } as const;
 
 export const SLOT_HEADER = 1024;
 /** Byte offsets inside a slot header. */
@@ -34,7 +29,6 @@ export const MIN_SLOT_SIZE = SLOT_HEADER + PAGE;
 export const MAX_SLOT_SIZE = 1024 ** 3;
 /** A pool stays below 4 GiB: a Node Buffer over it, and offsets in it, are 32-bit. */
 export const MAX_POOL_BYTES = 2 ** 32 - 1;
-export const SLOTS_BASE = PAGE;
 
 export interface PoolGeometry {
   slotSize: number;
@@ -42,7 +36,7 @@ export interface PoolGeometry {
 }
 
 export function poolBytes(g: PoolGeometry): number {
-  return SLOTS_BASE + g.slotSize * g.slotCount;
+  return g.slotSize * g.slotCount;
 }
 
 /** What is wrong with a geometry, in words a chain file's author can act on; [] if nothing. */

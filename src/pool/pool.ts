@@ -8,7 +8,7 @@ import { batonError } from '../errors.ts';
 import { clampU32 } from '../descriptor/index.ts';
 import { native } from '../native/index.ts';
 import {
-  META_MAX, P, POOL_MAGIC, POOL_VERSION, S, SLOT_HEADER, SLOTS_BASE, TRACE_ENTRY, TRACE_MAX, TYPE_MAX,
+  META_MAX, S, SLOT_HEADER, TRACE_ENTRY, TRACE_MAX, TYPE_MAX,
   geometryProblems, poolBytes, type PoolGeometry,
 } from './layout.ts';
 
@@ -39,10 +39,11 @@ export class Pool {
     buffer: ArrayBuffer,
     /** The memfd; -1 once closed. Only the creator passes it on. */
     public fd: number,
+    g: PoolGeometry,
   ) {
     this.bytes = Buffer.from(buffer);
-    this.slotSize = this.bytes.readUInt32LE(P.slotSize);
-    this.slotCount = this.bytes.readUInt32LE(P.slotCount);
+    this.slotSize = g.slotSize;
+    this.slotCount = g.slotCount;
     this.capacity = this.slotSize - SLOT_HEADER;
   }
 
@@ -50,27 +51,13 @@ export class Pool {
   static create(g: PoolGeometry): Pool {
     checkGeometry(g);
     const { fd, buffer } = native((a) => a.createPool(poolBytes(g)));
-    const head = Buffer.from(buffer, 0, 64);
-    head.writeUInt32LE(POOL_MAGIC, P.magic);
-    head.writeUInt32LE(POOL_VERSION, P.version);
-    head.writeUInt32LE(g.slotSize, P.slotSize);
-    head.writeUInt32LE(g.slotCount, P.slotCount);
-    head.writeUInt32LE(SLOTS_BASE, P.slotsBase);
-    return new Pool(buffer, fd);
+    return new Pool(buffer, fd, g);
   }
 
-  /** Maps a pool whose memfd this process inherited (workers do this). */
+  /** Maps a pool whose memfd this process inherited, of the geometry it was told (workers). */
   static attach(fd: number, g: PoolGeometry): Pool {
     checkGeometry(g);
-    const buffer = native((a) => a.mapPool(fd, poolBytes(g)));
-    const head = Buffer.from(buffer, 0, 64);
-    if (head.readUInt32LE(P.magic) !== POOL_MAGIC || head.readUInt32LE(P.version) !== POOL_VERSION) {
-      throw batonError('BATON_ERR_POOL', `fd ${fd} is not a baton pool of this version`);
-    }
-    if (head.readUInt32LE(P.slotSize) !== g.slotSize || head.readUInt32LE(P.slotCount) !== g.slotCount) {
-      throw batonError('BATON_ERR_POOL', 'pool geometry does not match the one announced');
-    }
-    return new Pool(buffer, fd);
+    return new Pool(native((a) => a.mapPool(fd, poolBytes(g))), fd, g);
   }
 
   /** Empties a slot's header for a new request (its payload is overwritten as it arrives). */
@@ -178,7 +165,7 @@ export class Pool {
     if (!Number.isInteger(slot) || slot < 0 || slot >= this.slotCount) {
       throw batonError('BATON_ERR_POOL', `slot ${slot} out of range 0..${this.slotCount - 1}`);
     }
-    return SLOTS_BASE + slot * this.slotSize;
+    return slot * this.slotSize;
   }
 }
 
