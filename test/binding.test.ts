@@ -172,7 +172,7 @@ describe.skipIf(dataplaneUnavailable)('binding', () => {
     const g = await start('late');
     await expect(g.scale('work', 6)).rejects.toThrow(/1\.\.5 instances, not 6/);
     await expect(g.scale('nope', 1)).rejects.toThrow(/no function named/);
-    const res = await fetch(`${g.url}/_baton/scale`, {
+    const res = await fetch(`${g.adminUrl}/scale`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ function: 'work', instances: 4 }),
     });
     expect(res.status).toBe(200);

@@ -16,13 +16,14 @@ import { alive, batonMapIds, poolHolders } from './helpers/system.ts';
 const BIN = new URL('../bin/baton.js', import.meta.url).pathname;
 
 /** Runs `baton up` on a chain file; resolves once it serves, with its URL and output so far. */
-async function up(file: string): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+async function up(file: string): Promise<{ child: ChildProcess; url: string; admin: string; output: () => string }> {
   const child = spawn(process.execPath, [BIN, 'up', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (c) => (out += c));
   child.stderr!.on('data', (c) => (out += c));
   await waitFor('gateway to listen', () => /baton: serving \d+ route\(s\) on http:/.test(out), 20_000);
-  return { child, url: /baton: serving .* on (http:\S+)/.exec(out)![1]!, output: () => out };
+  const [, url, admin] = /baton: serving .* on (http:\S+) .*; admin on (http:\S+)/.exec(out)!;
+  return { child, url: url!, admin: admin!, output: () => out };
 }
 
 /** `baton up` that fails: its exit code and stderr. */
@@ -40,7 +41,7 @@ describe.skipIf(dataplaneUnavailable)('baton up', () => {
     // the example, on a free port
     const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-cli-'));
     for (const f of ['parse.ts', 'transform.ts', 'render.ts']) copyFileSync(path.join(EXAMPLES, 'text-pipeline', f), path.join(dir, f));
-    const chain = readFileSync(path.join(EXAMPLES, 'text-pipeline/chain.yaml'), 'utf8').replace('port: 8080', 'port: 0');
+    const chain = readFileSync(path.join(EXAMPLES, 'text-pipeline/chain.yaml'), 'utf8').replace('port: 8080', 'port: 0\n  admin: { port: 0 }');
     writeFileSync(path.join(dir, 'chain.yaml'), chain);
     execFileSync('chmod', ['-R', 'a+rX', dir]); // workers run as nobody
     // the examples import 'baton/sdk': resolve it from this checkout
@@ -48,11 +49,11 @@ describe.skipIf(dataplaneUnavailable)('baton up', () => {
     execFileSync('ln', ['-s', path.resolve(BIN, '../..'), path.join(dir, 'node_modules/baton')]);
 
     const mapsBefore = new Set(batonMapIds());
-    const { child, url } = await up(path.join(dir, 'chain.yaml'));
+    const { child, url, admin } = await up(path.join(dir, 'chain.yaml'));
 
     const res = await fetch(`${url}/stats`, { method: 'POST', body: 'a b a' });
     expect(await res.json()).toMatchObject({ words: 3, distinct: 2 });
-    const status = (await (await fetch(`${url}/_baton/status`)).json()) as { functions: { instances: { pid: number }[] }[] };
+    const status = (await (await fetch(`${admin}/status`)).json()) as { functions: { instances: { pid: number }[] }[] };
     const pids = status.functions.flatMap((f) => f.instances.map((i) => i.pid));
     expect(pids).toHaveLength(4);
     const ours = batonMapIds().filter((id) => !mapsBefore.has(id));
@@ -81,7 +82,7 @@ describe.skipIf(dataplaneUnavailable)('baton up', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-cli-'));
     writeFileSync(
       path.join(dir, 'chain.yaml'),
-      `gateway: { port: ${port} }\nfunctions: { a: { module: ${path.join(FIXTURES, 'echo.ts')} } }\nroutes: [{ method: GET, path: /x, chain: [a] }]\n`,
+      `gateway: { port: ${port}, admin: { port: 0 } }\nfunctions: { a: { module: ${path.join(FIXTURES, 'echo.ts')} } }\nroutes: [{ method: GET, path: /x, chain: [a] }]\n`,
     );
     try {
       const err = upFails(path.join(dir, 'chain.yaml'));
@@ -99,7 +100,7 @@ describe.skipIf(dataplaneUnavailable)('baton up', () => {
     const fixture = (f: string) => path.join(FIXTURES, f);
     writeFileSync(
       path.join(dir, 'chain.yaml'),
-      `gateway: { port: 0 }
+      `gateway: { port: 0, admin: { port: 0 } }
 functions:
   stopped: { module: ${fixture('tagged.ts')} }
   spinning: { module: ${fixture('hostile.ts')} }
@@ -111,8 +112,8 @@ routes:
 `,
     );
     const mapsBefore = new Set(batonMapIds());
-    const { child, url } = await up(path.join(dir, 'chain.yaml'));
-    const status = (await (await fetch(`${url}/_baton/status`)).json()) as { functions: { name: string; instances: { pid: number }[] }[] };
+    const { child, url, admin } = await up(path.join(dir, 'chain.yaml'));
+    const status = (await (await fetch(`${admin}/status`)).json()) as { functions: { name: string; instances: { pid: number }[] }[] };
     const pidOf = (fn: string) => status.functions.find((f) => f.name === fn)!.instances[0]!.pid;
     const pids = status.functions.flatMap((f) => f.instances.map((i) => i.pid));
     expect(pids).toHaveLength(4);

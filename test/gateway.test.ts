@@ -79,6 +79,13 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
     await poolSettled(gw);
   });
 
+  it('keeps status and scaling off the public listener, on the admin one', async () => {
+    for (const path of ['/_baton/status', '/status', '/scale']) expect((await fetch(gw.url + path)).status).toBe(404);
+    const status = (await (await fetch(`${gw.adminUrl}/status`)).json()) as { pool: { slots: number } };
+    expect(status.pool.slots).toBe(6);
+    expect(new URL(gw.adminUrl).hostname).toBe('127.0.0.1');
+  });
+
   it('answers 404 for an unknown route', async () => {
     const res = await post('/nowhere', 'x');
     expect(res.status).toBe(404);

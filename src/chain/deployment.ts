@@ -48,6 +48,7 @@ export interface Deployment {
     sendTimeoutMs: number;
     startTimeoutMs: number;
     logLevel: string;
+    admin: { host: string; port: number };
   };
 }
 

@@ -37,6 +37,13 @@ export const chainFileSchema = z.strictObject({
       /** A function instance must be ready within this from its spawn. */
       startTimeoutMs: z.number().int().positive().default(10_000),
       logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** Status and scaling: an address apart from the public one (0: any free port). */
+      admin: z
+        .strictObject({
+          host: z.string().default('127.0.0.1'),
+          port: z.number().int().min(0).max(65535).default(9180),
+        })
+        .prefault({}),
     })
     .prefault({}),
   isolation: z

@@ -1,5 +1,5 @@
 // baton's command line.
-//   baton up <chain-file> [--port N] [--host H]   start the gateway and the chain's workers
+//   baton up <chain-file> [--port N] [--host H] [--admin-port N]   start the gateway and the workers
 //   baton bench <scenario|all> [--quick]          measure against the baselines, in one run
 //   baton bench list | compare <run> <run>        stored runs
 import { parseArgs } from 'node:util';
@@ -7,7 +7,7 @@ import { loadChainFile } from '../chain/index.ts';
 import { BatonError } from '../errors.ts';
 import { Gateway } from '../gateway/index.ts';
 
-const USAGE = `usage: baton up <chain-file> [--port N] [--host H] [--timeout-ms N]
+const USAGE = `usage: baton up <chain-file> [--port N] [--host H] [--admin-port N] [--timeout-ms N]
        baton bench <scenario…|all> [--quick] [--db FILE] [--out DIR]
        baton bench list [--db FILE]
        baton bench compare <run> <run> [--db FILE]
@@ -21,17 +21,18 @@ async function up(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { port: { type: 'string' }, host: { type: 'string' }, 'timeout-ms': { type: 'string' } },
+    options: { port: { type: 'string' }, host: { type: 'string' }, 'admin-port': { type: 'string' }, 'timeout-ms': { type: 'string' } },
   });
   if (positionals.length !== 1) throw new UsageError('baton up takes one chain file');
   const deployment = loadChainFile(positionals[0]!);
   const gw = await Gateway.start(deployment, {
     port: values.port !== undefined ? integer('--port', values.port) : undefined,
     host: values.host,
+    adminPort: values['admin-port'] !== undefined ? integer('--admin-port', values['admin-port']) : undefined,
     timeoutMs: values['timeout-ms'] !== undefined ? integer('--timeout-ms', values['timeout-ms']) : undefined,
   });
   // a plain line whatever the log level: people and scripts look for it
-  console.log(`baton: serving ${deployment.routes.length} route(s) on ${gw.url} (Ctrl-C stops)`);
+  console.log(`baton: serving ${deployment.routes.length} route(s) on ${gw.url} (Ctrl-C stops); admin on ${gw.adminUrl}`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -18,6 +18,7 @@ import { batonError, type BatonError, type BatonErrorCode } from '../errors.ts';
 import { Pool, type RequestMeta } from '../pool/index.ts';
 import { Router } from '../worker/router.ts';
 import { SlotTable } from './custody.ts';
+import { buildAdmin } from './admin.ts';
 import { buildHttp, type Backend } from './http.ts';
 import { Inbox } from './inbox.ts';
 import { checkUidRange, Instances, type Instance } from './instances.ts';
@@ -31,6 +32,9 @@ export interface GatewayOptions {
   /** Overrides the chain file's gateway.port (0: any free port). */
   port?: number;
   host?: string;
+  /** Overrides the chain file's gateway.admin address. */
+  adminPort?: number;
+  adminHost?: string;
   /** Overrides the chain file's gateway settings of the same name. */
   timeoutMs?: number;
   bodyTimeoutMs?: number;
@@ -60,10 +64,13 @@ export class Gateway implements Backend {
   readonly instances: Instances;
   readonly inbox: Inbox;
   url = '';
+  /** Status and scaling (admin.ts). */
+  adminUrl = '';
   private readonly router: Router;
   private readonly endpoint: Endpoint;
   private readonly reaper: NodeJS.Timeout;
   private http?: FastifyInstance;
+  private admin?: FastifyInstance;
   private stopped = false;
 
   /** Loads the data plane, starts every instance, then listens. Nothing stays behind if it fails. */
@@ -71,7 +78,11 @@ export class Gateway implements Backend {
     const g = deployment.gateway;
     const port = options.port ?? g.port;
     const host = options.host ?? g.host;
-    await checkPort(port, host); // before anything starts: a busy port says so at once
+    const adminPort = options.adminPort ?? g.admin.port;
+    const adminHost = options.adminHost ?? g.admin.host;
+    // before anything starts: a busy port says so at once
+    await checkPort(port, host);
+    await checkPort(adminPort, adminHost);
     checkUidRange(deployment);
     const build = await buildFunctions(deployment); // and a module that does not build
     let gw: Gateway;
@@ -83,6 +94,10 @@ export class Gateway implements Backend {
     }
     try {
       await gw.instances.startAll();
+      gw.admin = buildAdmin(gw);
+      gw.adminUrl = await gw.admin.listen({ port: adminPort, host: adminHost }).catch((err: NodeJS.ErrnoException) => {
+        throw listenError(err, adminPort, adminHost);
+      });
       gw.http = buildHttp(gw);
       gw.url = await gw.http.listen({ port, host }).catch((err: NodeJS.ErrnoException) => {
         throw listenError(err, port, host);
@@ -91,7 +106,7 @@ export class Gateway implements Backend {
       await gw.stop();
       throw err;
     }
-    gw.log.info({ url: gw.url, functions: deployment.functions.length, instances: gw.instances.all.length }, 'gateway listening');
+    gw.log.info({ url: gw.url, admin: gw.adminUrl, functions: deployment.functions.length, instances: gw.instances.all.length }, 'gateway listening');
     return gw;
   }
 
@@ -309,6 +324,7 @@ export class Gateway implements Backend {
     while (this.requests.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.requests.failAll(() => batonError('BATON_ERR_SHUTTING_DOWN'));
     await closing;
+    await this.admin?.close();
     await this.instances.stopAll();
     clearInterval(this.reaper);
     this.endpoint.destroy();

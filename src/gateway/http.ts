@@ -24,9 +24,6 @@ declare module 'fastify' {
   }
 }
 
-export const STATUS_PATH = '/_baton/status';
-export const SCALE_PATH = '/_baton/scale';
-
 /** What the edge needs from the gateway. */
 export interface Backend {
   readonly log: Logger;
@@ -42,8 +39,6 @@ export interface Backend {
   writeMeta(slot: number, meta: RequestMeta): boolean;
   /** Sends the request into chain `chainId`; resolves with its one answer. */
   dispatch(req: Request, chainId: number, length: number, arrive: number, meta: RequestMeta): Promise<Answer>;
-  status(): unknown;
-  scale(name: string, count: number): Promise<void>;
 }
 
 export function buildHttp(backend: Backend): FastifyInstance {
@@ -127,22 +122,6 @@ export function buildHttp(backend: Backend): FastifyInstance {
       },
     });
   }
-
-  // admin routes parse JSON as usual (fastify scopes content-type parsers per plugin)
-  void app.register(async (admin) => {
-    admin.removeAllContentTypeParsers();
-    admin.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 65536 }, admin.getDefaultJsonParser('error', 'ignore'));
-    admin.get(STATUS_PATH, () => backend.status());
-    // run-time scaling: {"function": "work", "instances": 4}
-    admin.post(SCALE_PATH, async (req) => {
-      const body = (req.body ?? {}) as { function?: unknown; instances?: unknown };
-      if (typeof body.function !== 'string' || !Number.isInteger(body.instances)) {
-        throw batonError('BATON_ERR_SCALE', 'expected {"function": name, "instances": count}');
-      }
-      await backend.scale(body.function, body.instances as number);
-      return { function: body.function, instances: body.instances };
-    });
-  });
 
   app.setNotFoundHandler((req, reply) => {
     sendError(reply, batonError('BATON_ERR_ROUTE_NOT_FOUND', `${req.method} ${req.url.split('?')[0]}`), req.baton?.id);

@@ -1,2 +1,2 @@
 export { Gateway, type GatewayOptions } from './gateway.ts';
-export { STATUS_PATH } from './http.ts';
+export { SCALE_PATH, STATUS_PATH } from './admin.ts';

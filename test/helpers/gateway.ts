@@ -13,6 +13,7 @@ export function startGateway(doc: ChainFileInput, options: GatewayOptions = {}, 
   const deployment = compileChainFile(doc, baseDir);
   return Gateway.start(deployment, {
     port: 0,
+    adminPort: 0,
     logger: pino({ level: process.env.BATON_TEST_LOG ?? 'silent' }),
     ...options,
   });

@@ -62,7 +62,7 @@ export const coldstart: Scenario = {
         }
         ctx.progress(done++, steps, `baton: one more ${fn} instance → ready (${r + 1}/${reps})`);
         const scale = (instances: number) =>
-          fetch(`${sys.url}/_baton/scale`, {
+          fetch(`${sys.adminUrl}/scale`, {
             method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ function: fn, instances }),
           }).then((res) => {
             if (res.status !== 200) throw new Error(`scale answered ${res.status}`);

@@ -136,7 +136,7 @@ export const soak: Scenario = {
       await Promise.all([...[...Array(CLIENTS).keys()].map(client), sampler]);
       await new Promise((r) => setTimeout(r, 2000)); // let the last crashes be replaced
       const end = { gateway: rssMiB([gateway]), workers: rssMiB(workers()), fds: fds(gateway) };
-      const status = (await (await fetch(`${sys.url}/_baton/status`)).json()) as {
+      const status = (await (await fetch(`${sys.adminUrl}/status`)).json()) as {
         pool: { slots: number; free: number; quarantined: number };
         functions: { instances: { restarts: number }[] }[];
       };

@@ -17,22 +17,22 @@ export interface RunningSystem {
   stop(): Promise<void>;
 }
 
-export async function startBaton(tmp: string, name: string, chain: ChainFileInput): Promise<RunningSystem & { child: ChildProcess }> {
+export async function startBaton(tmp: string, name: string, chain: ChainFileInput): Promise<RunningSystem & { child: ChildProcess; adminUrl: string }> {
   const file = path.join(tmp, `${name}.yaml`);
-  const doc = { ...chain, gateway: { port: 0, logLevel: 'warn', ...chain.gateway } };
+  const doc = { ...chain, gateway: { port: 0, logLevel: 'warn', ...chain.gateway, admin: { port: 0 } } };
   writeFileSync(file, stringify(doc));
   const child = spawnTracked(process.execPath, [BIN, 'up', file], ['ignore', 'pipe', 'inherit']);
   let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
+  const [url, adminUrl] = await new Promise<[string, string]>((resolve, reject) => {
     child.stdout!.on('data', (c) => {
       out += c;
-      const m = /baton: serving .* on (http:\S+)/.exec(out);
-      if (m) resolve(m[1]!);
+      const m = /baton: serving .* on (http:\S+) .*; admin on (http:\S+)/.exec(out);
+      if (m) resolve([m[1]!, m[2]!]);
     });
     child.once('exit', (code) => reject(new Error(`baton up exited (${code}): ${out.slice(-500)}`)));
   });
   child.stdout!.resume();
-  return { url, child, pids: () => [child.pid!, ...descendants(child.pid!)], stop: () => stop(child) };
+  return { url, adminUrl, child, pids: () => [child.pid!, ...descendants(child.pid!)], stop: () => stop(child) };
 }
 
 /** A chain of `n` echo functions at POST /chain. */

@@ -1,0 +1,35 @@
+// The admin listener: status and run-time scaling, on their own address (127.0.0.1 by default),
+// never on the public one — a client of the chain's routes cannot read the gateway's state or
+// change its instances.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { batonError } from '../errors.ts';
+import { asBatonError, sendError } from './respond.ts';
+
+export const STATUS_PATH = '/status';
+export const SCALE_PATH = '/scale';
+
+export interface AdminBackend {
+  readonly log: Logger;
+  status(): unknown;
+  scale(name: string, count: number): Promise<void>;
+}
+
+export function buildAdmin(backend: AdminBackend): FastifyInstance {
+  const app = Fastify({ loggerInstance: backend.log as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 65536 });
+  app.get(STATUS_PATH, () => backend.status());
+  // run-time scaling: {"function": "work", "instances": 4}
+  app.post(SCALE_PATH, async (req) => {
+    const body = (req.body ?? {}) as { function?: unknown; instances?: unknown };
+    if (typeof body.function !== 'string' || !Number.isInteger(body.instances)) {
+      throw batonError('BATON_ERR_SCALE', 'expected {"function": name, "instances": count}');
+    }
+    await backend.scale(body.function, body.instances as number);
+    return { function: body.function, instances: body.instances };
+  });
+  app.setNotFoundHandler((req, reply) => {
+    sendError(reply, batonError('BATON_ERR_ROUTE_NOT_FOUND', `${req.method} ${req.url.split('?')[0]} (admin: ${STATUS_PATH}, ${SCALE_PATH})`));
+  });
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, _req, reply) => sendError(reply, asBatonError(err, 65536)));
+  return app;
+}
