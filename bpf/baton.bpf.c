@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* baton's data plane in the kernel. Every write by a socket in baton_socks passes here,
  * one descriptor at a time. A descriptor is delivered only if it is well formed, names its
- * true sender (known from the socket, not from its bytes) and concerns a slot that sender
- * holds; then it is redirected to the ingress queue of the socket its first u32 names — a
+ * true sender (known from the socket, not from its bytes), concerns a slot that sender
+ * holds and, for a call, goes to a function the sender's chain file lets it call; then it is redirected to the ingress queue of the socket its first u32 names — a
  * sockmap key, or a function address bound here to an idle instance of that function (late
  * binding's fast path) or, with none idle, to the dispatcher (key 0) — and the slot's holder
  * becomes the receiver. Anything else refuses the sender: its bytes go down its own TCP
@@ -65,6 +65,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct baton_config);
 } baton_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BATON_MAX_FUNCTIONS);
+	__type(key, __u32);
+	__type(value, struct baton_edges);
+} baton_edges SEC(".maps");
+
+/* function of each instance key, plus one (0: not an instance key) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BATON_MAX_KEYS);
+	__type(key, __u32);
+	__type(value, __u32);
+} baton_keyfn SEC(".maps");
 
 enum counter { C_REDIRECTED, C_DEAD_LETTER, C_BOUND_FAST, C_TO_DISPATCHER, C_REFUSED };
 
@@ -140,6 +155,30 @@ static __always_inline int refuse(struct sk_msg_md *msg, struct baton_sender *s,
 	}
 	bpf_msg_apply_bytes(msg, msg->size);
 	return SK_PASS;
+}
+
+/* Whether function `from` may call what `key` addresses (a function, or an instance of one)
+ * as function `fn` (the descriptor's own claim must agree). */
+static __always_inline int may_call(__u32 from, __u32 key, __u32 fn)
+{
+	__u32 to;
+	if (key & BATON_FN_ADDR) {
+		to = key & 0xffff;
+	} else {
+		__u32 *f = bpf_map_lookup_elem(&baton_keyfn, &key);
+		if (!f || !*f)
+			return 0;
+		to = *f - 1;
+	}
+	if (to != fn || to >= BATON_MAX_FUNCTIONS)
+		return 0;
+	struct baton_edges *e = bpf_map_lookup_elem(&baton_edges, &from);
+	if (!e)
+		return 0;
+	__u32 word = to / 64;
+	if (word >= BATON_MAX_FUNCTIONS / 64)
+		return 0;
+	return (e->to[word] >> (to % 64)) & 1;
 }
 
 /* Delivers the current descriptor to `key`; returns the key it went to. A key with no socket
@@ -225,6 +264,8 @@ int baton_route(struct sk_msg_md *msg)
 		return refuse(msg, s, me, BATON_V_LENGTH);
 	if (!c || slot >= cfg->slots || c->req == 0 || c->req != d->req || c->gen != d->gen || c->holder != me)
 		return refuse(msg, s, me, BATON_V_CUSTODY);
+	if (kind == BATON_CALL && s->fn != BATON_GATEWAY_FN && !may_call(s->fn, d->key, d->fn))
+		return refuse(msg, s, me, BATON_V_EDGE);
 	c->holder = deliver(msg, d->key);
 	c->moves++;
 	return SK_PASS;

@@ -57,6 +57,16 @@ struct baton_fn {
 struct baton_sender {
 	unsigned int key;
 	unsigned int refused;
+	unsigned int fn; /* the function its instance runs; BATON_GATEWAY_FN: the gateway */
+};
+
+/* The function of the gateway's own socket (it may address every function). */
+#define BATON_GATEWAY_FN 0xffff
+
+/* Which functions a function may call (chain file: a step to any function of the next step):
+ * bit `to` of edges[from]. Replies, errors and Idle notices to the gateway are always allowed. */
+struct baton_edges {
+	unsigned long long to[BATON_MAX_FUNCTIONS / 64];
 };
 
 /* Custody of pool slots, one entry per slot, memory-mapped by the gateway: it writes
@@ -89,6 +99,7 @@ enum baton_violation {
 	BATON_V_LENGTH = 6, /* payload length beyond a slot */
 	BATON_V_CUSTODY = 7, /* a slot the sender does not hold, or a stale request */
 	BATON_V_PULL = 8, /* the kernel could not read the descriptor */
+	BATON_V_EDGE = 9, /* a call to a function its chain file does not let it call */
 };
 
 /* Per-key counters, indexed by the key a descriptor was delivered to (dead letters: by the

@@ -29,6 +29,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   layout.Set("maxFunctions", Napi::Number::New(env, BATON_MAX_FUNCTIONS));
   layout.Set("idleWords", Napi::Number::New(env, BATON_IDLE_WORDS));
   layout.Set("maxSlots", Napi::Number::New(env, BATON_MAX_SLOTS));
+  layout.Set("gatewayFn", Napi::Number::New(env, BATON_GATEWAY_FN));
   layout.Set("custodyEntry", Napi::Number::New(env, static_cast<double>(sizeof(struct baton_custody))));
   exports.Set("layout", layout);
   return exports;

@@ -28,7 +28,8 @@ Napi::Function Dataplane::Init(Napi::Env env) {
                       InstanceMethod("idleBuffer", &Dataplane::IdleBuffer),
                       InstanceMethod("custodyBuffer", &Dataplane::CustodyBuffer),
                       InstanceMethod("setFunction", &Dataplane::SetFunction),
-                      InstanceMethod("configure", &Dataplane::Configure)});
+                      InstanceMethod("configure", &Dataplane::Configure),
+                      InstanceMethod("allowCalls", &Dataplane::AllowCalls)});
 }
 
 Dataplane::Dataplane(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dataplane>(info) {
@@ -84,19 +85,19 @@ bool Dataplane::CheckKey(const Napi::CallbackInfo& info, uint32_t* key) {
   return true;
 }
 
-// insert(key, fd, port): the socket must be an established TCP socket bound to local `port`;
-// the program learns a descriptor's sender from that port. The sender entry goes in first, so
-// the socket never sends unidentified.
+// insert(key, fd, port, fn): the socket must be an established TCP socket bound to local
+// `port`; the program learns a descriptor's sender (key, and the function `fn` it runs) from
+// that port. The sender entry goes in first, so the socket never sends unidentified.
 Napi::Value Dataplane::Insert(const Napi::CallbackInfo& info) {
   uint32_t key;
   if (!CheckKey(info, &key)) return info.Env().Undefined();
-  if (info.Length() < 3 || !info[1].IsNumber() || !info[2].IsNumber()) {
-    Napi::TypeError::New(info.Env(), "insert(key, fd, port)").ThrowAsJavaScriptException();
+  if (info.Length() < 4 || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber()) {
+    Napi::TypeError::New(info.Env(), "insert(key, fd, port, fn)").ThrowAsJavaScriptException();
     return info.Env().Undefined();
   }
   uint32_t fd = info[1].As<Napi::Number>().Uint32Value();
   uint32_t port = info[2].As<Napi::Number>().Uint32Value();
-  struct baton_sender sender = {key, 0};
+  struct baton_sender sender = {key, 0, info[3].As<Napi::Number>().Uint32Value()};
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_senders), &port, &sender, BPF_ANY)) {
     BpfError(info.Env(), "registering the socket's sender key", errno).ThrowAsJavaScriptException();
     return info.Env().Undefined();
@@ -198,25 +199,65 @@ Napi::Value Dataplane::Configure(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// setFunction(fnId, baseKey, concurrency): token t of fnId belongs to key baseKey + t / concurrency.
+// setFunction(fnId, baseKey, concurrency, keys): token t of fnId belongs to key
+// baseKey + t / concurrency; keys baseKey..baseKey+keys-1 are its instances'.
 Napi::Value Dataplane::SetFunction(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!skel_) {
     MakeError(env, "BATON_ERR_CLOSED", "the data plane is closed", 0).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) {
-    Napi::TypeError::New(env, "setFunction(fnId, baseKey, concurrency)").ThrowAsJavaScriptException();
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber()) {
+    Napi::TypeError::New(env, "setFunction(fnId, baseKey, concurrency, keys)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   uint32_t fn = info[0].As<Napi::Number>().Uint32Value();
   struct baton_fn f = {info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Uint32Value()};
-  if (fn >= BATON_MAX_FUNCTIONS || f.base_key >= BATON_MAX_KEYS || f.concurrency == 0 || f.concurrency > BATON_MAX_TOKENS) {
-    Napi::RangeError::New(env, "function id, base key or concurrency out of range").ThrowAsJavaScriptException();
+  uint32_t keys = info[3].As<Napi::Number>().Uint32Value();
+  if (fn >= BATON_MAX_FUNCTIONS || f.base_key >= BATON_MAX_KEYS || f.concurrency == 0 || f.concurrency > BATON_MAX_TOKENS ||
+      keys > BATON_MAX_KEYS - f.base_key) {
+    Napi::RangeError::New(env, "function id, base key, concurrency or key count out of range").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_fns), &fn, &f, BPF_ANY))
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_fns), &fn, &f, BPF_ANY)) {
     BpfError(env, "configuring a function", errno).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t owner = fn + 1;
+  for (uint32_t k = f.base_key; k < f.base_key + keys; k++) {
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_keyfn), &k, &owner, BPF_ANY)) {
+      BpfError(env, "configuring a function's keys", errno).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
+  return env.Undefined();
+}
+
+// allowCalls(from, [to, …]): function `from` may call each function `to` (and nothing else).
+Napi::Value Dataplane::AllowCalls(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!skel_) {
+    MakeError(env, "BATON_ERR_CLOSED", "the data plane is closed", 0).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsArray()) {
+    Napi::TypeError::New(env, "allowCalls(from, to[])").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t from = info[0].As<Napi::Number>().Uint32Value();
+  Napi::Array to = info[1].As<Napi::Array>();
+  struct baton_edges e = {};
+  for (uint32_t i = 0; i < to.Length(); i++) {
+    uint32_t t = to.Get(i).As<Napi::Number>().Uint32Value();
+    if (t >= BATON_MAX_FUNCTIONS) continue;
+    e.to[t / 64] |= 1ull << (t % 64);
+  }
+  if (from >= BATON_MAX_FUNCTIONS) {
+    Napi::RangeError::New(env, "function id out of range").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_edges), &from, &e, BPF_ANY))
+    BpfError(env, "setting a function's allowed calls", errno).ThrowAsJavaScriptException();
   return env.Undefined();
 }
 

@@ -23,6 +23,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
   Napi::Value CustodyBuffer(const Napi::CallbackInfo& info);
   Napi::Value SetFunction(const Napi::CallbackInfo& info);
   Napi::Value Configure(const Napi::CallbackInfo& info);
+  Napi::Value AllowCalls(const Napi::CallbackInfo& info);
   Napi::Value MapBuffer(Napi::Env env, struct bpf_map* map, size_t bytes, const char* what);
   bool CheckKey(const Napi::CallbackInfo& info, uint32_t* key);
   void Destroy();

@@ -18,8 +18,9 @@ describe.skipIf(dataplaneUnavailable)('sockmap data plane', () => {
   let custody: Uint32Array;
   const socks: { end: net.Socket; peer: net.Socket }[] = [];
 
+  /** Key k > 0 is the one instance of function k - 1; key 0 is the gateway. */
   function open(key: number) {
-    const { fd, peer } = map.open(key);
+    const { fd, peer } = map.open(key, key === GATEWAY_KEY ? undefined : key - 1);
     const s = { end: new net.Socket({ fd, readable: true, writable: true }), peer };
     socks.push(s);
     return s;
@@ -28,12 +29,17 @@ describe.skipIf(dataplaneUnavailable)('sockmap data plane', () => {
   const hold = (slot: number, req: number, holder: number) => custody.set([req, 1, holder, 0], slot * CUSTODY.words);
   const holderOf = (slot: number) => custody[slot * CUSTODY.words + CUSTODY.holder];
   const call = (to: number, from: number, fields: Partial<Descriptor> = {}) =>
-    encode(blankDescriptor({ key: to, kind: Kind.Call, reqId: 5, gen: 1, slot: 0, sender: from, tArrive: 1, ...fields }));
+    encode(blankDescriptor({ key: to, kind: Kind.Call, reqId: 5, gen: 1, slot: 0, fnId: to - 1, sender: from, tArrive: 1, ...fields }));
 
   beforeEach(() => {
     map = new Sockmap();
     map.configure(16, CAPACITY);
     custody = new Uint32Array(map.custodyBuffer());
+    // functions 0..3 on keys 1..4, each may call every other (the edge test narrows it)
+    for (let f = 0; f < 4; f++) {
+      map.setFunction(f, f + 1, 1, 1);
+      map.allowCalls(f, [0, 1, 2, 3].filter((t) => t !== f));
+    }
   });
   afterEach(() => {
     for (const { end } of socks) end.destroy();
@@ -71,15 +77,15 @@ describe.skipIf(dataplaneUnavailable)('sockmap data plane', () => {
     expect([0, 1, 2, 3].map(holderOf)).toEqual([2, 3, 2, 3]);
   });
 
-  it('delivers a descriptor for a key with no socket to the gateway (dead letter); the sender survives', async () => {
+  it('delivers a descriptor for an instance key with no socket to the gateway (dead letter); the sender survives', async () => {
     const gw = open(GATEWAY_KEY);
     const a = open(1);
     const b = open(2);
     hold(0, 5, 1);
     const dead = readBytes(gw.end, 64);
-    a.end.write(call(77, 1));
-    expect((await dead).readUInt32LE(F.key)).toBe(77); // the gateway sees whom it was for
-    expect(map.counters(77).deadLetter).toBe(1);
+    a.end.write(call(4, 1)); // function 3's instance: no socket under key 4
+    expect((await dead).readUInt32LE(F.key)).toBe(4); // the gateway sees whom it was for
+    expect(map.counters(4).deadLetter).toBe(1);
     expect(holderOf(0)).toBe(GATEWAY_KEY);
     // the sender still sends: the gateway hands it the slot back
     custody[CUSTODY.holder] = 1;
@@ -111,6 +117,7 @@ describe.skipIf(dataplaneUnavailable)('sockmap data plane', () => {
     ['a payload length beyond a slot', 6, (to, from) => call(to, from, { length: CAPACITY + 1 })],
     ['a slot the sender does not hold', 7, (to, from) => call(to, from, { slot: 1 })],
     ['a stale request for the slot', 7, (to, from) => call(to, from, { reqId: 6 })],
+    ['a call naming another function than the one addressed', 9, (to, from) => call(to, from, { fnId: 2 })],
   ];
   it.each(refusals)('refuses %s: nothing reaches the target, the sender is reported on its peer end', async (_what, reason, bytes) => {
     const a = open(1);
@@ -135,6 +142,28 @@ describe.skipIf(dataplaneUnavailable)('sockmap data plane', () => {
     const got = readBytes(c.end, 64);
     b.end.write(call(3, 2, { slot: 2, reqId: 11 }));
     await got;
+  });
+
+  it('delivers a call only along the edges the chain file allows; the gateway may call anything', async () => {
+    const gw = open(GATEWAY_KEY);
+    const a = open(1);
+    const b = open(2);
+    const c = open(3);
+    map.allowCalls(0, [1]); // function 0 (key 1) may call function 1 (key 2) only
+    hold(0, 5, 1);
+    const got = readBytes(b.end, 64);
+    a.end.write(call(2, 1));
+    await got;
+    hold(1, 6, 1);
+    const refused = readBytes(a.peer, 64);
+    a.end.write(call(3, 1, { slot: 1, reqId: 6 }));
+    await refused;
+    expect(map.counters(1)).toMatchObject({ refused: 1, reason: 9 });
+    expect(map.refusal(1)).toBe('called a function its chain file does not let it call');
+    hold(2, 7, GATEWAY_KEY);
+    const toC = readBytes(c.end, 64);
+    gw.end.write(call(3, GATEWAY_KEY, { slot: 2, reqId: 7 }));
+    await toC;
   });
 
   it('rejects keys outside the map', () => {

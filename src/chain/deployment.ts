@@ -59,3 +59,13 @@ export function assignKeys(instanceCounts: number[]): number[][] {
   let next = GATEWAY_KEY + 1;
   return instanceCounts.map((n) => Array.from({ length: n }, () => next++));
 }
+
+/** For each function, the functions it may call: any function of the step after one of its own,
+ *  in any chain (run-time branches included). Replies to the gateway are always allowed. */
+export function callees(d: Pick<Deployment, 'functions' | 'chains'>): number[][] {
+  const out = d.functions.map(() => new Set<number>());
+  for (const { steps } of d.chains) {
+    for (let i = 0; i + 1 < steps.length; i++) for (const from of steps[i]!) for (const to of steps[i + 1]!) out[from]!.add(to);
+  }
+  return out.map((s) => [...s].sort((a, b) => a - b));
+}

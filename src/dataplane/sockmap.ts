@@ -7,6 +7,7 @@
 // socket is gone ('lost').
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { GATEWAY_FN } from '../descriptor/index.ts';
 import { native, type KeyCounters, type NativeDataplane } from '../native/index.ts';
 
 export interface KeySockets {
@@ -33,7 +34,11 @@ export const VIOLATIONS: Record<number, string> = {
   6: 'sent a payload length beyond a slot',
   7: 'sent a descriptor for a slot it does not hold',
   8: 'sent a descriptor the kernel could not read',
+  9: 'called a function its chain file does not let it call',
 };
+
+/** The function of a socket that runs none (it may call nothing). */
+export const NO_FUNCTION = 0xfffe;
 
 export class Sockmap extends EventEmitter<SockmapEvents> {
   private readonly dp: NativeDataplane;
@@ -45,11 +50,12 @@ export class Sockmap extends EventEmitter<SockmapEvents> {
     this.dp = native((a) => new a.Dataplane());
   }
 
-  /** Creates a connection, puts one end under `key`, returns both ends. */
-  open(key: number): KeySockets {
+  /** Creates a connection, puts one end under `key` as a sender running function `fn`
+   *  (GATEWAY_FN: the gateway, which may call anything), returns both ends. */
+  open(key: number, fn = key === 0 ? GATEWAY_FN : NO_FUNCTION): KeySockets {
     const [fd, peerFd, port] = native((a) => a.tcpPair());
     try {
-      native(() => this.dp.insert(key, fd, port));
+      native(() => this.dp.insert(key, fd, port, fn));
     } catch (err) {
       native((a) => (a.closeFd(fd), a.closeFd(peerFd)));
       throw err;
@@ -106,9 +112,15 @@ export class Sockmap extends EventEmitter<SockmapEvents> {
     return native(() => this.dp.custodyBuffer());
   }
 
-  /** Tells the program which keys function `fnId`'s tokens belong to. */
-  setFunction(fnId: number, baseKey: number, concurrency: number): void {
-    native(() => this.dp.setFunction(fnId, baseKey, concurrency));
+  /** Tells the program which keys are function `fnId`'s instances (`keys` from `baseKey`), and
+   *  which of them its tokens belong to. */
+  setFunction(fnId: number, baseKey: number, concurrency: number, keys: number): void {
+    native(() => this.dp.setFunction(fnId, baseKey, concurrency, keys));
+  }
+
+  /** Function `from` may call the functions `to`, and no other. */
+  allowCalls(from: number, to: number[]): void {
+    native(() => this.dp.allowCalls(from, to));
   }
 
   /** Tells the program the pool's geometry: descriptors beyond it are refused. */

@@ -10,7 +10,7 @@ import pino, { type Logger } from 'pino';
 import { Dispatcher } from '../binding/dispatcher.ts';
 import { IdleTokens } from '../binding/idle.ts';
 import { buildFunctions, type FunctionBuild } from '../build/functions.ts';
-import type { Deployment, RouteSpec } from '../chain/index.ts';
+import { callees, type Deployment, type RouteSpec } from '../chain/index.ts';
 import { Endpoint } from '../dataplane/endpoint.ts';
 import { Sockmap } from '../dataplane/sockmap.ts';
 import { GATEWAY_FN, GATEWAY_KEY, Kind, nowUs } from '../descriptor/index.ts';
@@ -134,7 +134,11 @@ export class Gateway implements Backend {
     }
     this.capacity = this.pool.capacity;
     this.sockmap.configure(this.pool.slotCount, this.pool.capacity);
-    for (const f of deployment.functions) this.sockmap.setFunction(f.id, f.keys[0]!, f.concurrency);
+    const calls = callees(deployment);
+    for (const f of deployment.functions) {
+      this.sockmap.setFunction(f.id, f.keys[0]!, f.concurrency, f.keys.length);
+      this.sockmap.allowCalls(f.id, calls[f.id]!);
+    }
     this.slots = new SlotTable(this.pool.slotCount, this.sockmap.custodyBuffer());
     this.requests = new RequestTable(this.slots, { abandoned: (req) => this.dispatcher.withdraw(req.id) });
     this.dispatcher = new Dispatcher(

@@ -143,7 +143,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
   /** Starts one instance; resolves when it is ready to serve. */
   private start(inst: Instance): Promise<void> {
     const fn = this.deployment.functions[inst.fnId]!;
-    const { fd } = this.sockmap.open(inst.key);
+    const { fd } = this.sockmap.open(inst.key, inst.fnId);
     const cfg: WorkerConfig = {
       fnId: inst.fnId,
       key: inst.key,

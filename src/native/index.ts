@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import {
-  DESC_MAGIC, DESC_SIZE, DESC_VERSION, FN_ADDR, IDLE_WORDS, MAX_FUNCTIONS, MAX_KEYS, MAX_SLOTS,
+  DESC_MAGIC, DESC_SIZE, DESC_VERSION, FN_ADDR, GATEWAY_FN, IDLE_WORDS, MAX_FUNCTIONS, MAX_KEYS, MAX_SLOTS,
 } from '../descriptor/layout.ts';
 import { BatonError, ERRORS, type BatonErrorCode } from '../errors.ts';
 
@@ -22,15 +22,18 @@ export interface KeyCounters {
 }
 
 export interface NativeDataplane {
-  /** Puts the socket `fd`, bound to local `port`, under `key`; the program knows its sender by the port. */
-  insert(key: number, fd: number, port: number): void;
+  /** Puts the socket `fd`, bound to local `port`, under `key`; the program knows its sender (key
+   *  and the function `fn` it runs) by the port. */
+  insert(key: number, fd: number, port: number, fn: number): void;
   remove(key: number, port: number): boolean;
   counters(key: number): KeyCounters;
   /** The memory-mapped idle-token bitmaps, BATON_IDLE_WORDS u64 per function. */
   idleBuffer(): ArrayBuffer;
   /** The memory-mapped slot custody entries (src/gateway/custody.ts). */
   custodyBuffer(): ArrayBuffer;
-  setFunction(fnId: number, baseKey: number, concurrency: number): void;
+  setFunction(fnId: number, baseKey: number, concurrency: number, keys: number): void;
+  /** Function `from` may call the functions `to` (and no other). */
+  allowCalls(from: number, to: number[]): void;
   /** Pool geometry the program checks descriptors against. */
   configure(slots: number, capacity: number): void;
   close(): void;
@@ -53,7 +56,7 @@ interface Addon {
 /** The C side's constants (bpf/baton_shared.h) as the TypeScript side knows them. */
 const LAYOUT = {
   descSize: DESC_SIZE, descMagic: DESC_MAGIC, descVersion: DESC_VERSION, maxKeys: MAX_KEYS, fnAddr: FN_ADDR,
-  maxFunctions: MAX_FUNCTIONS, idleWords: IDLE_WORDS, maxSlots: MAX_SLOTS, custodyEntry: 16,
+  maxFunctions: MAX_FUNCTIONS, idleWords: IDLE_WORDS, maxSlots: MAX_SLOTS, custodyEntry: 16, gatewayFn: GATEWAY_FN,
 };
 
 /** node-gyp's build, or another (the cmake-js developer build) named by BATON_ADDON. */

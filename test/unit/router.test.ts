@@ -1,6 +1,6 @@
 // Where a descriptor goes next, from the compiled chain file alone.
 import { describe, expect, it } from 'vitest';
-import { compileChainFile } from '../../src/chain/index.ts';
+import { callees, compileChainFile } from '../../src/chain/index.ts';
 import { fnAddress, GATEWAY_FN, GATEWAY_KEY } from '../../src/descriptor/index.ts';
 import { Router } from '../../src/worker/router.ts';
 import { FIXTURES } from '../helpers/gateway.ts';
@@ -49,5 +49,12 @@ describe('router', () => {
     r.setLive([[], [b!.keys[1]!], []]);
     expect(r.address(b!.id)).toBe(b!.keys[1]);
     expect(() => r.address(b!.id, b!.keys[1])).toThrow(/function 'b' has no running instance/);
+  });
+});
+
+describe('allowed calls', () => {
+  it('lets a function call exactly the functions of the step after its own, in any chain', () => {
+    // /x: a → [b | c] → a ; /y: b
+    expect(callees(d)).toEqual([[b!.id, c!.id], [a!.id], [a!.id]]);
   });
 });

@@ -37,7 +37,9 @@ static int read_full(int fd, char *buf, size_t n) {
 
 static void put32(char *buf, int at, uint32_t v) { memcpy(buf + at, &v, 4); }
 
-/* descriptor for in-flight request `req` (1..), from `sender` to `key` */
+static void put16(char *buf, int at, uint16_t v) { memcpy(buf + at, &v, 2); }
+
+/* descriptor for in-flight request `req` (1..), from `sender` to `key` (function key - 1) */
 static void frame(char *buf, uint32_t key, uint32_t sender, uint32_t req) {
 	uint16_t magic = MAGIC;
 	memset(buf, 0, DESC);
@@ -48,6 +50,7 @@ static void frame(char *buf, uint32_t key, uint32_t sender, uint32_t req) {
 	put32(buf, 8, req);  /* request */
 	put32(buf, 12, 1);   /* generation */
 	put32(buf, 16, req - 1); /* slot */
+	put16(buf, 28, (uint16_t)(key - 1)); /* the function the receiver runs */
 	put32(buf, 32, sender);
 }
 
@@ -57,7 +60,8 @@ int main(int argc, char **argv) {
 	if (echo == 0) {
 		char buf[DESC];
 		while (read_full(4, buf, DESC) == 0) {
-			put32(buf, 0, 1);  /* back to key 1 */
+			put32(buf, 0, 1);  /* back to key 1 (function 0) */
+			put16(buf, 28, 0);
 			put32(buf, 32, 2); /* from key 2 */
 			if (write(4, buf, DESC) != DESC) break;
 		}
@@ -82,7 +86,8 @@ int main(int argc, char **argv) {
 		while (now_ns() < until) {
 			if (read_full(3, buf, DESC)) return 1;
 			trips++;
-			put32(buf, 0, 2);  /* the same request, back to key 2 */
+			put32(buf, 0, 2);  /* the same request, back to key 2 (function 1) */
+			put16(buf, 28, 1);
 			put32(buf, 32, 1);
 			if (write(3, buf, DESC) != DESC) return 1;
 		}

@@ -19,7 +19,7 @@ const template: Descriptor = blankDescriptor({ key: 0, kind: Kind.Call, reqId: 1
 /** The descriptor of in-flight request `reqId` (1..INFLIGHT), addressed to `to`. */
 function frame(to: number, reqId: number): Buffer {
   const b = Buffer.allocUnsafe(DESC_SIZE);
-  encodeInto({ ...template, key: to, reqId, slot: reqId - 1, sender: KEY[role] }, b);
+  encodeInto({ ...template, key: to, reqId, slot: reqId - 1, fnId: to === KEY.b ? 1 : 0, sender: KEY[role] }, b);
   return b;
 }
 

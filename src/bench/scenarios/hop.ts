@@ -49,11 +49,16 @@ function nodePeers(name: string, a: ChildProcess, b: ChildProcess, extra: ChildP
   };
 }
 
-/** A sockmap with keys 1 (a) and 2 (b), where `a` holds slots 0..INFLIGHT-1 for requests
- *  1..INFLIGHT: the program then accepts the peers' descriptors, checking them as baton's. */
+/** A sockmap with keys 1 (a, function 0) and 2 (b, function 1) that may call each other, where
+ *  `a` holds slots 0..INFLIGHT-1 for requests 1..INFLIGHT: the program then accepts the peers'
+ *  descriptors, checking them as baton's. */
 function hopSockmap(): Sockmap {
   const map = new Sockmap();
   map.configure(INFLIGHT, 0);
+  map.setFunction(0, 1, 1, 1);
+  map.setFunction(1, 2, 1, 1);
+  map.allowCalls(0, [1]);
+  map.allowCalls(1, [0]);
   const custody = new Uint32Array(map.custodyBuffer());
   for (let slot = 0; slot < INFLIGHT; slot++) {
     custody.set([slot + 1, 1, 1, 0], slot * CUSTODY.words); // req, gen, holder (key 1), moves
@@ -63,8 +68,8 @@ function hopSockmap(): Sockmap {
 
 async function sockmapPeers(): Promise<HopSystem> {
   const map = hopSockmap();
-  const a = map.open(1);
-  const b = map.open(2);
+  const a = map.open(1, 0);
+  const b = map.open(2, 1);
   const pb = await forkReady(PEER, ['b', 'sockmap'], { stdio: ['ignore', 'inherit', 'inherit', b.fd, 'ipc'] });
   const pa = await forkReady(PEER, ['a', 'sockmap'], { stdio: ['ignore', 'inherit', 'inherit', a.fd, 'ipc'] });
   native((x) => (x.closeFd(a.fd), x.closeFd(b.fd)));
@@ -90,8 +95,8 @@ async function cFloor(tmp: string): Promise<HopSystem> {
   const bin = path.join(tmp, 'hop-floor');
   await run('cc', ['-O2', '-o', bin, path.join(HERE, '../hop/floor.c')]);
   const map = hopSockmap();
-  const a = map.open(1);
-  const b = map.open(2);
+  const a = map.open(1, 0);
+  const b = map.open(2, 1);
   const stdio = ['ignore', 'pipe', 'inherit', a.fd, b.fd];
   return {
     name: 'C floor (sockmap)',
