@@ -14,6 +14,7 @@ export const ERRORS = {
   BATON_ERR_RESPONSE_TOO_LARGE: { status: 500, message: 'a function wrote more than a pool slot holds' },
   BATON_ERR_INTERNAL: { status: 500, message: 'the gateway failed unexpectedly' },
   BATON_ERR_WORKER_CRASHED: { status: 502, message: 'the function instance handling this request exited' },
+  BATON_ERR_MEMORY_LIMIT: { status: 502, message: 'the function instance handling this request went over its memory limit and was killed' },
   BATON_ERR_DEAD_LETTER: { status: 502, message: 'no live function instance to deliver to' },
   BATON_ERR_BAD_DESCRIPTOR: { status: 502, message: 'a function sent a malformed or forged descriptor' },
   BATON_ERR_POOL_EXHAUSTED: { status: 503, message: 'all shared-memory pool slots are in use; retry later' },

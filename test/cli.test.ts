@@ -64,6 +64,7 @@ describe.skipIf(dataplaneUnavailable)('baton up', () => {
     expect(code).toBe(0);
     expect(pids.filter(alive)).toEqual([]);
     await waitFor('the sockmap to be freed', () => !batonMapIds().includes(ours[0]!));
+    expect(execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '4', '-name', `baton-${child.pid}`], { encoding: 'utf8' })).toBe('');
     await expect(fetch(`${url}/stats`, { method: 'POST', body: 'x' })).rejects.toThrow();
   });
 

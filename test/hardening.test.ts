@@ -4,7 +4,8 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../src/gateway/index.ts';
-import { dataplaneUnavailable } from './helpers/env.ts';
+import { readFileSync } from 'node:fs';
+import { cgroupsUnavailable, dataplaneUnavailable } from './helpers/env.ts';
 import { poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
 
 /** Writes `text` on a fresh connection; resolves with everything read until the connection
@@ -40,7 +41,7 @@ describe.skipIf(dataplaneUnavailable)('hardening', () => {
         pool: { slotSize: '64KiB', slots: 8 },
         functions: {
           slow: { module: 'tagged.ts', concurrency: 8 },
-          hostile: { module: 'hostile.ts' },
+          hostile: { module: 'hostile.ts', memory: '160MiB' },
           victim: { module: 'tagged.ts' },
           stoppable: { module: 'tagged.ts' },
         },
@@ -170,6 +171,20 @@ describe.skipIf(dataplaneUnavailable)('hardening', () => {
       expect(res.status).toBe(504);
       expect(statuses.every((s) => s === 200)).toBe(true);
       await waitFor('the hung instance to be replaced', () => inst.state === 'ready' && inst.child?.pid !== pid);
+      expect((await fetch(`${gw.url}/hostile`, { method: 'POST', body: 'x' })).status).toBe(200);
+      await poolSettled(gw);
+    });
+
+    it.skipIf(cgroupsUnavailable)('an instance over its memory limit is killed by the kernel: 502 MEMORY_LIMIT, replaced, nobody else hurt', async () => {
+      const inst = instanceOf('hostile');
+      const pid = inst.child!.pid!;
+      expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toMatch(new RegExp(`memory:.*/baton-${process.pid}/k${inst.key}\n`));
+      const attack = fetch(`${gw.url}/hostile?do=hog`, { method: 'POST', body: 'x' });
+      const [res, statuses] = await Promise.all([attack, victimTraffic(attack)]);
+      expect(res.status).toBe(502);
+      expect(await res.json()).toMatchObject({ error: 'BATON_ERR_MEMORY_LIMIT', message: expect.stringMatching(/over its memory limit \(167772160 bytes\)/) });
+      expect(statuses.every((s) => s === 200)).toBe(true);
+      await waitFor('the instance to be replaced', () => inst.state === 'ready' && inst.child?.pid !== pid);
       expect((await fetch(`${gw.url}/hostile`, { method: 'POST', body: 'x' })).status).toBe(200);
       await poolSettled(gw);
     });

@@ -19,6 +19,10 @@ export interface FunctionSpec {
   binding: Binding;
   queueDepth: number;
   env: Record<string, string>;
+  /** Per-instance limits: bytes of memory, tasks, cores (undefined: no CPU limit). */
+  memory: number;
+  pids: number;
+  cpu?: number;
   /** Sockmap keys reserved for its instances, maxInstances of them: instance i has keys[i]. */
   keys: number[];
 }

@@ -67,6 +67,7 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
     return {
       id, name, module, instances: f.instances, minInstances: bounds[id]!.min, maxInstances: bounds[id]!.max,
       concurrency: f.concurrency, binding: f.binding ?? cf.binding, queueDepth: f.queueDepth, env: f.env, keys: keys[id]!,
+      memory: f.memory, pids: f.pids, cpu: f.cpu,
     };
   });
 

@@ -74,6 +74,10 @@ export const chainFileSchema = z.strictObject({
       queueDepth: z.number().int().min(1).max(1_000_000).default(1024),
       /** Extra environment variables for the function's processes. */
       env: z.record(z.string(), z.string()).default({}),
+      /** Per instance: memory (no swap), tasks, and optionally CPU cores; enforced by cgroups. */
+      memory: byteSize.default(512 * 1024 * 1024),
+      pids: z.number().int().min(16).max(100_000).default(128),
+      cpu: z.number().positive().max(1024).optional(),
     }),
   ),
   routes: z

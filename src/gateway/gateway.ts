@@ -21,7 +21,9 @@ import { SlotTable } from './custody.ts';
 import { buildAdmin } from './admin.ts';
 import { buildHttp, type Backend } from './http.ts';
 import { Inbox } from './inbox.ts';
-import { checkUidRange, Instances, type Instance } from './instances.ts';
+import { checkUidRange } from '../isolation/credentials.ts';
+import { Cgroups } from '../isolation/cgroups.ts';
+import { Instances, type Instance } from './instances.ts';
 import { checkPort, listenError } from './port.ts';
 import { RequestTable, type Outcome, type Request } from './requests.ts';
 import type { Answer } from './respond.ts';
@@ -71,6 +73,7 @@ export class Gateway implements Backend {
   private readonly reaper: NodeJS.Timeout;
   private http?: FastifyInstance;
   private admin?: FastifyInstance;
+  private readonly cgroups?: Cgroups;
   private stopped = false;
 
   /** Loads the data plane, starts every instance, then listens. Nothing stays behind if it fails. */
@@ -151,8 +154,11 @@ export class Gateway implements Backend {
       },
       this.log,
     );
+    const cgroups = Cgroups.open();
+    if (typeof cgroups === 'string') this.log.warn(`function memory, task and CPU limits are not enforced: ${cgroups}`);
+    else this.cgroups = cgroups;
     this.instances = new Instances(deployment, this.sockmap, this.pool, this.log, {
-      startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build,
+      startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build, cgroups: this.cgroups,
     });
     this.inbox = new Inbox({
       requests: this.requests,
@@ -335,6 +341,7 @@ export class Gateway implements Backend {
     this.sockmap.destroy();
     this.pool.close();
     this.build.remove();
+    this.cgroups?.remove();
   }
 }
 

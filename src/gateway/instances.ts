@@ -5,13 +5,14 @@
 // replaced, with backoff; one that keeps failing before it is ready is given up on. One that
 // is not ready within the start timeout (a module that loops at import) is killed.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Deployment } from '../chain/index.ts';
 import type { Sockmap } from '../dataplane/sockmap.ts';
 import { batonError, type BatonErrorCode } from '../errors.ts';
 import type { FunctionBuild } from '../build/functions.ts';
+import type { Cgroups } from '../isolation/cgroups.ts';
+import { workerCredentials } from '../isolation/credentials.ts';
 import { ADDON_PATH, native } from '../native/index.ts';
 import type { Pool } from '../pool/index.ts';
 import { WORKER_ENV, type GatewayMessage, type WorkerConfig, type WorkerMessage } from '../worker/config.ts';
@@ -49,6 +50,8 @@ export interface InstancesOptions {
   timeoutMs: number;
   /** What workers run. */
   build: FunctionBuild;
+  /** Where instances' resource limits are enforced; undefined: not enforced. */
+  cgroups?: Cgroups;
 }
 
 export interface InstancesEvents {
@@ -143,6 +146,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
   /** Starts one instance; resolves when it is ready to serve. */
   private start(inst: Instance): Promise<void> {
     const fn = this.deployment.functions[inst.fnId]!;
+    this.options.cgroups?.prepare(inst.key, { memoryBytes: fn.memory, pids: fn.pids, cpu: fn.cpu });
     const { fd } = this.sockmap.open(inst.key, inst.fnId);
     const cfg: WorkerConfig = {
       fnId: inst.fnId,
@@ -165,6 +169,13 @@ export class Instances extends EventEmitter<InstancesEvents> {
       native((a) => a.closeFd(fd)); // the child has its copy; ours would keep the socket alive
     }
     Object.assign(inst, { child, state: 'starting', wanted: true, startedAt: performance.now(), killedFor: undefined });
+    // into its cgroup before any function code runs; the worker waits for 'start'
+    try {
+      if (child.pid) this.options.cgroups?.place(inst.key, child.pid);
+      child.send({ type: 'start' } satisfies GatewayMessage);
+    } catch (err) {
+      this.kill(inst, `could not be placed in its cgroup: ${(err as Error).message}`, 'BATON_ERR_START_FAILED');
+    }
     const startTimer = setTimeout(() => {
       if (inst.child === child && inst.state === 'starting') {
         this.kill(inst, `not ready within ${this.options.startTimeoutMs} ms`, 'BATON_ERR_START_TIMEOUT');
@@ -196,7 +207,10 @@ export class Instances extends EventEmitter<InstancesEvents> {
       });
       child.on('exit', (code, signal) => {
         clearTimeout(startTimer);
-        const killed = inst.killedFor;
+        const overMemory = signal === 'SIGKILL' && !inst.killedFor && this.options.cgroups?.killedForMemory(inst.key);
+        const killed = overMemory
+          ? { why: `over its memory limit (${fn.memory} bytes) — the kernel killed it`, code: 'BATON_ERR_MEMORY_LIMIT' as const }
+          : inst.killedFor;
         const reason = killed ? `killed: ${killed.why}` : signal ? `killed by ${signal}` : `exited with code ${code}`;
         const wasReady = inst.state === 'ready' || inst.state === 'draining';
         inst.state = 'stopped';
@@ -263,30 +277,3 @@ export class Instances extends EventEmitter<InstancesEvents> {
   }
 }
 
-/** Function `fnId`'s own uid and gid when the gateway is root (none otherwise: workers then run
- *  as the gateway's user, and functions are not separated from each other by uid). */
-export function workerCredentials(d: Pick<Deployment, 'isolation'>, fnId: number): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const id = d.isolation.uidBase + fnId;
-  return { uid: id, gid: id };
-}
-
-/** Refuses a uid range that an account of this machine uses: its files and processes would be
- *  the function's. */
-export function checkUidRange(d: Pick<Deployment, 'isolation' | 'functions'>): void {
-  if (process.getuid?.() !== 0) return;
-  const { uidBase } = d.isolation;
-  let passwd = '';
-  try {
-    passwd = readFileSync('/etc/passwd', 'utf8');
-  } catch {
-    return;
-  }
-  for (const line of passwd.split('\n')) {
-    const [name, , uid] = line.split(':');
-    const n = Number(uid);
-    if (n >= uidBase && n < uidBase + d.functions.length) {
-      throw batonError('BATON_ERR_CHAIN_FILE', `isolation.uidBase: uid ${n} is the account '${name}' here; choose a range of ${d.functions.length} uids no account uses`);
-    }
-  }
-}

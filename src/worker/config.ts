@@ -27,4 +27,4 @@ export type WorkerMessage =
   | { type: 'log'; level: 'warn' | 'error'; message: string; reqId?: number };
 
 /** Messages the gateway sends a worker. */
-export type GatewayMessage = { type: 'live'; live: number[][] };
+export type GatewayMessage = { type: 'live'; live: number[][] } | { type: 'start' };

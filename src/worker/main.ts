@@ -30,6 +30,15 @@ async function main(): Promise<void> {
   native((a) => (a.dieWithParent(cfg.gatewayPid), a.noNewPrivileges()));
   const fn = cfg.deployment.functions[cfg.fnId];
   if (!fn) fatal(`unknown function id ${cfg.fnId}`);
+  // the gateway puts this process in its cgroup first: its limits hold from the first byte
+  await new Promise<void>((resolve) => {
+    const onStart = (msg: GatewayMessage) => {
+      if (msg.type !== 'start') return;
+      process.off('message', onStart);
+      resolve();
+    };
+    process.on('message', onStart);
+  });
 
   let mod: { default?: unknown };
   try {

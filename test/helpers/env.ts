@@ -3,6 +3,7 @@
 // and is thrown.
 import { isEnvironmentError } from '../../src/errors.ts';
 import { Sockmap } from '../../src/dataplane/sockmap.ts';
+import { Cgroups } from '../../src/isolation/cgroups.ts';
 
 function probe(): string | undefined {
   try {
@@ -16,3 +17,12 @@ function probe(): string | undefined {
 
 export const dataplaneUnavailable = probe();
 if (dataplaneUnavailable) console.warn(`[baton] skipping data-plane tests: ${dataplaneUnavailable}`);
+
+/** Why cgroup limits cannot be enforced here (not root, no controllers), or undefined. */
+export const cgroupsUnavailable = ((): string | undefined => {
+  const cg = Cgroups.open();
+  if (typeof cg === 'string') return cg;
+  cg.remove();
+  return undefined;
+})();
+if (cgroupsUnavailable) console.warn(`[baton] skipping resource-limit tests: ${cgroupsUnavailable}`);

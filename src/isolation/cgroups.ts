@@ -1,0 +1,202 @@
+// Resource limits per function instance, enforced by the kernel's cgroups: memory (no swap),
+// tasks, and optionally CPU. Each instance gets its own group, nested under the gateway's own
+// cgroup (baton-<pid>/k<key>), which goes away when the gateway stops. cgroup v2 is used where
+// it is mounted with the memory and pids controllers; otherwise the v1 hierarchies (this
+// project's CI machines mount v1 controllers, and a v2 mount without them). An instance the
+// kernel killed for its memory is told apart from a crash by the group's oom_kill count.
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface Limits {
+  memoryBytes: number;
+  /** Tasks (processes and threads): Node needs about a dozen. */
+  pids: number;
+  /** Cores; undefined: no CPU limit. */
+  cpu?: number;
+}
+
+interface Mounts {
+  version: 1 | 2;
+  /** v2: the one directory; v1: one per controller (memory, pids, cpu). */
+  dirs: Record<string, string>;
+}
+
+export class Cgroups {
+  private readonly created: string[] = [];
+  private readonly ooms = new Map<number, number>();
+
+  private constructor(
+    private readonly mounts: Mounts,
+    /** Per controller, baton-<pid> under the gateway's own group. */
+    private readonly roots: Record<string, string>,
+  ) {}
+
+  /** The gateway's cgroups, or the reason there are none (not root, no controllers). */
+  static open(): Cgroups | string {
+    if (process.getuid?.() !== 0) return 'the gateway does not run as root';
+    const mounts = findMounts();
+    if (typeof mounts === 'string') return mounts;
+    const own = ownGroups();
+    const roots: Record<string, string> = {};
+    try {
+      for (const [controller, dir] of Object.entries(mounts.dirs)) {
+        const parent = path.join(dir, own[mounts.version === 2 ? '' : controller] ?? '/');
+        removeStale(parent);
+        const root = path.join(parent, `baton-${process.pid}`);
+        mkdirSync(root, { recursive: true });
+        roots[controller] = root;
+      }
+      const cg = new Cgroups(mounts, roots);
+      cg.created.push(...new Set(Object.values(roots)));
+      if (mounts.version === 2) writeFileSync(path.join(roots.unified!, 'cgroup.subtree_control'), '+memory +pids' + (mounts.dirs.cpu ? ' +cpu' : ''));
+      return cg;
+    } catch (err) {
+      return `cannot create cgroups: ${(err as Error).message}`;
+    }
+  }
+
+  /** Creates (or resets) instance `key`'s group with `limits`. */
+  prepare(key: number, limits: Limits): void {
+    const v2 = this.mounts.version === 2;
+    const dir = (controller: string) => {
+      const d = path.join(this.roots[v2 ? 'unified' : controller]!, `k${key}`);
+      mkdirSync(d, { recursive: true });
+      if (!this.created.includes(d)) this.created.unshift(d); // removed before their parents
+      return d;
+    };
+    if (v2) {
+      const d = dir('unified');
+      writeFileSync(path.join(d, 'memory.max'), String(limits.memoryBytes));
+      writeFileSync(path.join(d, 'memory.swap.max'), '0');
+      writeFileSync(path.join(d, 'pids.max'), String(limits.pids));
+      if (limits.cpu && this.mounts.dirs.cpu) writeFileSync(path.join(d, 'cpu.max'), `${Math.round(limits.cpu * 100_000)} 100000`);
+    } else {
+      const mem = dir('memory');
+      writeFileSync(path.join(mem, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+      tryWrite(path.join(mem, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)); // only with swap accounting
+      writeFileSync(path.join(dir('pids'), 'pids.max'), String(limits.pids));
+      if (this.roots.cpu) {
+        const cpu = dir('cpu');
+        writeFileSync(path.join(cpu, 'cpu.cfs_period_us'), '100000');
+        writeFileSync(path.join(cpu, 'cpu.cfs_quota_us'), limits.cpu ? String(Math.round(limits.cpu * 100_000)) : '-1');
+      }
+    }
+    this.ooms.set(key, this.oomKills(key));
+  }
+
+  /** Moves process `pid` into instance `key`'s group. */
+  place(key: number, pid: number): void {
+    for (const controller of Object.keys(this.roots)) {
+      writeFileSync(path.join(this.roots[controller]!, `k${key}`, 'cgroup.procs'), String(pid));
+    }
+  }
+
+  /** Whether the kernel killed instance `key` for its memory since the last time asked. */
+  killedForMemory(key: number): boolean {
+    const now = this.oomKills(key);
+    const before = this.ooms.get(key) ?? 0;
+    this.ooms.set(key, now);
+    return now > before;
+  }
+
+  /** Removes every group (their processes must be gone). */
+  remove(): void {
+    for (const d of this.created) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // still busy or gone: nothing more to do
+      }
+    }
+  }
+
+  private oomKills(key: number): number {
+    const v2 = this.mounts.version === 2;
+    const file = path.join(this.roots[v2 ? 'unified' : 'memory']!, `k${key}`, v2 ? 'memory.events' : 'memory.oom_control');
+    try {
+      return Number(/oom_kill (\d+)/.exec(readFileSync(file, 'utf8'))?.[1] ?? 0);
+    } catch {
+      return 0;
+    }
+  }
+}
+
+function tryWrite(file: string, value: string): void {
+  try {
+    writeFileSync(file, value);
+  } catch {
+    // an optional knob this kernel does not have
+  }
+}
+
+/** Where the controllers are mounted: v2 if it has memory and pids, else v1's hierarchies. */
+function findMounts(): Mounts | string {
+  const lines = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' '));
+  const v2 = lines.find((f) => f[2] === 'cgroup2')?.[1];
+  if (v2) {
+    const own = ownGroups()[''] ?? '/';
+    const controllers = safeRead(path.join(v2, own, 'cgroup.controllers')).split(/\s+/);
+    if (controllers.includes('memory') && controllers.includes('pids')) {
+      return { version: 2, dirs: { unified: v2, ...(controllers.includes('cpu') ? { cpu: v2 } : {}) } };
+    }
+  }
+  const dirs: Record<string, string> = {};
+  for (const f of lines) {
+    if (f[2] !== 'cgroup') continue;
+    const options = (f[3] ?? '').split(',');
+    for (const c of ['memory', 'pids', 'cpu']) if (options.includes(c)) dirs[c] = f[1]!;
+  }
+  if (!dirs.memory || !dirs.pids) return 'neither cgroup v2 with the memory and pids controllers nor cgroup v1 memory and pids hierarchies are mounted';
+  return { version: 1, dirs };
+}
+
+/** This process's group per controller ('' for v2), from /proc/self/cgroup. */
+function ownGroups(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of safeRead('/proc/self/cgroup').split('\n')) {
+    const [, controllers, group] = line.split(':');
+    if (group === undefined) continue;
+    for (const c of controllers!.split(',')) out[c] = group;
+  }
+  return out;
+}
+
+function safeRead(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Removes the (empty) groups of gateways that died without removing theirs (SIGKILL). */
+function removeStale(parent: string): void {
+  for (const name of safeList(parent)) {
+    const pid = Number(/^baton-(\d+)$/.exec(name)?.[1]);
+    if (!pid || alive(pid)) continue;
+    const root = path.join(parent, name);
+    try {
+      for (const child of safeList(root)) if (/^k\d+$/.test(child)) rmdirSync(path.join(root, child));
+      rmdirSync(root);
+    } catch {
+      // a process still lives in it: leave it
+    }
+  }
+}
+
+function safeList(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
