@@ -64,8 +64,8 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
   it('runs workers unprivileged and serves GET without a body', async () => {
     const res = await fetch(gw.url + '/hello');
     const body = (await res.json()) as { uid: number };
-    const faulty = gw.deployment.functions.find((f) => f.name === 'faulty')!;
-    if (process.getuid?.() === 0) expect(body.uid).toBe(gw.deployment.isolation.uidBase + faulty.id);
+    const hello = gw.deployment.chains[gw.deployment.routes.find((r) => r.path === '/hello')!.chainId]!.steps[0]![0]!;
+    if (process.getuid?.() === 0) expect(body.uid).toBe(gw.deployment.isolation.uidBase + hello); // its own uid
     else expect(body.uid).toBe(process.getuid?.());
   });
 
@@ -81,8 +81,8 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
 
   it('keeps status and scaling off the public listener, on the admin one', async () => {
     for (const path of ['/_baton/status', '/status', '/scale']) expect((await fetch(gw.url + path)).status).toBe(404);
-    const status = (await (await fetch(`${gw.adminUrl}/status`)).json()) as { pool: { slots: number } };
-    expect(status.pool.slots).toBe(6);
+    const status = (await (await fetch(`${gw.adminUrl}/status`)).json()) as { domains: { name: string; slots: number }[] };
+    expect(status.domains).toContainEqual({ name: 'POST /bytes', slots: 6, free: 6 });
     expect(new URL(gw.adminUrl).hostname).toBe('127.0.0.1');
   });
 
@@ -93,7 +93,7 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
   });
 
   it('answers 413 for a body larger than a slot, declared or streamed', async () => {
-    const big = randomBytes(gw.pool.capacity + 1);
+    const big = randomBytes(gw.capacity + 1);
     const declared = await post('/bytes', big);
     expect(declared.status).toBe(413);
     expect(await declared.json()).toMatchObject({ error: 'BATON_ERR_BODY_TOO_LARGE' });
@@ -129,13 +129,16 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
     await poolSettled(gw);
   });
 
-  it('answers 503 when the pool is exhausted, without hanging', async () => {
-    const slow = [...Array(gw.pool.slotCount)].map(() => post('/faulty?sleep=600', 'x'));
-    await waitFor('all slots taken', () => gw.slots.free === 0);
-    const res = await post('/bytes', 'one too many');
+  it('answers 503 when a domain\'s pool is exhausted, without hanging; other domains keep serving', async () => {
+    const domain = gw.domainOf(gw.deployment.routes.find((r) => r.path === '/faulty')!.chainId);
+    const perDomain = gw.deployment.pool.slotCount;
+    const slow = [...Array(perDomain)].map(() => post('/faulty?sleep=600', 'x'));
+    await waitFor('all its slots taken', () => gw.slots.free(domain) === 0);
+    const res = await post('/faulty', 'one too many');
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ error: 'BATON_ERR_POOL_EXHAUSTED' });
-    expect((await Promise.all(slow)).map((r) => r.status)).toEqual(Array(gw.pool.slotCount).fill(200));
+    expect((await post('/bytes', 'another domain')).status).toBe(200); // its own pool
+    expect((await Promise.all(slow)).map((r) => r.status)).toEqual(Array(perDomain).fill(200));
     await poolSettled(gw);
   });
 

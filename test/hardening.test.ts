@@ -78,8 +78,9 @@ describe.skipIf(dataplaneUnavailable)('hardening', () => {
 
     it('a body that does not arrive in time gets 408 and frees its slot; the pool is not starved', async () => {
       const slow = 'POST /victim HTTP/1.1\r\nhost: t\r\ncontent-length: 1000\r\n\r\nx';
-      const clients = [...Array(gw.slots.count)].map(() => raw(gw.url, slow));
-      await waitFor('every slot held by a slow body', () => gw.slots.free === 0);
+      const victim = gw.domainOf(gw.deployment.routes.find((r) => r.path === '/victim')!.chainId);
+      const clients = [...Array(gw.slots.perDomain)].map(() => raw(gw.url, slow));
+      await waitFor('every slot of its domain held by a slow body', () => gw.slots.free(victim) === 0);
       const during = await fetch(`${gw.url}/victim`, { method: 'POST', body: 'during' });
       expect(during.status).toBe(503); // at most for the body timeout
       for (const text of await Promise.all(clients)) {

@@ -6,9 +6,14 @@ import type { PoolGeometry } from '../pool/index.ts';
 
 export type Binding = 'late' | 'early';
 
+/** A function as it runs in one security domain: a function used by routes of two domains is
+ *  two of these, each with its own instances, keys and id (the kernel's function address). */
 export interface FunctionSpec {
   id: number;
   name: string;
+  domain: number;
+  /** `name`, or `name@domain` where the name runs in several domains (status, timing). */
+  label: string;
   /** Absolute path of the module. */
   module: string;
   /** Instances started with the gateway. */
@@ -29,7 +34,17 @@ export interface FunctionSpec {
 
 export interface ChainSpec {
   id: number;
+  domain: number;
+  /** Function ids (of the chain's domain) per step; several: a run-time branch. */
   steps: number[][];
+}
+
+/** A security domain: its routes' requests live in its own pool, which only its instances map.
+ *  Its slots are slotBase..slotBase+pool.slotCount-1 of the kernel's custody map. */
+export interface DomainSpec {
+  id: number;
+  name: string;
+  slotBase: number;
 }
 
 export interface RouteSpec {
@@ -42,6 +57,8 @@ export interface Deployment {
   functions: FunctionSpec[];
   chains: ChainSpec[];
   routes: RouteSpec[];
+  domains: DomainSpec[];
+  /** Every domain's pool has this geometry. */
   pool: PoolGeometry;
   isolation: { uidBase: number };
   gateway: {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import FindMyWay from 'find-my-way';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { batonError } from '../errors.ts';
-import { MAX_FUNCTIONS, MAX_KEYS, MAX_TOKENS } from '../descriptor/index.ts';
+import { MAX_FUNCTIONS, MAX_KEYS, MAX_SLOTS, MAX_TOKENS } from '../descriptor/index.ts';
 import { geometryProblems } from '../pool/layout.ts';
 import { chainFileSchema, FUNCTION_NAME, type ChainFileInput } from './schema.ts';
 import { assignKeys, type Deployment } from './deployment.ts';
@@ -37,39 +37,56 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
   const cf = parsed.data;
 
   const names = Object.keys(cf.functions);
-  const idOf = new Map(names.map((n, i) => [n, i]));
   if (names.length === 0) problems.push('functions: declare at least one function');
-  if (names.length > MAX_FUNCTIONS) problems.push(`functions: ${names.length} declared; at most ${MAX_FUNCTIONS}`);
   for (const n of names) {
     if (!FUNCTION_NAME.test(n)) {
       problems.push(`functions.${n}: a function name is lower-case letters, digits and dashes, starting with a letter`);
     }
   }
-  const bounds = names.map((n) => {
-    const f = cf.functions[n]!;
-    const min = f.minInstances ?? f.instances;
-    const max = f.maxInstances ?? Math.max(f.instances, min);
-    if (min > f.instances) problems.push(`functions.${n}.minInstances: ${min} is more than instances (${f.instances})`);
-    if (max < f.instances) problems.push(`functions.${n}.maxInstances: ${max} is less than instances (${f.instances})`);
-    if (max * f.concurrency > MAX_TOKENS) {
-      problems.push(`functions.${n}: maxInstances × concurrency is ${max * f.concurrency}; at most ${MAX_TOKENS}`);
-    }
-    return { min, max };
-  });
-  const keys = assignKeys(bounds.map((b) => b.max));
+  const bounds = new Map(
+    names.map((n) => {
+      const f = cf.functions[n]!;
+      const min = f.minInstances ?? f.instances;
+      const max = f.maxInstances ?? Math.max(f.instances, min);
+      if (min > f.instances) problems.push(`functions.${n}.minInstances: ${min} is more than instances (${f.instances})`);
+      if (max < f.instances) problems.push(`functions.${n}.maxInstances: ${max} is less than instances (${f.instances})`);
+      if (max * f.concurrency > MAX_TOKENS) {
+        problems.push(`functions.${n}: maxInstances × concurrency is ${max * f.concurrency}; at most ${MAX_TOKENS}`);
+      }
+      const module = path.resolve(baseDir, f.module);
+      if (!existsSync(module)) problems.push(`functions.${n}.module: no such file ${module}`);
+      return [n, { min, max, module }] as const;
+    }),
+  );
+
+  // Security domains: a route's own, or the one it names; each gets its own pool and its own
+  // instances of the functions its routes use (a function in two domains runs twice).
+  const domainNames = [...new Set(cf.routes.map(domainOf))];
+  const slotCount = cf.pool.slots;
+  const domains = domainNames.map((name, id) => ({ id, name, slotBase: id * slotCount }));
+  const units: { name: string; domain: number }[] = [];
+  for (const d of domains) {
+    const used = new Set(cf.routes.filter((r) => domainOf(r) === d.name).flatMap((r) => r.chain.flat()));
+    for (const n of names) if (used.has(n)) units.push({ name: n, domain: d.id });
+  }
+  if (units.length > MAX_FUNCTIONS) {
+    problems.push(`routes: their domains need ${units.length} function instances sets; at most ${MAX_FUNCTIONS} (group routes with domain:)`);
+  }
+  const keys = assignKeys(units.map((u) => bounds.get(u.name)!.max));
   const totalKeys = keys.reduce((s, k) => s + k.length, 1);
   if (totalKeys > MAX_KEYS) problems.push(`functions: ${totalKeys - 1} instances in all; at most ${MAX_KEYS - 1}`);
-
-  const functions = names.map((name, id) => {
-    const module = path.resolve(baseDir, cf.functions[name]!.module);
-    if (!existsSync(module)) problems.push(`functions.${name}.module: no such file ${module}`);
-    const f = cf.functions[name]!;
+  const repeated = new Set(units.filter((u, i) => units.findIndex((v) => v.name === u.name) !== i).map((u) => u.name));
+  const functions = units.map((u, id) => {
+    const f = cf.functions[u.name]!;
+    const b = bounds.get(u.name)!;
     return {
-      id, name, module, instances: f.instances, minInstances: bounds[id]!.min, maxInstances: bounds[id]!.max,
+      id, name: u.name, domain: u.domain, label: repeated.has(u.name) ? `${u.name}@${domainNames[u.domain]}` : u.name,
+      module: b.module, instances: f.instances, minInstances: b.min, maxInstances: b.max,
       concurrency: f.concurrency, binding: f.binding ?? cf.binding, queueDepth: f.queueDepth, env: f.env, keys: keys[id]!,
       memory: f.memory, pids: f.pids, cpu: f.cpu,
     };
   });
+  const unitOf = new Map(functions.map((f) => [`${f.domain} ${f.name}`, f.id]));
 
   const seen = new Set<string>();
   // the gateway's router (fastify's): a path it would refuse is a chain-file problem
@@ -90,30 +107,40 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
     }
     seen.add(id);
     if (Array.isArray(route.chain[0])) problems.push(`${where}.chain.0: the first step must be one function, not a branch`);
+    const domain = domainNames.indexOf(domainOf(route));
     const steps = route.chain.map((step, s) =>
       (Array.isArray(step) ? step : [step]).map((fn, b) => {
-        const fid = idOf.get(fn);
-        if (fid === undefined) {
+        const unit = unitOf.get(`${domain} ${fn}`);
+        if (!bounds.has(fn)) {
           const at = Array.isArray(step) ? `${where}.chain.${s}.${b}` : `${where}.chain.${s}`;
           problems.push(`${at}: unknown function '${fn}' (declared: ${names.join(', ') || 'none'})`);
         }
-        return fid ?? -1;
+        return unit ?? -1;
       }),
     );
-    return { id: r, steps };
+    return { id: r, domain, steps };
   });
 
-  problems.push(...geometryProblems({ slotSize: cf.pool.slotSize, slotCount: cf.pool.slots }));
+  problems.push(...geometryProblems({ slotSize: cf.pool.slotSize, slotCount }));
+  if (domains.length * slotCount > MAX_SLOTS) {
+    problems.push(`pool.slots: ${domains.length} domains × ${slotCount} slots is more than ${MAX_SLOTS}: lower pool.slots or group routes with domain:`);
+  }
   if (problems.length) throw batonError('BATON_ERR_CHAIN_FILE', `${label}:\n  ${problems.join('\n  ')}`);
 
   return {
     functions,
     chains,
+    domains,
     routes: cf.routes.map((r, i) => ({ method: r.method, path: r.path, chainId: i })),
-    pool: { slotSize: cf.pool.slotSize, slotCount: cf.pool.slots },
+    pool: { slotSize: cf.pool.slotSize, slotCount },
     isolation: cf.isolation,
     gateway: cf.gateway,
   };
+}
+
+/** A route's security domain: the one it names, or its own. */
+function domainOf(route: { method: string; path: string; domain?: string }): string {
+  return route.domain ?? `${route.method} ${route.path}`;
 }
 
 /** Paths the gateway keeps for its own routes (status, scaling). */

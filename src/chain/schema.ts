@@ -88,6 +88,8 @@ export const chainFileSchema = z.strictObject({
           .transform((m) => m.toUpperCase())
           .pipe(z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])),
         path: z.string().startsWith('/', 'a path starts with /'),
+        /** Routes naming the same domain share a pool and instances; by default each is its own. */
+        domain: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a domain name is letters, digits, dots, dashes and underscores').optional(),
         chain: z.array(step).min(1, 'a chain has at least one function'),
       }),
     )

@@ -25,34 +25,42 @@ export class SlotTable {
   /** Request owning each slot; 0: free. */
   private readonly owners: Uint32Array;
   private readonly gens: Uint32Array;
-  private readonly freeSlots: number[];
+  /** Free slots of each domain (domain d owns slots d·perDomain … (d+1)·perDomain − 1). */
+  private readonly freeSlots: number[][];
   /** Slots whose request is done while an instance still holds them: since when (ms). */
   private readonly quarantine = new Map<number, number>();
 
+  readonly count: number;
+
   constructor(
-    readonly count: number,
+    domains: number,
+    readonly perDomain: number,
     /** The kernel's custody map, memory-mapped (or any memory of that layout). */
     custody: ArrayBuffer,
   ) {
-    this.words = new Uint32Array(custody, 0, count * CUSTODY.words);
+    this.count = domains * perDomain;
+    this.words = new Uint32Array(custody, 0, this.count * CUSTODY.words);
     this.words.fill(0);
-    this.owners = new Uint32Array(count);
-    this.gens = new Uint32Array(count);
+    this.owners = new Uint32Array(this.count);
+    this.gens = new Uint32Array(this.count);
     // lowest slots first: a lightly loaded gateway keeps touching the same few pages
-    this.freeSlots = Array.from({ length: count }, (_, i) => count - 1 - i);
+    this.freeSlots = Array.from({ length: domains }, (_, d) => Array.from({ length: perDomain }, (_, i) => (d + 1) * perDomain - 1 - i));
   }
 
-  get free(): number {
-    return this.freeSlots.length;
+  /** Free slots, in all domains or in one. */
+  free(domain?: number): number {
+    if (domain !== undefined) return this.freeSlots[domain]!.length;
+    return this.freeSlots.reduce((n, f) => n + f.length, 0);
   }
 
   get quarantined(): number {
     return this.quarantine.size;
   }
 
-  /** Takes a free slot for request `reqId`, held by the gateway; undefined when none is free. */
-  acquire(reqId: number): { slot: number; gen: number } | undefined {
-    const slot = this.freeSlots.pop();
+  /** Takes a free slot of `domain` for request `reqId`, held by the gateway; undefined when
+   *  none is free. */
+  acquire(reqId: number, domain = 0): { slot: number; gen: number } | undefined {
+    const slot = this.freeSlots[domain]!.pop();
     if (slot === undefined) return undefined;
     const gen = (this.gens[slot]! + 1) >>> 0 || 1;
     this.gens[slot] = gen;
@@ -124,6 +132,6 @@ export class SlotTable {
     this.quarantine.delete(slot);
     this.owners[slot] = 0;
     Atomics.store(this.words, slot * CUSTODY.words + CUSTODY.req, 0);
-    this.freeSlots.push(slot);
+    this.freeSlots[Math.floor(slot / this.perDomain)]!.push(slot);
   }
 }

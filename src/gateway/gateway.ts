@@ -15,7 +15,7 @@ import { Endpoint } from '../dataplane/endpoint.ts';
 import { Sockmap } from '../dataplane/sockmap.ts';
 import { GATEWAY_FN, GATEWAY_KEY, Kind, nowUs } from '../descriptor/index.ts';
 import { batonError, type BatonError, type BatonErrorCode } from '../errors.ts';
-import { Pool, type RequestMeta } from '../pool/index.ts';
+import { PoolSet, type RequestMeta } from '../pool/index.ts';
 import { Router } from '../worker/router.ts';
 import { SlotTable } from './custody.ts';
 import { buildAdmin } from './admin.ts';
@@ -59,7 +59,7 @@ export class Gateway implements Backend {
   readonly capacity: number;
   readonly timing: TimingStats;
   readonly sockmap: Sockmap;
-  readonly pool: Pool;
+  readonly pools: PoolSet;
   readonly slots: SlotTable;
   readonly requests: RequestTable;
   readonly dispatcher: Dispatcher;
@@ -126,23 +126,23 @@ export class Gateway implements Backend {
     this.startTimeoutMs = options.startTimeoutMs ?? g.startTimeoutMs;
     this.routes = deployment.routes;
     this.router = new Router(deployment);
-    this.timing = new TimingStats(deployment.functions.map((f) => f.name));
+    this.timing = new TimingStats(deployment.functions.map((f) => f.label));
 
     this.sockmap = new Sockmap(); // needs eBPF privilege: the first thing that can fail for it
     try {
-      this.pool = Pool.create(deployment.pool);
+      this.pools = new PoolSet(deployment.domains, deployment.pool);
     } catch (err) {
       this.sockmap.destroy();
       throw err;
     }
-    this.capacity = this.pool.capacity;
-    this.sockmap.configure(this.pool.slotCount, this.pool.capacity);
+    this.capacity = this.pools.capacity;
+    this.sockmap.configure(this.pools.slotCount, this.pools.capacity);
     const calls = callees(deployment);
     for (const f of deployment.functions) {
       this.sockmap.setFunction(f.id, f.keys[0]!, f.concurrency, f.keys.length);
       this.sockmap.allowCalls(f.id, calls[f.id]!);
     }
-    this.slots = new SlotTable(this.pool.slotCount, this.sockmap.custodyBuffer());
+    this.slots = new SlotTable(deployment.domains.length, deployment.pool.slotCount, this.sockmap.custodyBuffer());
     this.requests = new RequestTable(this.slots, { abandoned: (req) => this.dispatcher.withdraw(req.id) });
     this.dispatcher = new Dispatcher(
       deployment.functions,
@@ -157,7 +157,7 @@ export class Gateway implements Backend {
     const cgroups = Cgroups.open();
     if (typeof cgroups === 'string') this.log.warn(`function memory, task and CPU limits are not enforced: ${cgroups}`);
     else this.cgroups = cgroups;
-    this.instances = new Instances(deployment, this.sockmap, this.pool, this.log, {
+    this.instances = new Instances(deployment, this.sockmap, this.pools, this.log, {
       startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build, cgroups: this.cgroups,
     });
     this.inbox = new Inbox({
@@ -192,12 +192,16 @@ export class Gateway implements Backend {
   }
 
   payload(slot: number): Buffer {
-    return this.pool.payload(slot);
+    return this.pools.payload(slot);
   }
 
   writeMeta(slot: number, meta: RequestMeta): boolean {
-    this.pool.reset(slot);
-    return this.pool.writeMeta(slot, meta);
+    return this.pools.writeMeta(slot, meta);
+  }
+
+  /** The security domain of chain `chainId`: where its requests' slots come from. */
+  domainOf(chainId: number): number {
+    return this.deployment.chains[chainId]!.domain;
   }
 
   /** Sends a request whose body is in its slot into chain `chainId`; resolves with its answer. */
@@ -216,15 +220,15 @@ export class Gateway implements Backend {
 
   private toAnswer(req: Request, outcome: Outcome, tArrive: number, requestType?: string): Answer {
     const received = nowUs() - tArrive;
-    const trace = this.pool.readTrace(req.slot);
+    const trace = this.pools.readTrace(req.slot);
     const timing = serverTiming(trace, (id) => this.fnName(id), 'reply' in outcome ? outcome.reply.tSent : received, received);
     if ('error' in outcome) return { error: outcome.error, headers: { 'server-timing': timing } };
     const d = outcome.reply;
     this.timing.record(trace, received);
     return {
       status: d.status,
-      type: d.kind === Kind.Error ? 'application/json' : (this.pool.readType(req.slot) ?? requestType ?? 'application/octet-stream'),
-      body: this.pool.view(req.slot, d.length),
+      type: d.kind === Kind.Error ? 'application/json' : (this.pools.readType(req.slot) ?? requestType ?? 'application/octet-stream'),
+      body: this.pools.view(req.slot, d.length),
       headers: { 'x-request-id': String(req.id), 'server-timing': timing },
     };
   }
@@ -276,10 +280,14 @@ export class Gateway implements Backend {
     return this.deployment.functions[inst.fnId]!.binding === 'late';
   }
 
-  /** Runs `count` instances of function `name` (within its min/max), draining any removed. */
+  /** Runs `count` instances of function `name` (within its min/max), draining any removed; a
+   *  function that runs in several domains is named as `name@domain` (its label). */
   async scale(name: string, count: number): Promise<void> {
-    const f = this.deployment.functions.find((fn) => fn.name === name);
-    if (!f) throw batonError('BATON_ERR_SCALE', `no function named '${name}'`);
+    const f = this.deployment.functions.find((fn) => fn.label === name);
+    if (!f) {
+      const labels = this.deployment.functions.filter((fn) => fn.name === name).map((fn) => fn.label);
+      throw batonError('BATON_ERR_SCALE', labels.length ? `'${name}' runs in several domains: name one of ${labels.join(', ')}` : `no function named '${name}'`);
+    }
     await this.instances.scale(f.id, count, (inst) => this.drain(inst));
   }
 
@@ -298,18 +306,20 @@ export class Gateway implements Backend {
 
   describeKey(key: number): string {
     const inst = this.instances.byKey(key);
-    return inst ? `function '${this.fnName(inst.fnId)}' instance ${key}` : `key ${key}`;
+    return inst ? `function '${this.deployment.functions[inst.fnId]!.label}' instance ${key}` : `key ${key}`;
   }
 
   status() {
     const binds = this.kernelBinds();
     return {
-      pool: { slots: this.pool.slotCount, free: this.slots.free, quarantined: this.slots.quarantined, slotSize: this.pool.slotSize },
+      pool: { slots: this.pools.slotCount, free: this.slots.free(), quarantined: this.slots.quarantined, slotSize: this.deployment.pool.slotSize },
+      domains: this.deployment.domains.map((d) => ({ name: d.name, slots: this.deployment.pool.slotCount, free: this.slots.free(d.id) })),
       inFlight: this.requests.inFlight,
       stats: { ...this.inbox.stats, binding: { ...this.dispatcher.stats, ...binds } },
       timing: this.timing.snapshot(),
       functions: this.deployment.functions.map((f) => ({
-        name: f.name,
+        name: f.label,
+        domain: this.deployment.domains[f.domain]!.name,
         binding: f.binding,
         concurrency: f.concurrency,
         queued: this.dispatcher.queued(f.id),
@@ -339,7 +349,7 @@ export class Gateway implements Backend {
     clearInterval(this.reaper);
     this.endpoint.destroy();
     this.sockmap.destroy();
-    this.pool.close();
+    this.pools.close();
     this.build.remove();
     this.cgroups?.remove();
   }

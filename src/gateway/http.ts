@@ -36,6 +36,8 @@ export interface Backend {
   readonly serving: boolean;
   readonly requests: RequestTable;
   payload(slot: number): Buffer;
+  /** The security domain whose pool chain `chainId`'s requests use. */
+  domainOf(chainId: number): number;
   writeMeta(slot: number, meta: RequestMeta): boolean;
   /** Sends the request into chain `chainId`; resolves with its one answer. */
   dispatch(req: Request, chainId: number, length: number, arrive: number, meta: RequestMeta): Promise<Answer>;
@@ -109,9 +111,10 @@ export function buildHttp(backend: Backend): FastifyInstance {
     app.route({
       method: route.method as 'GET',
       url: route.path,
+      config: { chainId: route.chainId },
       handler: async (req, reply) => {
         if (!backend.serving) throw batonError('BATON_ERR_SHUTTING_DOWN');
-        const slot = requests.takeSlot(req.baton);
+        const slot = requests.takeSlot(req.baton, backend.domainOf(route.chainId));
         const length = typeof req.body === 'number' ? req.body : 0;
         const meta = { method: req.method, url: req.url, contentType: req.headers['content-type'] };
         if (!backend.writeMeta(slot, meta)) throw batonError('BATON_ERR_URL_TOO_LONG', `${req.url.length} characters`);
@@ -160,10 +163,15 @@ function streamIntoSlot(
     done(batonError('BATON_ERR_BODY_TOO_LARGE', `${declared} bytes; the limit is ${capacity}`));
     return;
   }
+  const chainId = (req.routeOptions.config as { chainId?: number }).chainId;
+  if (chainId === undefined) {
+    done(null, 0); // no chain route (404): the body is not kept anywhere
+    return;
+  }
   let target: Buffer;
   try {
     if (!backend.serving) throw batonError('BATON_ERR_SHUTTING_DOWN');
-    target = backend.payload(backend.requests.takeSlot(req.baton));
+    target = backend.payload(backend.requests.takeSlot(req.baton, backend.domainOf(chainId)));
   } catch (err) {
     done(err as Error);
     return;

@@ -14,7 +14,7 @@ import type { FunctionBuild } from '../build/functions.ts';
 import type { Cgroups } from '../isolation/cgroups.ts';
 import { workerCredentials } from '../isolation/credentials.ts';
 import { ADDON_PATH, native } from '../native/index.ts';
-import type { Pool } from '../pool/index.ts';
+import type { PoolSet } from '../pool/index.ts';
 import { WORKER_ENV, type GatewayMessage, type WorkerConfig, type WorkerMessage } from '../worker/config.ts';
 
 const MAX_FAST_FAILURES = 5;
@@ -72,7 +72,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
   constructor(
     private readonly deployment: Deployment,
     private readonly sockmap: Sockmap,
-    private readonly pool: Pool,
+    private readonly pools: PoolSet,
     private readonly log: Logger,
     private readonly options: InstancesOptions,
   ) {
@@ -155,12 +155,14 @@ export class Instances extends EventEmitter<InstancesEvents> {
       gatewayPid: process.pid,
       timeoutMs: this.options.timeoutMs,
       deployment: { functions: this.deployment.functions, chains: this.deployment.chains, pool: this.deployment.pool },
+      slotBase: this.deployment.domains[fn.domain]!.slotBase,
       live: this.live(),
     };
     let child: ChildProcess;
     try {
       child = spawn(process.execPath, ['--enable-source-maps', this.options.build.worker], {
-        stdio: ['ignore', 'inherit', 'inherit', fd, this.pool.fd, 'ipc'],
+        // its own domain's pool only
+        stdio: ['ignore', 'inherit', 'inherit', fd, this.pools.fd(fn.domain), 'ipc'],
         // only what the chain file gives it, and baton's own: nothing of the gateway's
         env: { ...fn.env, [WORKER_ENV]: JSON.stringify(cfg), BATON_ADDON: ADDON_PATH },
         ...workerCredentials(this.deployment, inst.fnId),

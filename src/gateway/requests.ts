@@ -66,11 +66,12 @@ export class RequestTable {
     return req !== undefined && !req.answered && req.answer !== undefined;
   }
 
-  /** Gives the request a slot (once); throws BATON_ERR_POOL_EXHAUSTED when none is free. */
-  takeSlot(req: Request): number {
+  /** Gives the request a slot of its domain's pool (once); throws BATON_ERR_POOL_EXHAUSTED
+   *  when none is free. */
+  takeSlot(req: Request, domain = 0): number {
     if (req.slot >= 0) return req.slot;
-    const got = this.slots.acquire(req.id);
-    if (!got) throw batonError('BATON_ERR_POOL_EXHAUSTED', `${this.slots.count} slots in use`);
+    const got = this.slots.acquire(req.id, domain);
+    if (!got) throw batonError('BATON_ERR_POOL_EXHAUSTED', `${this.slots.perDomain} slots in use`);
     req.slot = got.slot;
     req.gen = got.gen;
     return req.slot;

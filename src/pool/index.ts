@@ -1,2 +1,3 @@
 export * from './pool.ts';
 export * from './layout.ts';
+export * from './set.ts';

@@ -16,6 +16,8 @@ export interface WorkerConfig {
   /** Request timeout: a descriptor whose deadline passed before it ran is handed back. */
   timeoutMs: number;
   deployment: Pick<Deployment, 'functions' | 'chains' | 'pool'>;
+  /** The first slot of its domain's pool: descriptors number slots across all domains. */
+  slotBase: number;
   /** Keys of each function's running instances (early binding picks among them). */
   live: number[][];
 }

@@ -12,7 +12,6 @@ export interface Hop {
 }
 
 export class Router {
-  private readonly idOf: Map<string, number>;
   private readonly rr: number[];
   /** Early binding: keys of each function's running instances. */
   private live: number[][];
@@ -21,7 +20,6 @@ export class Router {
     private readonly d: Pick<Deployment, 'functions' | 'chains'>,
     live?: number[][],
   ) {
-    this.idOf = new Map(d.functions.map((f) => [f.name, f.id]));
     this.rr = d.functions.map(() => 0);
     this.live = live ?? d.functions.map((f) => f.keys.slice(0, f.instances));
   }
@@ -47,8 +45,9 @@ export class Router {
     }
     const options = steps[next]!;
     if (chosen !== undefined) {
-      const fid = this.idOf.get(chosen);
-      if (fid === undefined || !options.includes(fid)) {
+      // by name among the next step's functions (those of this chain's domain)
+      const fid = options.find((id) => this.d.functions[id]!.name === chosen);
+      if (fid === undefined) {
         throw batonError('BATON_ERR_BAD_NEXT', `'${from}' chose '${chosen}'; the next step is one of: ${this.names(options)}`);
       }
       return this.at(fid, next);

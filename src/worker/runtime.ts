@@ -65,7 +65,7 @@ export class WorkerRuntime {
       if ((d.key !== this.cfg.key && d.key !== this.myAddress) || d.fnId !== this.cfg.fnId) {
         throw new DescriptorError(`addressed to key ${d.key} function ${d.fnId}, this is key ${this.cfg.key}`, d.reqId);
       }
-      const wrong = this.pool.check(d);
+      const wrong = this.pool.check({ slot: d.slot - this.cfg.slotBase, length: d.length });
       if (wrong) throw new DescriptorError(wrong, d.reqId);
     } catch (err) {
       this.reject(err, frame);
@@ -118,7 +118,7 @@ export class WorkerRuntime {
 
   /** Runs one descriptor; resolves true if its Idle notice already went out with the result. */
   private async run({ d, recv }: Job): Promise<boolean> {
-    const slot = d.slot;
+    const slot = d.slot - this.cfg.slotBase; // in this domain's pool
     const start = nowUs() - d.tArrive;
     const out = this.pool.payload(slot);
     const ctx = new FunctionContext(this.name, out);

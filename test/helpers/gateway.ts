@@ -32,7 +32,7 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
 export function poolSettled(gw: Gateway, ms?: number): Promise<void> {
   return waitFor(
     'all pool slots to be free',
-    () => gw.slots.free === gw.slots.count && gw.slots.quarantined === 0 && gw.requests.size === 0,
+    () => gw.slots.free() === gw.slots.count && gw.slots.quarantined === 0 && gw.requests.size === 0,
     ms,
   );
 }

@@ -24,7 +24,7 @@ function setup() {
   );
   const memory = new ArrayBuffer(8 * CUSTODY.words * 4);
   const words = new Uint32Array(memory);
-  const slots = new SlotTable(8, memory);
+  const slots = new SlotTable(1, 8, memory);
   const requests = new RequestTable(slots, { abandoned: () => {} });
   const sent: Descriptor[] = [];
   const refused: [number, string][] = [];

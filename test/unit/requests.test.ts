@@ -10,7 +10,7 @@ import { RequestTable, type Outcome, type Request } from '../../src/gateway/requ
 function setup(slots = 4) {
   const memory = new ArrayBuffer(slots * CUSTODY.words * 4);
   const words = new Uint32Array(memory);
-  const table = new SlotTable(slots, memory);
+  const table = new SlotTable(1, slots, memory);
   const abandoned: number[] = [];
   const requests = new RequestTable(table, { abandoned: (r: Request) => abandoned.push(r.id) });
   /** What the kernel does when it delivers a descriptor of `slot` to `key`. */
@@ -40,11 +40,11 @@ describe('slot custody', () => {
     const { slot, gen } = table.acquire(7)!;
     deliver(slot, 5);
     expect(table.release(slot, 7)).toBe(false);
-    expect([table.free, table.quarantined]).toEqual([3, 1]);
+    expect([table.free(), table.quarantined]).toEqual([3, 1]);
     expect(table.returned(slot, gen + 1)).toBe(false); // an older allocation's descriptor
     deliver(slot, GATEWAY_KEY);
     expect(table.returned(slot, gen)).toBe(true);
-    expect([table.free, table.quarantined]).toEqual([4, 0]);
+    expect([table.free(), table.quarantined]).toEqual([4, 0]);
     const again = table.acquire(9)!;
     expect(again.gen).not.toBe(gen); // a new generation every time
   });
@@ -88,9 +88,9 @@ describe('request table', () => {
     expect(requests.answer(req.id, { error: batonError('BATON_ERR_TIMEOUT') })).toBe(false);
     expect(answers.get(req.id)).toHaveLength(1);
     expect(requests.inFlight).toBe(0);
-    expect(table.free).toBe(3); // the response is still being written from it
+    expect(table.free()).toBe(3); // the response is still being written from it
     requests.close(req.id);
-    expect([table.free, requests.size]).toEqual([4, 0]);
+    expect([table.free(), requests.size]).toEqual([4, 0]);
   });
 
   it('times a request out with a 504 and takes it out of where it waits', async () => {

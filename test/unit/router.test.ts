@@ -13,8 +13,8 @@ const d = compileChainFile(
       c: { module: 'echo.ts' },
     },
     routes: [
-      { method: 'POST', path: '/x', chain: ['a', ['b', 'c'], 'a'] },
-      { method: 'POST', path: '/y', chain: ['b'] },
+      { method: 'POST', path: '/x', chain: ['a', ['b', 'c'], 'a'], domain: 'shop' },
+      { method: 'POST', path: '/y', chain: ['b'], domain: 'shop' },
     ],
   },
   FIXTURES,
@@ -56,5 +56,40 @@ describe('allowed calls', () => {
   it('lets a function call exactly the functions of the step after its own, in any chain', () => {
     // /x: a → [b | c] → a ; /y: b
     expect(callees(d)).toEqual([[b!.id, c!.id], [a!.id], [a!.id]]);
+  });
+});
+
+describe('security domains', () => {
+  const twoDomains = compileChainFile(
+    {
+      functions: { a: { module: 'echo.ts' }, b: { module: 'echo.ts', instances: 2 } },
+      routes: [
+        { method: 'POST', path: '/x', chain: ['a', 'b'] },
+        { method: 'POST', path: '/y', chain: ['b'] },
+        { method: 'POST', path: '/z', chain: ['a'], domain: 'shared' },
+        { method: 'GET', path: '/z', chain: ['b', 'a'], domain: 'shared' },
+      ],
+      pool: { slots: 4 },
+    },
+    FIXTURES,
+  );
+
+  it('gives each route its own domain unless routes name one, and a function its instances in each', () => {
+    expect(twoDomains.domains).toEqual([
+      { id: 0, name: 'POST /x', slotBase: 0 },
+      { id: 1, name: 'POST /y', slotBase: 4 },
+      { id: 2, name: 'shared', slotBase: 8 },
+    ]);
+    expect(twoDomains.functions.map((f) => [f.label, f.domain, f.keys.length])).toEqual([
+      ['a@POST /x', 0, 1], ['b@POST /x', 0, 2], ['b@POST /y', 1, 2], ['a@shared', 2, 1], ['b@shared', 2, 2],
+    ]);
+    expect(twoDomains.chains.map((c) => [c.domain, c.steps])).toEqual([[0, [[0], [1]]], [1, [[2]]], [2, [[3]]], [2, [[4], [3]]]]);
+    // no function may call into another domain
+    expect(callees(twoDomains)).toEqual([[1], [], [], [], [3]]);
+  });
+
+  it('routes a branch choice to the function of the chain\'s own domain', () => {
+    const r = new Router(twoDomains);
+    expect(r.after(3, 0, 'b').fnId).toBe(3); // 'a' of domain shared, not of POST /x
   });
 });
