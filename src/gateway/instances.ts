@@ -166,6 +166,8 @@ export class Instances extends EventEmitter<InstancesEvents> {
         // only what the chain file gives it, and baton's own: nothing of the gateway's
         env: { ...fn.env, [WORKER_ENV]: JSON.stringify(cfg), BATON_ADDON: ADDON_PATH },
         ...workerCredentials(this.deployment, inst.fnId),
+        // a session of its own: within a session any process may send SIGCONT to any other
+        detached: true,
       });
     } finally {
       native((a) => a.closeFd(fd)); // the child has its copy; ours would keep the socket alive

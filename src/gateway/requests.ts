@@ -2,6 +2,7 @@
 // it, and the one answer each gets. A request is answered exactly once (a reply, or an
 // error: timeout, crash, shutdown…) and closed exactly once (its response written, or its
 // connection gone); only then does its slot go back, through the slot table.
+import { randomFillSync } from 'node:crypto';
 import type { Descriptor } from '../descriptor/index.ts';
 import { batonError, type BatonError } from '../errors.ts';
 import type { SlotTable } from './custody.ts';
@@ -29,8 +30,10 @@ export interface RequestHooks {
 
 export class RequestTable {
   private readonly open = new Map<number, Request>();
-  private nextId = 0;
   private waiting = 0;
+  /** Random ids, drawn a batch at a time. */
+  private readonly random = new Uint32Array(1024);
+  private drawn = this.random.length;
 
   constructor(
     private readonly slots: SlotTable,
@@ -47,11 +50,18 @@ export class RequestTable {
     return this.open.size;
   }
 
-  /** A new request; ids are 1..2^31-1 and not reused while one is open. */
+  /** A new request. Ids are random in 1..2^31-1 (not guessable from one's own) and not reused
+   *  while one is open. */
   create(): Request {
-    do this.nextId = this.nextId >= 0x7fffffff ? 1 : this.nextId + 1;
-    while (this.open.has(this.nextId));
-    const req: Request = { id: this.nextId, slot: -1, gen: 0, redeliveries: 0, answered: false };
+    let id: number;
+    do {
+      if (this.drawn === this.random.length) {
+        randomFillSync(this.random);
+        this.drawn = 0;
+      }
+      id = this.random[this.drawn++]! & 0x7fffffff;
+    } while (id === 0 || this.open.has(id));
+    const req: Request = { id, slot: -1, gen: 0, redeliveries: 0, answered: false };
     this.open.set(req.id, req);
     return req;
   }
