@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds bpf/baton.bpf.c into a libbpf skeleton header: clang -target bpf → object →
 # bpftool gen skeleton. Called by binding.gyp (npm install) and CMakeLists.txt alike.
-# -mcpu=v3: the idle-token pop needs atomic fetch-and (Linux >= 5.12).
+# -mcpu=v3: the idle-token pop needs atomic fetch-and (the minimum kernel: see src/errors.ts).
 # Usage: bpf/build.sh OUT_DIR   → OUT_DIR/baton.bpf.o and OUT_DIR/baton.skel.h
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -37,13 +37,18 @@ Dataplane::Dataplane(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dataplan
   libbpf_set_print(SilentPrint);
   skel_ = baton_bpf__open();
   if (!skel_) {
-    BpfError(env, "opening the BPF skeleton", errno).ThrowAsJavaScriptException();
+    BpfError(env, "opening the BPF skeleton", errno, true).ThrowAsJavaScriptException();
     return;
+  }
+  // new Dataplane({ checks: false }): the bench's reference program (see bpf/baton.bpf.c)
+  if (info.Length() > 0 && info[0].IsObject()) {
+    Napi::Value checks = info[0].As<Napi::Object>().Get("checks");
+    if (checks.IsBoolean()) skel_->rodata->checks = checks.As<Napi::Boolean>().Value() ? 1 : 0;
   }
   int err = baton_bpf__load(skel_);
   if (err) {
     Destroy();
-    BpfError(env, "loading the SK_MSG program", -err).ThrowAsJavaScriptException();
+    BpfError(env, "loading the SK_MSG program", -err, true).ThrowAsJavaScriptException();
     return;
   }
   err = bpf_prog_attach(bpf_program__fd(skel_->progs.baton_route),
@@ -51,7 +56,7 @@ Dataplane::Dataplane(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dataplan
   if (err) {
     int e = errno;
     Destroy();
-    BpfError(env, "attaching the SK_MSG program to the sockmap", e).ThrowAsJavaScriptException();
+    BpfError(env, "attaching the SK_MSG program to the sockmap", e, true).ThrowAsJavaScriptException();
     return;
   }
 }

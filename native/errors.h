@@ -18,12 +18,13 @@ inline Napi::Error MakeError(Napi::Env env, const char* code, const std::string&
   return e;
 }
 
-// Classifies a failed bpf() call: missing privilege and missing kernel features get their
-// own codes so callers (and tests) can tell "cannot run here" from "bug".
-inline Napi::Error BpfError(Napi::Env env, const std::string& what, int err) {
+// Classifies a failed bpf() call: missing privilege gets its own code, and so does a missing
+// kernel feature — but only for opening, loading and attaching the program (`loading`), where
+// an EINVAL means the kernel does not know what we ask; later it means a bug of ours.
+inline Napi::Error BpfError(Napi::Env env, const std::string& what, int err, bool loading = false) {
   if (err == EPERM || err == EACCES)
     return MakeError(env, "BATON_ERR_NO_PRIVILEGE", what, err);
-  if (err == EINVAL || err == EOPNOTSUPP || err == ENOTSUP || err == ENOSYS || err == E2BIG)
+  if (loading && (err == EINVAL || err == EOPNOTSUPP || err == ENOTSUP || err == ENOSYS || err == E2BIG))
     return MakeError(env, "BATON_ERR_KERNEL_FEATURE", what, err);
   return MakeError(env, "BATON_ERR_NATIVE", what, err);
 }

@@ -35,7 +35,8 @@ export const ERRORS = {
   BATON_ERR_NO_PRIVILEGE: { status: 0, message: 'eBPF needs privilege: run as root or grant CAP_BPF and CAP_NET_ADMIN' },
   BATON_ERR_KERNEL_FEATURE: {
     status: 0,
-    message: 'this kernel lacks BPF sockmap/SK_MSG support (needs Linux >= 5.8 with CONFIG_BPF_SYSCALL and CONFIG_NET_SOCK_MSG)',
+    // the one statement of the minimum kernel: BPF atomics (fetch-and), mmapable arrays, SK_MSG
+    message: 'this kernel cannot load baton\'s SK_MSG program (needs Linux >= 5.12 with CONFIG_BPF_SYSCALL and CONFIG_NET_SOCK_MSG)',
   },
   BATON_ERR_NATIVE: { status: 0, message: 'a system call failed' },
   BATON_ERR_CLOSED: { status: 0, message: 'the data plane is already closed' },

@@ -82,10 +82,10 @@ describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
     const store = await Store.open(path.join(dir, 'b.sqlite'));
     const results = store.results(run);
     const systems = (scenario: string) => [...new Set(results.filter((r) => r.scenario === scenario).map((r) => r.system))];
-    expect(systems('hop')).toEqual(['baton (sockmap)', 'user-space broker', 'HTTP (Node, keep-alive)', 'C floor (sockmap)']);
-    expect(systems('chain')).toEqual(['baton (2 functions)', 'baton example (text-pipeline)', 'bare fastify hello', 'HTTP chain']);
+    expect(systems('hop')).toEqual(['baton (sockmap)', 'sockmap, no kernel checks', 'user-space broker', 'HTTP (Node, keep-alive)', 'C floor (sockmap)']);
+    expect(systems('chain')).toEqual(['baton (2 functions)', 'baton, no kernel checks', 'baton example (text-pipeline)', 'bare fastify hello', 'HTTP chain']);
     const hops = store.distributions(run).filter((d) => d.scenario === 'chain' && d.metric.includes('descriptor timestamps'));
-    expect(hops.length).toBe(6); // two baton systems × three distributions
+    expect(hops.length).toBe(9); // three baton systems × three distributions
     for (const d of hops) expect(d.count).toBeGreaterThan(0);
     expect(systems('payload')).toEqual(['baton', 'HTTP chain']);
     expect(systems('coldstart')).toEqual(['baton instance (parse)', 'baton up (parse)', 'HTTP service (fastify)', 'node floor (tsx, no code)']);

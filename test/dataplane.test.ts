@@ -166,6 +166,21 @@ describe.skipIf(dataplaneUnavailable)('sockmap data plane', () => {
     await toC;
   });
 
+  it('the bench\'s reference program (checks: false) routes without checking: forged sender and custody pass', async () => {
+    map.destroy();
+    map = new Sockmap({ checks: false });
+    map.configure(16, CAPACITY);
+    custody = new Uint32Array(map.custodyBuffer());
+    const a = open(1);
+    const b = open(2);
+    hold(0, 5, 3); // held by someone else
+    const got = readBytes(b.end, 64);
+    a.end.write(call(2, 9)); // wrong sender, not the holder, no edge declared
+    await got;
+    expect(map.counters(1).refused).toBe(0);
+    expect(holderOf(0)).toBe(2); // custody still moves with delivery
+  });
+
   it('rejects keys outside the map', () => {
     expect(() => map.open(100000)).toThrow(/out of range/);
   });

@@ -21,7 +21,10 @@ async function up(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { port: { type: 'string' }, host: { type: 'string' }, 'admin-port': { type: 'string' }, 'timeout-ms': { type: 'string' } },
+    options: {
+      port: { type: 'string' }, host: { type: 'string' }, 'admin-port': { type: 'string' }, 'timeout-ms': { type: 'string' },
+      'bench-no-kernel-checks': { type: 'boolean' },
+    },
   });
   if (positionals.length !== 1) throw new UsageError('baton up takes one chain file');
   const deployment = loadChainFile(positionals[0]!);
@@ -29,6 +32,7 @@ async function up(args: string[]): Promise<void> {
     port: values.port !== undefined ? integer('--port', values.port) : undefined,
     host: values.host,
     adminPort: values['admin-port'] !== undefined ? integer('--admin-port', values['admin-port']) : undefined,
+    kernelChecks: values['bench-no-kernel-checks'] ? false : undefined,
     timeoutMs: values['timeout-ms'] !== undefined ? integer('--timeout-ms', values['timeout-ms']) : undefined,
   });
   // a plain line whatever the log level: people and scripts look for it

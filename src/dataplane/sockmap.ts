@@ -45,9 +45,11 @@ export class Sockmap extends EventEmitter<SockmapEvents> {
   private readonly keys = new Map<number, { peer: net.Socket; port: number }>();
   private destroyed = false;
 
-  constructor() {
+  /** `checks: false` loads the reference program that routes without checking anything: only
+   *  for measuring what the checks cost (bench), never to serve. */
+  constructor(options: { checks?: boolean } = {}) {
     super();
-    this.dp = native((a) => new a.Dataplane());
+    this.dp = native((a) => new a.Dataplane(options));
   }
 
   /** Creates a connection, puts one end under `key` as a sender running function `fn`

@@ -40,7 +40,8 @@ export interface NativeDataplane {
 }
 
 interface Addon {
-  Dataplane: new () => NativeDataplane;
+  /** checks: false loads the bench's reference program (bpf/baton.bpf.c), which checks nothing. */
+  Dataplane: new (options?: { checks?: boolean }) => NativeDataplane;
   createPool(size: number): { fd: number; buffer: ArrayBuffer };
   mapPool(fd: number, size: number): ArrayBuffer;
   /** [fd in the sockmap, the gateway's peer end, the first one's local port] */

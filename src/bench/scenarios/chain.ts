@@ -13,6 +13,8 @@ import { echoChain, startBaton, type RunningSystem } from '../systems/baton.ts';
 import { startFastifyHello, startHttpChain } from '../systems/http.ts';
 
 const CONNECTIONS = 16;
+/** The same chain with the kernel's reference program that checks nothing: what the checks cost. */
+const UNCHECKED = 'baton, no kernel checks';
 const EXAMPLE_CHAIN = fileURLToPath(new URL('../../../examples/text-pipeline/chain.yaml', import.meta.url));
 const TEXT = 'the quick brown fox jumps over the lazy dog and the dog sleeps '.repeat(16); // ~1 KiB
 
@@ -45,13 +47,14 @@ async function hopTimes(url: string, body: string, n: number): Promise<{ gateway
 export const chain: Scenario = {
   name: 'chain',
   title: 'A chain of trivial functions behind the gateway, warm, under HTTP load',
-  baselines: ['bare fastify hello', 'HTTP chain'],
+  baselines: ['bare fastify hello', 'HTTP chain', UNCHECKED],
   async run(ctx: BenchContext) {
     const n = ctx.pick({ smoke: 2, quick: 3, full: 5 });
     const rates = ctx.pick({ smoke: [100], quick: [250, 1000], full: [250, 1000, 2000] });
     const duration = ctx.pick({ smoke: 1, quick: 2, full: 10 });
     const systems: [string, () => Promise<RunningSystem>, string, string | undefined][] = [
       [`baton (${n} functions)`, () => startBaton(ctx.tmp, 'chain', echoChain(n)), '/chain', undefined],
+      [UNCHECKED, () => startBaton(ctx.tmp, 'chain', echoChain(n), ['--bench-no-kernel-checks']), '/chain', undefined],
       ['baton example (text-pipeline)', () => startBaton(ctx.tmp, 'example', exampleChain()), '/stats', TEXT],
       ['bare fastify hello', startFastifyHello, '/', undefined],
       ['HTTP chain', () => startHttpChain(n), '/chain', undefined],

@@ -17,6 +17,8 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PEER = path.join(HERE, '../hop/peer.ts');
 const BROKER = path.join(HERE, '../hop/broker.ts');
 const INFLIGHT = 32;
+/** The same hop through the reference program that checks nothing: what the checks cost. */
+const SOCKMAP_UNCHECKED = 'sockmap, no kernel checks';
 
 interface HopSystem {
   name: string;
@@ -52,8 +54,8 @@ function nodePeers(name: string, a: ChildProcess, b: ChildProcess, extra: ChildP
 /** A sockmap with keys 1 (a, function 0) and 2 (b, function 1) that may call each other, where
  *  `a` holds slots 0..INFLIGHT-1 for requests 1..INFLIGHT: the program then accepts the peers'
  *  descriptors, checking them as baton's. */
-function hopSockmap(): Sockmap {
-  const map = new Sockmap();
+function hopSockmap(checks = true): Sockmap {
+  const map = new Sockmap({ checks });
   map.configure(INFLIGHT, 0);
   map.setFunction(0, 1, 1, 1);
   map.setFunction(1, 2, 1, 1);
@@ -66,14 +68,15 @@ function hopSockmap(): Sockmap {
   return map;
 }
 
-async function sockmapPeers(): Promise<HopSystem> {
-  const map = hopSockmap();
+/** Two Node peers on the sockmap; `checks: false` runs the reference program that checks nothing. */
+async function sockmapPeers(checks = true): Promise<HopSystem> {
+  const map = hopSockmap(checks);
   const a = map.open(1, 0);
   const b = map.open(2, 1);
   const pb = await forkReady(PEER, ['b', 'sockmap'], { stdio: ['ignore', 'inherit', 'inherit', b.fd, 'ipc'] });
   const pa = await forkReady(PEER, ['a', 'sockmap'], { stdio: ['ignore', 'inherit', 'inherit', a.fd, 'ipc'] });
   native((x) => (x.closeFd(a.fd), x.closeFd(b.fd)));
-  return nodePeers('baton (sockmap)', pa, pb, [], () => map.destroy());
+  return nodePeers(checks ? 'baton (sockmap)' : SOCKMAP_UNCHECKED, pa, pb, [], () => map.destroy());
 }
 
 async function brokerPeers(tmp: string): Promise<HopSystem> {
@@ -117,11 +120,11 @@ async function cFloor(tmp: string): Promise<HopSystem> {
 export const hop: Scenario = {
   name: 'hop',
   title: 'One hop between two processes (64-byte descriptor)',
-  baselines: ['user-space broker', 'HTTP (Node, keep-alive)', 'C floor (sockmap)'],
+  baselines: [SOCKMAP_UNCHECKED, 'user-space broker', 'HTTP (Node, keep-alive)', 'C floor (sockmap)'],
   async run(ctx: BenchContext) {
     const n = ctx.pick({ smoke: 200, quick: 2000, full: 20000 });
     const satMs = ctx.pick({ smoke: 200, quick: 1000, full: 3000 });
-    const makers = [sockmapPeers, () => brokerPeers(ctx.tmp), httpPeers, () => cFloor(ctx.tmp)];
+    const makers = [() => sockmapPeers(), () => sockmapPeers(false), () => brokerPeers(ctx.tmp), httpPeers, () => cFloor(ctx.tmp)];
     const steps = makers.length * (ctx.reps + 1);
     let done = 0;
     for (const make of makers) {

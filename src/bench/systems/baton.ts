@@ -17,11 +17,16 @@ export interface RunningSystem {
   stop(): Promise<void>;
 }
 
-export async function startBaton(tmp: string, name: string, chain: ChainFileInput): Promise<RunningSystem & { child: ChildProcess; adminUrl: string }> {
+export async function startBaton(
+  tmp: string,
+  name: string,
+  chain: ChainFileInput,
+  args: string[] = [],
+): Promise<RunningSystem & { child: ChildProcess; adminUrl: string }> {
   const file = path.join(tmp, `${name}.yaml`);
   const doc = { ...chain, gateway: { port: 0, logLevel: 'warn', ...chain.gateway, admin: { port: 0 } } };
   writeFileSync(file, stringify(doc));
-  const child = spawnTracked(process.execPath, [BIN, 'up', file], ['ignore', 'pipe', 'inherit']);
+  const child = spawnTracked(process.execPath, [BIN, 'up', file, ...args], ['ignore', 'pipe', 'inherit']);
   let out = '';
   const [url, adminUrl] = await new Promise<[string, string]>((resolve, reject) => {
     child.stdout!.on('data', (c) => {
