@@ -4,6 +4,7 @@
 
 export const ERRORS = {
   BATON_ERR_BAD_REQUEST: { status: 400, message: 'malformed HTTP request' },
+  BATON_ERR_FORBIDDEN: { status: 403, message: 'not allowed' },
   BATON_ERR_ROUTE_NOT_FOUND: { status: 404, message: 'no route for this method and path' },
   BATON_ERR_BODY_TIMEOUT: { status: 408, message: 'the request body did not arrive within the body timeout' },
   BATON_ERR_BODY_TOO_LARGE: { status: 413, message: 'request body is larger than a pool slot' },

@@ -65,6 +65,12 @@ describe.skipIf(dataplaneUnavailable)('isolation between security domains', () =
     await poolSettled(gw);
   });
 
+  it('cannot reach the admin listener', async () => {
+    const res = await fetch(`${gw.url}/attack?attack=admin&url=${encodeURIComponent(gw.adminUrl)}`, { method: 'POST', body: 'x' });
+    expect(await res.json()).toEqual({ answered: process.getuid?.() === 0 ? 403 : 200 }); // root: functions have their own uids
+    expect((await fetch(`${gw.adminUrl}/status`)).status).toBe(200); // the operator still can
+  });
+
   it('forged replies for other requests are refused in the kernel, counted, and the forger killed', async () => {
     const attacker = gw.instances.all.find((i) => gw.deployment.functions[i.fnId]!.name === 'attacker')!;
     const pid = attacker.child!.pid;

@@ -1,9 +1,12 @@
 // The admin listener: status and run-time scaling, on their own address (127.0.0.1 by default),
 // never on the public one — a client of the chain's routes cannot read the gateway's state or
-// change its instances.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+// change its instances. Functions run on this host and could connect to 127.0.0.1 too: a
+// request on a connection from one of their uids is answered 403.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { batonError } from '../errors.ts';
+import { peerUid } from './port.ts';
 import { asBatonError, sendError } from './respond.ts';
 
 export const STATUS_PATH = '/status';
@@ -11,12 +14,30 @@ export const SCALE_PATH = '/scale';
 
 export interface AdminBackend {
   readonly log: Logger;
+  /** Whether `uid` is one a function runs as. */
+  isFunctionUid(uid: number): boolean;
   status(): unknown;
   scale(name: string, count: number): Promise<void>;
 }
 
 export function buildAdmin(backend: AdminBackend): FastifyInstance {
-  const app = Fastify({ loggerInstance: backend.log as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 65536 });
+  const app = Fastify({
+    loggerInstance: backend.log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 65536,
+  });
+  // who is at the other end is known from the connection, before any request is read
+  const fromFunction = new WeakSet<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    const uid = socket.localPort && socket.remotePort ? peerUid(socket.localPort, socket.remotePort) : undefined;
+    if (uid !== undefined && backend.isFunctionUid(uid)) fromFunction.add(socket);
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    if (!fromFunction.has(req.raw.socket)) return;
+    backend.log.warn({ url: req.url }, 'refused an admin request from a function');
+    reply.header('connection', 'close');
+    throw batonError('BATON_ERR_FORBIDDEN', 'functions may not use the admin listener');
+  });
   app.get(STATUS_PATH, () => backend.status());
   // run-time scaling: {"function": "work", "instances": 4}
   app.post(SCALE_PATH, async (req) => {

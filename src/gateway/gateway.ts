@@ -21,7 +21,7 @@ import { SlotTable } from './custody.ts';
 import { buildAdmin } from './admin.ts';
 import { buildHttp, type Backend } from './http.ts';
 import { Inbox } from './inbox.ts';
-import { checkUidRange } from '../isolation/credentials.ts';
+import { checkUidRange, workerCredentials } from '../isolation/credentials.ts';
 import { Cgroups } from '../isolation/cgroups.ts';
 import { Instances, type Instance } from './instances.ts';
 import { checkPort, listenError } from './port.ts';
@@ -306,6 +306,10 @@ export class Gateway implements Backend {
     let n = 0;
     for (let slot = 0; slot < this.slots.count; slot++) if (this.slots.owner(slot) && this.slots.holder(slot) === key) n++;
     return n;
+  }
+
+  isFunctionUid(uid: number): boolean {
+    return this.deployment.functions.some((f) => workerCredentials(this.deployment, f.id)?.uid === uid);
   }
 
   describeKey(key: number): string {

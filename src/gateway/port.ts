@@ -26,6 +26,27 @@ export function listenError(err: NodeJS.ErrnoException, port: number, host: stri
   return batonError('BATON_ERR_LISTEN', `${host}:${port}: ${err.message}`);
 }
 
+/** The uid owning the loopback TCP socket connected from `peerPort` to our `localPort`, if
+ *  /proc shows it (the peer of a connection we accepted). */
+export function peerUid(localPort: number, peerPort: number): number | undefined {
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // the peer's entry: its local port is peerPort, its remote port is ours; field 7 is its uid
+      if (f.length > 7 && parseInt(f[1]!.split(':')[1]!, 16) === peerPort && parseInt(f[2]!.split(':')[1]!, 16) === localPort) {
+        return Number(f[7]);
+      }
+    }
+  }
+  return undefined;
+}
+
 /** The process with a TCP socket listening on `port`, if /proc shows it. */
 export function whoListens(port: number): { pid: number; command: string } | undefined {
   const inodes = new Set<string>();
