@@ -26,9 +26,9 @@ export function listenError(err: NodeJS.ErrnoException, port: number, host: stri
   return batonError('BATON_ERR_LISTEN', `${host}:${port}: ${err.message}`);
 }
 
-/** The uid owning the loopback TCP socket connected from `peerPort` to our `localPort`, if
- *  /proc shows it (the peer of a connection we accepted). */
-export function peerUid(localPort: number, peerPort: number): number | undefined {
+/** Every TCP socket of this machine's network namespace, from /proc/net/tcp and tcp6. */
+function tcpSockets(): { localPort: number; remotePort: number; state: string; uid: number; inode: string }[] {
+  const out = [];
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text = '';
     try {
@@ -37,32 +37,26 @@ export function peerUid(localPort: number, peerPort: number): number | undefined
       continue;
     }
     for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st … uid timeout inode; addresses are ADDR:PORT in hex
       const f = line.trim().split(/\s+/);
-      // the peer's entry: its local port is peerPort, its remote port is ours; field 7 is its uid
-      if (f.length > 7 && parseInt(f[1]!.split(':')[1]!, 16) === peerPort && parseInt(f[2]!.split(':')[1]!, 16) === localPort) {
-        return Number(f[7]);
-      }
+      if (f.length < 10) continue;
+      const port = (a: string) => parseInt(a.split(':')[1]!, 16);
+      out.push({ localPort: port(f[1]!), remotePort: port(f[2]!), state: f[3]!, uid: Number(f[7]), inode: f[9]! });
     }
   }
-  return undefined;
+  return out;
+}
+
+/** The uid owning the loopback TCP socket connected from `peerPort` to our `localPort`, if
+ *  /proc shows it (the peer of a connection we accepted). */
+export function peerUid(localPort: number, peerPort: number): number | undefined {
+  return tcpSockets().find((s) => s.localPort === peerPort && s.remotePort === localPort)?.uid;
 }
 
 /** The process with a TCP socket listening on `port`, if /proc shows it. */
 export function whoListens(port: number): { pid: number; command: string } | undefined {
-  const inodes = new Set<string>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try {
-      text = readFileSync(table, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      // local_address is ADDR:PORT in hex; state 0A is LISTEN; field 9 is the inode
-      if (f.length > 9 && f[3] === '0A' && parseInt(f[1]!.split(':')[1]!, 16) === port) inodes.add(f[9]!);
-    }
-  }
+  const LISTEN = '0A';
+  const inodes = new Set(tcpSockets().filter((s) => s.state === LISTEN && s.localPort === port).map((s) => s.inode));
   if (inodes.size === 0) return undefined;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
