@@ -1,0 +1,72 @@
+// Builds what workers run, once, when the gateway starts: the worker runtime and every function
+// module, bundled by esbuild into one directory that the gateway owns and workers can only read.
+// `baton/sdk` resolves to this package's SDK wherever a module lives on disk; the runtime and
+// the functions share one copy of it (code splitting). Workers then run plain JavaScript: no
+// transpiler at run time, no loader thread, and no compile cache that one function could
+// write for another to run.
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build, type Message } from 'esbuild';
+import type { Deployment } from '../chain/index.ts';
+import { batonError } from '../errors.ts';
+
+const SRC = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const WORKER_ENTRY = path.join(SRC, 'worker/main.ts');
+const SDK_ENTRY = path.join(SRC, 'sdk/index.ts');
+
+export interface FunctionBuild {
+  /** The directory (root-owned when the gateway is root; 0755, files 0644). */
+  dir: string;
+  /** The worker runtime's entry. */
+  worker: string;
+  /** Each function's bundle, by function name. */
+  modules: Map<string, string>;
+  /** Deletes the directory. */
+  remove(): void;
+}
+
+/** Bundles the runtime and `deployment`'s functions; BATON_ERR_BUILD lists what does not build. */
+export async function buildFunctions(deployment: Pick<Deployment, 'functions'>): Promise<FunctionBuild> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-build-'));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  const names = [...new Set(deployment.functions.map((f) => f.name))];
+  const entryPoints: Record<string, string> = { worker: WORKER_ENTRY };
+  for (const name of names) entryPoints[`functions/${name}`] = deployment.functions.find((f) => f.name === name)!.module;
+  try {
+    await build({
+      entryPoints,
+      outdir: dir,
+      bundle: true,
+      splitting: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      outExtension: { '.js': '.mjs' },
+      sourcemap: 'linked', // stack traces point at the function's own source
+      alias: { 'baton/sdk': SDK_ENTRY },
+      // CommonJS dependencies bundled into ESM still call require() for Node's built-ins
+      banner: { js: "import { createRequire as __batonRequire } from 'node:module'; const require = __batonRequire(import.meta.url);" },
+      logLevel: 'silent',
+    });
+  } catch (err) {
+    remove();
+    const errors = (err as { errors?: Message[] }).errors ?? [];
+    const lines = errors.map((e) => (e.location ? `${e.location.file}:${e.location.line}:${e.location.column}: ${e.text}` : e.text));
+    throw batonError('BATON_ERR_BUILD', lines.length ? lines.join('\n  ') : (err as Error).message);
+  }
+  readOnlyForOthers(dir);
+  return {
+    dir,
+    worker: path.join(dir, 'worker.mjs'),
+    modules: new Map(names.map((n) => [n, path.join(dir, 'functions', `${n}.mjs`)])),
+    remove,
+  };
+}
+
+/** Directories 0755 and files 0644: every worker reads, only the owner writes. */
+function readOnlyForOthers(p: string): void {
+  chmodSync(p, statSync(p).isDirectory() ? 0o755 : 0o644);
+  if (statSync(p).isDirectory()) for (const e of readdirSync(p)) readOnlyForOthers(path.join(p, e));
+}
