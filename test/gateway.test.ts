@@ -171,6 +171,8 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
   it('answers 502 when a worker exits by itself mid-request', async () => {
     const res = await post('/faulty?exit=1', 'x');
     expect(res.status).toBe(502);
+    expect(res.headers.get('x-request-id')).toMatch(/^\d+$/);
+    expect(res.headers.get('server-timing')).toMatch(/total;dur=/);
     const faulty = gw.instances.all.find((i) => gw.deployment.functions[i.fnId]!.name === 'faulty')!;
     await waitFor('replacement instance', () => faulty.state === 'ready');
     await poolSettled(gw);

@@ -162,7 +162,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
     try {
       child = spawn(process.execPath, ['--enable-source-maps', this.options.build.worker], {
         // its own domain's pool only
-        stdio: ['ignore', 'inherit', 'inherit', fd, this.pools.fd(fn.domain), 'ipc'],
+        stdio: ['ignore', 'pipe', 'pipe', fd, this.pools.fd(fn.domain), 'ipc'],
         // only what the chain file gives it, and baton's own: nothing of the gateway's
         env: { ...fn.env, [WORKER_ENV]: JSON.stringify(cfg), BATON_ADDON: ADDON_PATH },
         ...workerCredentials(this.deployment, inst.fnId),
@@ -186,6 +186,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
       }
     }, this.options.startTimeoutMs);
 
+    this.logOutput(child, fn.name, inst.key);
     return new Promise((resolve, reject) => {
       // a worker runs untrusted code: believe only well-formed messages, each at its time
       child.on('message', (msg: WorkerMessage) => {
@@ -204,6 +205,10 @@ export class Instances extends EventEmitter<InstancesEvents> {
         } else if (msg.type === 'log' && (msg.level === 'warn' || msg.level === 'error')) {
           const reqId = Number.isInteger(msg.reqId) ? msg.reqId : undefined;
           this.log[msg.level]({ fn: fn.name, key: inst.key, reqId }, String(msg.message).slice(0, 8192));
+        } else if (msg.type === 'output' && (msg.stream === 'stdout' || msg.stream === 'stderr')) {
+          const reqId = Number.isInteger(msg.reqId) ? msg.reqId : undefined;
+          const text = String(msg.text).slice(0, 8192).replace(/\n$/, '');
+          this.log.info({ fn: fn.name, key: inst.key, reqId, stream: msg.stream }, text);
         }
       });
       child.on('error', (err) => {
@@ -236,6 +241,21 @@ export class Instances extends EventEmitter<InstancesEvents> {
         this.respawn(inst);
       });
     });
+  }
+
+  /** What reaches a worker's fds 1 and 2 without going through its console (native code,
+   *  a crash report), line by line into the log. */
+  private logOutput(child: ChildProcess, fn: string, key: number): void {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      // by hand, not readline: a line is cut at 8 KiB, so a worker cannot grow our memory
+      let pending = '';
+      child[stream]?.setEncoding('utf8').on('data', (chunk: string) => {
+        const lines = (pending + chunk).split('\n');
+        pending = lines.pop()!;
+        if (pending.length > 8192) lines.push(pending), (pending = '');
+        for (const line of lines) this.log.info({ fn, key, stream }, line.slice(0, 8192));
+      });
+    }
   }
 
   private respawn(inst: Instance): void {

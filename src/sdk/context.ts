@@ -1,13 +1,29 @@
 // What a handler sees: `req`, a zero-copy view of the request in the pool, and `ctx`, which
 // writes the result straight into the same slot and says where the request goes next.
-// Once a handler writes its output, the input view is overwritten: read first, then write.
+//
+// The rules (each misuse has its own error, naming the function and the fix):
+// - what a handler writes through ctx is its result, returned or not; returning ctx is fine;
+//   a later write replaces an earlier one; the result's length is the last write's length;
+// - a returned Buffer, string or JSON value is written after the handler's own writes;
+// - the output overwrites the input in place: req.text()/json()/msgpack() after a write throw
+//   (read first, then write);
+// - after the handler's promise settles, ctx is closed: a write from a callback the handler
+//   did not await would land in a slot that already moved on, so it throws instead.
 import { batonError } from '../errors.ts';
 import type { Pool, RequestMeta } from '../pool/index.ts';
 import { packInto, unpackFrom } from './msgpack.ts';
 
-/** A result already written into the slot; handlers return it. */
+/** A result already written into the slot (what ctx's writers return). */
 export class Output {
   constructor(readonly length: number) {}
+}
+
+/** What a request and its context share: whether the output has overwritten the input yet. */
+class SlotState {
+  /** The writer that overwrote the input, for the error message. */
+  wroteWith?: string;
+  closed = false;
+  constructor(readonly fn: string) {}
 }
 
 export class FunctionRequest {
@@ -17,9 +33,11 @@ export class FunctionRequest {
   constructor(
     private readonly pool: Pool,
     private readonly slot: number,
-    /** The request's payload: a view into shared memory, not a copy. */
+    /** The request's payload: a view into shared memory, not a copy. Writing the output
+     *  through ctx overwrites it. */
     readonly body: Buffer,
     readonly requestId: number,
+    private readonly state: SlotState,
   ) {}
 
   private get meta(): RequestMeta {
@@ -45,13 +63,24 @@ export class FunctionRequest {
   }
 
   text(): string {
-    return this.body.toString('utf8');
+    return this.input('text').toString('utf8');
   }
   json<T = unknown>(): T {
-    return JSON.parse(this.body.toString('utf8')) as T;
+    return JSON.parse(this.input('json').toString('utf8')) as T;
   }
   msgpack<T = unknown>(): T {
-    return unpackFrom(this.body) as T;
+    return unpackFrom(this.input('msgpack')) as T;
+  }
+
+  private input(reader: string): Buffer {
+    const { wroteWith, fn } = this.state;
+    if (wroteWith) {
+      throw batonError(
+        'BATON_ERR_INPUT_OVERWRITTEN',
+        `function '${fn}' called req.${reader}() after ${wroteWith} wrote its output over the input; read the input first, then write`,
+      );
+    }
+    return this.body;
   }
 }
 
@@ -61,17 +90,25 @@ export class FunctionContext {
   contentType?: string;
   nextName?: string;
   ended = false;
-
+  /** Length of the last write (undefined: nothing written, the input passes on). */
+  resultLength?: number;
   constructor(
     /** This function's name. */
     readonly name: string,
     private readonly out: Buffer,
+    private readonly state: SlotState,
   ) {}
+
+  /** A request and context over one slot, sharing the overwrite/closed state. */
+  static forSlot(name: string, pool: Pool, slot: number, body: Buffer, requestId: number, out: Buffer) {
+    const state = new SlotState(name);
+    return { req: new FunctionRequest(pool, slot, body, requestId, state), ctx: new FunctionContext(name, out, state) };
+  }
 
   status(code: number): this {
     if (!Number.isInteger(code) || code < 200 || code > 599) {
       // 1xx are not final: a client would wait for another response that never comes
-      throw new RangeError(`invalid status ${code} in ctx.status(): a chain answers with a final response, 200..599`);
+      throw new RangeError(`function '${this.name}': invalid status ${code} in ctx.status(); a chain answers with a final response, 200..599`);
     }
     this.statusCode = code;
     return this;
@@ -94,51 +131,104 @@ export class FunctionContext {
     return this;
   }
 
-  /** The slot's writable payload area (zero copy); return `ctx.written(n)` after filling it. */
+  /** The slot's writable payload area (zero copy); call `ctx.written(n)` after filling it.
+   *  It is the input's memory too: read the input before filling it. */
   payload(): Buffer {
+    this.writable('ctx.payload()');
     return this.out;
   }
 
   written(length: number): Output {
+    this.writable('ctx.written()');
     if (!Number.isInteger(length) || length < 0 || length > this.out.length) {
-      throw batonError('BATON_ERR_RESPONSE_TOO_LARGE', `${length} bytes, a slot holds ${this.out.length}`);
+      throw this.tooLarge('ctx.written()', length);
     }
-    return new Output(length);
+    return this.result('ctx.written()', length);
   }
 
   text(value: string, contentType = 'text/plain; charset=utf-8'): Output {
+    this.writable('ctx.text()');
     this.contentType ??= contentType;
-    return this.writeString(value);
+    return this.writeString('ctx.text()', String(value));
   }
 
   json(value: unknown): Output {
+    this.writable('ctx.json()');
     this.contentType ??= 'application/json';
-    const s = JSON.stringify(value);
-    return this.writeString(s === undefined ? 'null' : s);
+    let s: string | undefined;
+    try {
+      s = JSON.stringify(value);
+    } catch (err) {
+      throw batonError('BATON_ERR_BAD_RESULT', `function '${this.name}': ctx.json() cannot serialize its value: ${(err as Error).message}`);
+    }
+    return this.writeString('ctx.json()', s === undefined ? 'null' : s);
   }
 
   msgpack(value: unknown): Output {
+    this.writable('ctx.msgpack()');
     this.contentType ??= 'application/msgpack';
     const n = packInto(value, this.out);
-    if (n < 0) throw batonError('BATON_ERR_RESPONSE_TOO_LARGE', `msgpack output exceeds ${this.out.length} bytes`);
-    return new Output(n);
+    if (n < 0) throw this.tooLarge('ctx.msgpack()', undefined);
+    return this.result('ctx.msgpack()', n);
   }
 
   /** Copies bytes into the slot (overlapping views of the input are fine). */
   send(bytes: Uint8Array): Output {
-    if (bytes.length > this.out.length) {
-      throw batonError('BATON_ERR_RESPONSE_TOO_LARGE', `${bytes.length} bytes, a slot holds ${this.out.length}`);
-    }
+    this.writable('ctx.send()');
+    if (bytes.length > this.out.length) throw this.tooLarge('ctx.send()', bytes.length);
     this.out.set(bytes);
-    return new Output(bytes.length);
+    return this.result('ctx.send()', bytes.length);
   }
 
-  private writeString(s: string): Output {
+  /** No write is accepted any more (the descriptor has moved on). */
+  close(): void {
+    this.state.closed = true;
+  }
+
+  private writeString(writer: string, s: string): Output {
     // a UTF-16 unit never takes more than 3 UTF-8 bytes: measure only when it may not fit
     if (s.length * 3 > this.out.length) {
       const n = Buffer.byteLength(s, 'utf8');
-      if (n > this.out.length) throw batonError('BATON_ERR_RESPONSE_TOO_LARGE', `${n} bytes, a slot holds ${this.out.length}`);
+      if (n > this.out.length) throw this.tooLarge(writer, n);
     }
-    return new Output(this.out.write(s, 0, 'utf8'));
+    return this.result(writer, this.out.write(s, 0, 'utf8'));
   }
+
+  private result(writer: string, length: number): Output {
+    this.state.wroteWith = writer;
+    this.resultLength = length;
+    return new Output(length);
+  }
+
+  private writable(writer: string): void {
+    if (this.state.closed) {
+      throw batonError(
+        'BATON_ERR_CTX_CLOSED',
+        `function '${this.name}' called ${writer} after its handler returned; await everything the handler starts before returning`,
+      );
+    }
+  }
+
+  private tooLarge(writer: string, bytes: number | undefined): Error {
+    const size = bytes === undefined ? 'more bytes' : `${bytes} bytes`;
+    return batonError(
+      'BATON_ERR_RESPONSE_TOO_LARGE',
+      `function '${this.name}': ${writer} wrote ${size} but a slot's payload holds ${this.out.length}; write less, or raise pool.slotSize in the chain file`,
+    );
+  }
+}
+
+/** Makes a handler's return value the slot's result; returns the result's length. */
+export function materialize(result: unknown, ctx: FunctionContext, inputLength: number): number {
+  // ctx itself, a writer's Output or nothing: the last write, or the (in-place modified) input
+  if (result === undefined || result === ctx || result instanceof Output) return ctx.resultLength ?? inputLength;
+  if (result instanceof Uint8Array) return ctx.send(result).length;
+  if (typeof result === 'string') return ctx.text(result).length;
+  if (typeof result === 'function' || typeof result === 'symbol' || typeof result === 'bigint' || result instanceof FunctionContext) {
+    throw batonError(
+      'BATON_ERR_BAD_RESULT',
+      `function '${ctx.name}' returned a ${result instanceof FunctionContext ? 'context of another request' : typeof result}; return ctx (after writing through it), a Buffer, a string or a JSON value`,
+    );
+  }
+  return ctx.json(result).length;
 }

@@ -3,14 +3,16 @@
 //   import { defineFunction } from 'baton/sdk';
 //   export default defineFunction(async (req, ctx) => ctx.json({ words: req.text().split(' ') }));
 //
-// A handler may return: an Output from ctx.json / ctx.msgpack / ctx.text / ctx.send /
-// ctx.written; a Buffer or Uint8Array (copied into the slot); a string (text/plain); any
-// other value (JSON); or nothing, which passes the (possibly modified in place) input on.
-import { FunctionContext, FunctionRequest, Output } from './context.ts';
+// What a handler writes through ctx (ctx.json / ctx.msgpack / ctx.text / ctx.send /
+// ctx.written) is its result, whether it returns it, returns ctx, or returns nothing; the last
+// write wins. It may instead return a Buffer or Uint8Array (copied into the slot), a string
+// (text/plain) or any other JSON value. Nothing written and nothing returned passes the
+// (possibly modified in place) input on.
+import { FunctionContext, FunctionRequest, materialize, Output } from './context.ts';
 
-export { FunctionContext, FunctionRequest, Output };
+export { FunctionContext, FunctionRequest, materialize, Output };
 
-export type HandlerResult = Output | Uint8Array | string | number | boolean | object | null | undefined | void;
+export type HandlerResult = Output | FunctionContext | Uint8Array | string | number | boolean | object | null | undefined | void;
 export type Handler = (req: FunctionRequest, ctx: FunctionContext) => HandlerResult | Promise<HandlerResult>;
 
 export const FUNCTION_MARK = Symbol.for('baton.function');

@@ -26,7 +26,9 @@ export interface WorkerConfig {
 export type WorkerMessage =
   | { type: 'ready' }
   | { type: 'fatal'; message: string }
-  | { type: 'log'; level: 'warn' | 'error'; message: string; reqId?: number };
+  | { type: 'log'; level: 'warn' | 'error'; message: string; reqId?: number }
+  /** What function code wrote to process.stdout / process.stderr (console.*). */
+  | { type: 'output'; stream: 'stdout' | 'stderr'; text: string; reqId?: number };
 
 /** Messages the gateway sends a worker. */
 export type GatewayMessage = { type: 'live'; live: number[][] } | { type: 'start' };

@@ -9,6 +9,7 @@ import { isFunctionDefinition } from '../sdk/index.ts';
 import {
   WORKER_ENV, WORKER_POOL_FD, WORKER_SOCKET_FD, type GatewayMessage, type WorkerConfig, type WorkerMessage,
 } from './config.ts';
+import { captureOutput } from './output.ts';
 import { WorkerRuntime } from './runtime.ts';
 
 function tell(msg: WorkerMessage): void {
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
     process.on('message', onStart);
   });
 
+  captureOutput(tell); // from here on, console output reaches the gateway's log labelled
   let mod: { default?: unknown };
   try {
     mod = (await import(pathToFileURL(cfg.entry).href)) as { default?: unknown };
@@ -58,7 +60,8 @@ async function main(): Promise<void> {
     (frame) => runtime!.onFrame(frame),
     (bytes) => warn(`descriptor stream lost alignment; skipped ${bytes} bytes`),
   );
-  runtime = new WorkerRuntime(cfg, pool, endpoint, mod.default.handler, { warn });
+  const error = (message: string, reqId?: number) => tell({ type: 'log', level: 'error', message, reqId });
+  runtime = new WorkerRuntime(cfg, pool, endpoint, mod.default.handler, { warn, error });
   const leave = () => process.exit(0);
   endpoint.socket.on('end', leave);
   endpoint.socket.on('close', leave);

@@ -13,8 +13,9 @@ import {
 } from '../descriptor/index.ts';
 import { BatonError } from '../errors.ts';
 import type { Pool } from '../pool/index.ts';
-import { FunctionContext, FunctionRequest, Output, type Handler, type HandlerResult } from '../sdk/index.ts';
+import { FunctionContext, materialize, type Handler } from '../sdk/index.ts';
 import type { WorkerConfig } from './config.ts';
+import { requestScope } from './output.ts';
 import { Router } from './router.ts';
 
 /** How often waiting descriptors are checked against their deadline. */
@@ -22,6 +23,7 @@ const EXPIRY_CHECK_MS = 100;
 
 export interface RuntimeEvents {
   warn(message: string, reqId?: number): void;
+  error(message: string, reqId?: number): void;
 }
 
 interface Job {
@@ -121,15 +123,17 @@ export class WorkerRuntime {
     const slot = d.slot - this.cfg.slotBase; // in this domain's pool
     const start = nowUs() - d.tArrive;
     const out = this.pool.payload(slot);
-    const ctx = new FunctionContext(this.name, out);
+    const { req, ctx } = FunctionContext.forSlot(this.name, this.pool, slot, this.pool.view(slot, d.length), d.reqId, out);
     let kind = Kind.Reply;
     let status = 0;
     let length: number;
     let next: { key: number; fnId: number; hop: number };
     try {
-      const req = new FunctionRequest(this.pool, slot, this.pool.view(slot, d.length), d.reqId);
-      const result = await this.handler(req, ctx);
-      length = this.materialize(result, ctx, d);
+      try {
+        length = materialize(await requestScope.run(d.reqId, () => this.handler(req, ctx)), ctx, d.length);
+      } finally {
+        ctx.close();
+      }
       next = this.router.after(d.chainId, d.hop, this.name, ctx.nextName, ctx.ended);
       if (next.key !== GATEWAY_KEY) kind = Kind.Call;
       if (ctx.contentType !== undefined && !this.pool.writeType(slot, ctx.contentType)) {
@@ -140,7 +144,8 @@ export class WorkerRuntime {
       status = err instanceof BatonError && err.status ? err.status : 500;
       length = this.writeError(out, err, d.reqId);
       next = { key: GATEWAY_KEY, fnId: GATEWAY_FN, hop: d.hop + 1 };
-      this.events.warn(`function '${this.name}' failed: ${(err as Error)?.message ?? err}`, d.reqId);
+      // the stack (source-mapped to the function's own file) goes to the log, not to the client
+      this.events.error(`function '${this.name}' failed: ${(err as Error)?.stack ?? err}`, d.reqId);
     }
     const end = nowUs() - d.tArrive;
     if (kind !== Kind.Error) status = ctx.statusCode ?? (d.status || 200);
@@ -157,18 +162,11 @@ export class WorkerRuntime {
     return this.late;
   }
 
-  /** Puts a handler's return value into the slot; returns its length. */
-  private materialize(result: HandlerResult, ctx: FunctionContext, d: Descriptor): number {
-    if (result instanceof Output) return result.length;
-    if (result === undefined) return d.length; // pass the (in-place modified) input on
-    if (result instanceof Uint8Array) return ctx.send(result).length;
-    if (typeof result === 'string') return ctx.text(result).length;
-    return ctx.json(result).length;
-  }
-
   private writeError(out: Buffer, err: unknown, reqId: number): number {
     const code = err instanceof BatonError ? err.code : 'BATON_ERR_HANDLER';
-    const message = `function '${this.name}' failed: ${String((err as Error)?.message ?? err).slice(0, 2048)}`;
+    // the SDK's own errors name the function already
+    const detail = String((err as Error)?.message ?? err);
+    const message = (err instanceof BatonError ? detail : `function '${this.name}' failed: ${detail}`).slice(0, 2048);
     return out.write(JSON.stringify({ error: code, message, requestId: reqId }), 0, 'utf8');
   }
 
