@@ -132,3 +132,61 @@ routes:
     expect(poolHolders()).toEqual([]);
   });
 });
+
+/** Any baton command: exit code, stdout and stderr. */
+function baton(args: string[], cwd?: string): { status: number; stdout: string; stderr: string } {
+  try {
+    const stdout = execFileSync(process.execPath, [BIN, ...args], { stdio: 'pipe', encoding: 'utf8', cwd });
+    return { status: 0, stdout, stderr: '' };
+  } catch (e) {
+    return e as { status: number; stdout: string; stderr: string };
+  }
+}
+
+describe('command-line manners (no eBPF needed)', () => {
+  it('--help lists every command, and each command has its own', () => {
+    for (const args of [['--help'], ['help'], []]) {
+      const out = baton(args);
+      expect(out.status).toBe(0);
+      for (const cmd of ['up', 'init', 'test', 'bench']) expect(out.stdout).toMatch(new RegExp(`^  ${cmd} +\\S`, 'm'));
+    }
+    for (const cmd of ['up', 'init', 'test', 'bench']) {
+      const out = baton([cmd, '--help']);
+      expect(out).toMatchObject({ status: 0, stdout: expect.stringMatching(new RegExp(`^usage: baton ${cmd}`)) });
+    }
+    expect(baton(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it.each([
+    [['frob'], /^baton: unknown command 'frob'\n\nusage: baton <command>/],
+    [['up', 'chain.yaml', '--bogus'], /^baton: Unknown option '--bogus'[\s\S]*usage: baton up <chain-file>/],
+    [['up', 'chain.yaml', '--port', 'x'], /^baton: --port expects a non-negative integer, got 'x'/],
+    [['up'], /^baton: baton up takes one chain file/],
+    [['bench', 'nosuch'], /^baton: unknown scenario 'nosuch'/],
+    [['bench', 'compare', '1'], /^baton: baton bench compare takes two run ids/],
+  ])('usage mistake %j: exit 2, what to do, the usage, no stack', (args, message) => {
+    const out = baton(args);
+    expect(out.status).toBe(2);
+    expect(out.stderr).toMatch(message);
+    expect(out.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a typed error exits 1 with its code and no stack; --debug adds the stack', () => {
+    const db = path.join(mkdtempSync(path.join(os.tmpdir(), 'baton-cli-')), 'none.sqlite');
+    const out = baton(['bench', 'compare', '998', '999', '--db', db]);
+    expect(out.status).toBe(1);
+    expect(out.stderr).toMatch(/^baton: BATON_ERR_NO_SUCH_RUN: no such bench run: run 998 has no results in .*\(baton bench list shows the runs\)\n$/);
+    const debug = baton(['bench', 'compare', '998', '999', '--db', db, '--debug']);
+    expect(debug.status).toBe(1);
+    expect(debug.stderr).toMatch(/BATON_ERR_NO_SUCH_RUN[\s\S]*\n\s+at /);
+  });
+
+  it('baton init refuses a directory that is not empty', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-cli-'));
+    writeFileSync(path.join(dir, 'precious.txt'), 'x');
+    const out = baton(['init', dir]);
+    expect(out.status).toBe(1);
+    expect(out.stderr).toMatch(/BATON_ERR_INIT: .* is not empty \(precious.txt\); choose a new or empty directory/);
+    expect(readFileSync(path.join(dir, 'precious.txt'), 'utf8')).toBe('x');
+  });
+});

@@ -1,5 +1,6 @@
 // Listing stored runs and comparing two of them figure by figure.
 import Table from 'cli-table3';
+import { batonError } from '../errors.ts';
 import { Store } from './store.ts';
 import { formatValue, ratioText } from './table.ts';
 
@@ -14,7 +15,7 @@ export async function compareRuns(db: string, a: number, b: number): Promise<voi
   const store = await Store.open(db);
   const ra = store.results(a);
   const rb = store.results(b);
-  if (!ra.length || !rb.length) throw new Error(`run ${ra.length ? b : a} has no results in ${db}`);
+  if (!ra.length || !rb.length) throw batonError('BATON_ERR_NO_SUCH_RUN', `run ${ra.length ? b : a} has no results in ${db} (baton bench list shows the runs)`);
   const table = new Table({ head: ['scenario', 'system', 'figure', `run ${a}`, `run ${b}`, `${b} vs ${a}`], style: { head: [], border: [] } });
   for (const x of ra) {
     const y = rb.find((r) => r.scenario === x.scenario && r.system === x.system && r.metric === x.metric && JSON.stringify(r.config) === JSON.stringify(x.config));

@@ -4,23 +4,28 @@
 // the functions share one copy of it (code splitting). Workers then run plain JavaScript: no
 // transpiler at run time, no loader thread, and no compile cache that one function could
 // write for another to run.
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type Message } from 'esbuild';
+import { build, type BuildOptions, type Message } from 'esbuild';
 import type { Deployment } from '../chain/index.ts';
 import { batonError } from '../errors.ts';
+import { ADDON_PATH } from '../native/index.ts';
 
 const SRC = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const WORKER_ENTRY = path.join(SRC, 'worker/main.ts');
-const SDK_ENTRY = path.join(SRC, 'sdk/index.ts');
+/** One copy of the SDK for everything baton bundles, wherever the importing file lives. */
+export const SDK_ALIASES = { 'baton/sdk': path.join(SRC, 'sdk/index.ts'), 'baton/testing': path.join(SRC, 'sdk/testing.ts') };
 
 export interface FunctionBuild {
   /** The directory (root-owned when the gateway is root; 0755, files 0644). */
   dir: string;
   /** The worker runtime's entry. */
   worker: string;
+  /** A copy of the native addon: workers load it from here, wherever baton is installed (a
+   *  home directory workers cannot enter, say). */
+  addon: string;
   /** Each function's bundle, by function name. */
   modules: Map<string, string>;
   /** Deletes the directory. */
@@ -35,34 +40,52 @@ export async function buildFunctions(deployment: Pick<Deployment, 'functions'>):
   const entryPoints: Record<string, string> = { worker: WORKER_ENTRY };
   for (const name of names) entryPoints[`functions/${name}`] = deployment.functions.find((f) => f.name === name)!.module;
   try {
-    await build({
-      entryPoints,
-      outdir: dir,
-      bundle: true,
-      splitting: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node20',
-      outExtension: { '.js': '.mjs' },
-      sourcemap: 'linked', // stack traces point at the function's own source
-      alias: { 'baton/sdk': SDK_ENTRY },
-      // CommonJS dependencies bundled into ESM still call require() for Node's built-ins
-      banner: { js: "import { createRequire as __batonRequire } from 'node:module'; const require = __batonRequire(import.meta.url);" },
-      logLevel: 'silent',
-    });
+    await bundle(entryPoints, dir, { splitting: true });
   } catch (err) {
     remove();
-    const errors = (err as { errors?: Message[] }).errors ?? [];
-    const lines = errors.map((e) => (e.location ? `${e.location.file}:${e.location.line}:${e.location.column}: ${e.text}` : e.text));
-    throw batonError('BATON_ERR_BUILD', lines.length ? lines.join('\n  ') : (err as Error).message);
+    throw err;
+  }
+  const addon = path.join(dir, 'baton.node');
+  try {
+    copyFileSync(ADDON_PATH, addon);
+  } catch (err) {
+    remove();
+    throw batonError('BATON_ERR_NOT_BUILT', `cannot copy ${ADDON_PATH}`, { cause: err });
   }
   readOnlyForOthers(dir);
   return {
     dir,
     worker: path.join(dir, 'worker.mjs'),
+    addon,
     modules: new Map(names.map((n) => [n, path.join(dir, 'functions', `${n}.mjs`)])),
     remove,
   };
+}
+
+/** Bundles `entryPoints` into `outdir` as Node ESM (.mjs) with source maps (stack traces point at
+ *  the user's own source) and baton's SDK; BATON_ERR_BUILD names each file and line that fails. */
+export async function bundle(entryPoints: Record<string, string>, outdir: string, extra: BuildOptions = {}): Promise<void> {
+  try {
+    await build({
+      entryPoints,
+      outdir,
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      outExtension: { '.js': '.mjs' },
+      sourcemap: 'linked',
+      alias: SDK_ALIASES,
+      // CommonJS dependencies bundled into ESM still call require() for Node's built-ins
+      banner: { js: "import { createRequire as __batonRequire } from 'node:module'; const require = __batonRequire(import.meta.url);" },
+      logLevel: 'silent',
+      ...extra,
+    });
+  } catch (err) {
+    const errors = (err as { errors?: Message[] }).errors ?? [];
+    const lines = errors.map((e) => (e.location ? `${e.location.file}:${e.location.line}:${e.location.column}: ${e.text}` : e.text));
+    throw batonError('BATON_ERR_BUILD', lines.length ? lines.join('\n  ') : (err as Error).message);
+  }
 }
 
 /** Directories 0755 and files 0644: every worker reads, only the owner writes. */

@@ -1,114 +1,72 @@
-// baton's command line.
-//   baton up <chain-file> [--port N] [--host H] [--admin-port N]   start the gateway and the workers
-//   baton bench <scenario|all> [--quick]          measure against the baselines, in one run
-//   baton bench list | compare <run> <run>        stored runs
-import { parseArgs } from 'node:util';
-import { loadChainFile } from '../chain/index.ts';
+// baton's command line: one table of commands, each with its usage and options, so `--help`,
+// unknown flags and every user mistake get the same treatment — a `baton: …` line saying what
+// to do, the command's usage, and an exit code (README "Command line"):
+//   0 done · 1 failed (a BATON_ERR_* error) · 2 usage error · 130 interrupted.
+// Stacks are printed only with --debug (or for a bug of baton's own).
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BatonError } from '../errors.ts';
-import { Gateway } from '../gateway/index.ts';
+import { COMMANDS, UsageError, type Command } from './commands.ts';
 
-const USAGE = `usage: baton up <chain-file> [--port N] [--host H] [--admin-port N] [--timeout-ms N]
-       baton bench <scenario…|all> [--quick] [--db FILE] [--out DIR]
-       baton bench list [--db FILE]
-       baton bench compare <run> <run> [--db FILE]
+const VERSION_URL = new URL('../../package.json', import.meta.url);
 
-  up     start the gateway serving the chain file's routes; Ctrl-C stops everything
-  bench  run benchmark scenarios (${'${SCENARIO_NAMES}'}) against their baselines;
-         results go to the SQLite database (default .bench/bench.sqlite), an HTML
-         report to --out (default .bench/)`;
-
-async function up(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      port: { type: 'string' }, host: { type: 'string' }, 'admin-port': { type: 'string' }, 'timeout-ms': { type: 'string' },
-      'bench-no-kernel-checks': { type: 'boolean' },
-    },
-  });
-  if (positionals.length !== 1) throw new UsageError('baton up takes one chain file');
-  const deployment = loadChainFile(positionals[0]!);
-  const gw = await Gateway.start(deployment, {
-    port: values.port !== undefined ? integer('--port', values.port) : undefined,
-    host: values.host,
-    adminPort: values['admin-port'] !== undefined ? integer('--admin-port', values['admin-port']) : undefined,
-    kernelChecks: values['bench-no-kernel-checks'] ? false : undefined,
-    timeoutMs: values['timeout-ms'] !== undefined ? integer('--timeout-ms', values['timeout-ms']) : undefined,
-  });
-  // a plain line whatever the log level: people and scripts look for it
-  console.log(`baton: serving ${deployment.routes.length} route(s) on ${gw.url} (Ctrl-C stops); admin on ${gw.adminUrl}`);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    gw.log.info({ signal }, 'stopping');
-    gw.stop().then(
-      () => process.exit(0),
-      (err) => {
-        gw.log.error({ err }, 'stop failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'usage: baton <command> [options]      baton <command> --help',
+    '',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'options for every command: --help, --debug (stack traces, debug logging); baton --version',
+  ].join('\n');
 }
 
-class UsageError extends Error {}
-
-function integer(flag: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} expects a non-negative integer, got '${v}'`);
-  return n;
+function help(cmd: Command): string {
+  return `usage: ${cmd.usage}\n\n${cmd.summary}\n${cmd.details ? `\n${cmd.details}\n` : ''}`;
 }
 
-async function bench(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { quick: { type: 'boolean', default: false }, db: { type: 'string' }, out: { type: 'string' } },
-  });
-  const { SCENARIOS, runBench } = await import('../bench/index.ts');
-  const { listRuns, compareRuns } = await import('../bench/compare.ts');
-  const db = values.db ?? '.bench/bench.sqlite';
-  if (positionals[0] === 'list') return listRuns(db);
-  if (positionals[0] === 'compare') {
-    const [a, b] = positionals.slice(1).map(Number);
-    if (!a || !b) throw new UsageError('baton bench compare takes two run ids (see baton bench list)');
-    return compareRuns(db, a, b);
+async function run(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const cmd = COMMANDS.find((c) => c.name === rest[0]);
+    console.log(cmd ? help(cmd) : overview());
+    return;
   }
-  if (positionals.length === 0) throw new UsageError('name a scenario or all');
-  const names = positionals.includes('all') ? SCENARIOS.filter((s) => s.inAll !== false).map((s) => s.name) : positionals;
-  const chosen = names.map((n) => {
-    const s = SCENARIOS.find((x) => x.name === n);
-    if (!s) throw new UsageError(`unknown scenario '${n}' (scenarios: ${SCENARIOS.map((x) => x.name).join(', ')})`);
-    return s;
-  });
-  const t0 = performance.now();
-  const { run, report } = await runBench(chosen, {
-    mode: values.quick ? 'quick' : 'full',
-    db,
-    outDir: values.out ?? '.bench',
-    log: (line) => console.log(line),
-  });
-  console.log(`\nrun ${run} done in ${((performance.now() - t0) / 1000).toFixed(0)} s; database ${db}; report ${report}`);
+  if (name === '--version' || name === '-v') {
+    const { readFileSync } = await import('node:fs');
+    console.log((JSON.parse(readFileSync(VERSION_URL, 'utf8')) as { version: string }).version);
+    return;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd) throw new UsageError(`unknown command '${name}'`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(help(cmd));
+    return;
+  }
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  try {
+    const options: ParseArgsConfig['options'] = { ...cmd.options, debug: { type: 'boolean' } };
+    parsed = parseArgs({ args: rest, allowPositionals: true, strict: true, options }) as typeof parsed;
+  } catch (err) {
+    // node:util's messages are good; its stack is not for users
+    throw new UsageError((err as Error).message, cmd);
+  }
+  await cmd.run(parsed.values, parsed.positionals);
 }
 
-async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
-  if (command === 'up') return up(rest);
-  if (command === 'bench') return bench(rest);
-  throw new UsageError(command ? `unknown command '${command}'` : 'no command');
-}
+const argv = process.argv.slice(2);
+const debug = argv.includes('--debug');
 
 // process.exit() runs 'exit' handlers (the bench stops what it started); a signal would not
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  if (process.argv[2] !== 'up') process.once(signal, () => process.exit(130));
+  if (argv[0] !== 'up') process.once(signal, () => process.exit(130));
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof UsageError) console.error(`baton: ${err.message}\n\n${USAGE.replace('${SCENARIO_NAMES}', 'hop, chain, payload, coldstart, binding, idle, soak')}`);
-  else if (err instanceof BatonError) console.error(`baton: ${err.code}: ${err.message}`);
-  else console.error(err);
-  process.exit(err instanceof UsageError ? 2 : 1);
+run(argv).catch((err: unknown) => {
+  if (err instanceof UsageError) {
+    console.error(`baton: ${err.message}\n\n${err.command ? `usage: ${err.command.usage}\n(baton ${err.command.name} --help for more)` : overview()}`);
+    process.exit(2);
+  }
+  if (err instanceof BatonError) console.error(`baton: ${err.code}: ${err.message}${debug && err.stack ? `\n${err.stack}` : ''}`);
+  else console.error(`baton: unexpected error (a bug of baton's; please report it with this stack):\n${(err as Error)?.stack ?? err}`);
+  process.exit(1);
 });

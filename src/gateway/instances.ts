@@ -13,7 +13,7 @@ import { batonError, type BatonErrorCode } from '../errors.ts';
 import type { FunctionBuild } from '../build/functions.ts';
 import type { Cgroups } from '../isolation/cgroups.ts';
 import { workerCredentials } from '../isolation/credentials.ts';
-import { ADDON_PATH, native } from '../native/index.ts';
+import { native } from '../native/index.ts';
 import type { PoolSet } from '../pool/index.ts';
 import { WORKER_ENV, type GatewayMessage, type WorkerConfig, type WorkerMessage } from '../worker/config.ts';
 
@@ -164,7 +164,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
         // its own domain's pool only
         stdio: ['ignore', 'pipe', 'pipe', fd, this.pools.fd(fn.domain), 'ipc'],
         // only what the chain file gives it, and baton's own: nothing of the gateway's
-        env: { ...fn.env, [WORKER_ENV]: JSON.stringify(cfg), BATON_ADDON: ADDON_PATH },
+        env: { ...fn.env, [WORKER_ENV]: JSON.stringify(cfg), BATON_ADDON: this.options.build.addon },
         ...workerCredentials(this.deployment, inst.fnId),
         // a session of its own: within a session any process may send SIGCONT to any other
         detached: true,

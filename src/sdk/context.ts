@@ -10,7 +10,7 @@
 // - after the handler's promise settles, ctx is closed: a write from a callback the handler
 //   did not await would land in a slot that already moved on, so it throws instead.
 import { batonError } from '../errors.ts';
-import type { Pool, RequestMeta } from '../pool/index.ts';
+import type { RequestMeta } from '../pool/index.ts';
 import { packInto, unpackFrom } from './msgpack.ts';
 
 /** A result already written into the slot (what ctx's writers return). */
@@ -31,8 +31,7 @@ export class FunctionRequest {
   private cachedUrl?: URL;
 
   constructor(
-    private readonly pool: Pool,
-    private readonly slot: number,
+    private readonly readMeta: () => RequestMeta,
     /** The request's payload: a view into shared memory, not a copy. Writing the output
      *  through ctx overwrites it. */
     readonly body: Buffer,
@@ -41,7 +40,7 @@ export class FunctionRequest {
   ) {}
 
   private get meta(): RequestMeta {
-    return (this.cachedMeta ??= this.pool.readMeta(this.slot));
+    return (this.cachedMeta ??= this.readMeta());
   }
   get method(): string {
     return this.meta.method;
@@ -100,9 +99,9 @@ export class FunctionContext {
   ) {}
 
   /** A request and context over one slot, sharing the overwrite/closed state. */
-  static forSlot(name: string, pool: Pool, slot: number, body: Buffer, requestId: number, out: Buffer) {
+  static forSlot(name: string, meta: () => RequestMeta, body: Buffer, requestId: number, out: Buffer) {
     const state = new SlotState(name);
-    return { req: new FunctionRequest(pool, slot, body, requestId, state), ctx: new FunctionContext(name, out, state) };
+    return { req: new FunctionRequest(meta, body, requestId, state), ctx: new FunctionContext(name, out, state) };
   }
 
   status(code: number): this {

@@ -123,7 +123,9 @@ export class WorkerRuntime {
     const slot = d.slot - this.cfg.slotBase; // in this domain's pool
     const start = nowUs() - d.tArrive;
     const out = this.pool.payload(slot);
-    const { req, ctx } = FunctionContext.forSlot(this.name, this.pool, slot, this.pool.view(slot, d.length), d.reqId, out);
+    const { req, ctx } = FunctionContext.forSlot(
+      this.name, () => this.pool.readMeta(slot), this.pool.view(slot, d.length), d.reqId, out,
+    );
     let kind = Kind.Reply;
     let status = 0;
     let length: number;

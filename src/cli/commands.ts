@@ -1,0 +1,126 @@
+// The commands of `baton`, each with its usage, options and what it does. Heavy modules are
+// imported by the command that needs them, so `baton --help` starts fast.
+import type { ParseArgsConfig } from 'node:util';
+
+type Values = Record<string, string | boolean | undefined>;
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  details?: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run(values: Values, positionals: string[]): Promise<void>;
+}
+
+/** A mistake in how baton was called: exit 2 with the usage. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly command?: Command,
+  ) {
+    super(message);
+  }
+}
+
+function integer(cmd: Command, flag: string, v: string | boolean | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${flag} expects a non-negative integer, got '${v}'`, cmd);
+  return n;
+}
+
+const up: Command = {
+  name: 'up',
+  summary: 'start the gateway serving a chain file\'s routes; Ctrl-C stops everything',
+  usage: 'baton up <chain-file> [--port N] [--host H] [--admin-port N] [--timeout-ms N]',
+  details: [
+    '  --port N        public HTTP port (default: the chain file\'s gateway.port, else 8080)',
+    '  --host H        address to listen on (default: the chain file\'s, else 127.0.0.1)',
+    '  --admin-port N  admin listener for /_baton/status and /_baton/scale (default 9180)',
+    '  --timeout-ms N  request timeout (default: the chain file\'s gateway.timeoutMs)',
+    '  --debug         debug logging (every request) and stack traces',
+  ].join('\n'),
+  options: {
+    port: { type: 'string' }, host: { type: 'string' }, 'admin-port': { type: 'string' }, 'timeout-ms': { type: 'string' },
+    'bench-no-kernel-checks': { type: 'boolean' },
+  },
+  async run(values, positionals) {
+    if (positionals.length !== 1) throw new UsageError('baton up takes one chain file', up);
+    const { serve } = await import('./up.ts');
+    await serve(positionals[0]!, {
+      port: integer(up, 'port', values.port),
+      host: values.host as string | undefined,
+      adminPort: integer(up, 'admin-port', values['admin-port']),
+      timeoutMs: integer(up, 'timeout-ms', values['timeout-ms']),
+      kernelChecks: values['bench-no-kernel-checks'] ? false : undefined,
+      debug: values.debug === true,
+    });
+  },
+};
+
+const init: Command = {
+  name: 'init',
+  summary: 'scaffold a function project: a chain file, one function, tsconfig.json and a test',
+  usage: 'baton init <dir>',
+  details: '  <dir> may exist if it is empty. Then: cd <dir> && baton up chain.yaml  (and baton test, tsc)',
+  options: {},
+  async run(_values, positionals) {
+    if (positionals.length !== 1) throw new UsageError('baton init takes one directory', init);
+    const { scaffold } = await import('./init.ts');
+    scaffold(positionals[0]!);
+  },
+};
+
+const test: Command = {
+  name: 'test',
+  summary: 'run a function project\'s tests (node:test files that import baton/testing) without a gateway',
+  usage: 'baton test [file or directory …]',
+  details: '  default: every *.test.ts / *.test.js under the current directory (node_modules aside)',
+  options: {},
+  async run(_values, positionals) {
+    const { runTests } = await import('./test-runner.ts');
+    await runTests(positionals.length ? positionals : ['.']);
+  },
+};
+
+const bench: Command = {
+  name: 'bench',
+  summary: 'measure baton against its baselines in one run; list and compare stored runs',
+  usage: 'baton bench <scenario…|all> [--quick] [--db FILE] [--out DIR]\n       baton bench list [--db FILE]\n       baton bench compare <run> <run> [--db FILE]',
+  details: [
+    '  scenarios: hop, chain, payload, coldstart, binding, idle, soak (all: every one but soak)',
+    '  --quick     short runs (smoke test); full runs are the ones to quote',
+    '  --db FILE   results database (default .bench/bench.sqlite)',
+    '  --out DIR   where the HTML report goes (default .bench/)',
+  ].join('\n'),
+  options: { quick: { type: 'boolean', default: false }, db: { type: 'string' }, out: { type: 'string' } },
+  async run(values, positionals) {
+    const db = (values.db as string | undefined) ?? '.bench/bench.sqlite';
+    const { listRuns, compareRuns } = await import('../bench/compare.ts');
+    if (positionals[0] === 'list') return listRuns(db);
+    if (positionals[0] === 'compare') {
+      const [a, b] = positionals.slice(1).map(Number);
+      if (!a || !b || positionals.length !== 3) throw new UsageError('baton bench compare takes two run ids (see baton bench list)', bench);
+      return compareRuns(db, a, b);
+    }
+    const { SCENARIOS, runBench } = await import('../bench/index.ts');
+    if (positionals.length === 0) throw new UsageError('name a scenario or all', bench);
+    const names = positionals.includes('all') ? SCENARIOS.filter((s) => s.inAll !== false).map((s) => s.name) : positionals;
+    const chosen = names.map((n) => {
+      const s = SCENARIOS.find((x) => x.name === n);
+      if (!s) throw new UsageError(`unknown scenario '${n}' (scenarios: ${SCENARIOS.map((x) => x.name).join(', ')})`, bench);
+      return s;
+    });
+    const t0 = performance.now();
+    const { run, report } = await runBench(chosen, {
+      mode: values.quick ? 'quick' : 'full',
+      db,
+      outDir: (values.out as string | undefined) ?? '.bench',
+      log: (line) => console.log(line),
+    });
+    console.log(`\nrun ${run} done in ${((performance.now() - t0) / 1000).toFixed(0)} s; database ${db}; report ${report}`);
+  },
+};
+
+export const COMMANDS: Command[] = [up, init, test, bench];
