@@ -4,11 +4,12 @@
 // the functions share one copy of it (code splitting). Workers then run plain JavaScript: no
 // transpiler at run time, no loader thread, and no compile cache that one function could
 // write for another to run.
-import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type BuildOptions, type Message } from 'esbuild';
+import { build, type BuildOptions, type Message, type Metafile } from 'esbuild';
 import type { Deployment } from '../chain/index.ts';
 import { batonError } from '../errors.ts';
 import { ADDON_PATH } from '../native/index.ts';
@@ -28,6 +29,10 @@ export interface FunctionBuild {
   addon: string;
   /** Each function's bundle, by function name. */
   modules: Map<string, string>;
+  /** A digest of each function's bundle (its imports included), by function name. */
+  digests: Map<string, string>;
+  /** The source files the functions were built from (not baton's, not node_modules'). */
+  sources: string[];
   /** Deletes the directory. */
   remove(): void;
 }
@@ -39,8 +44,9 @@ export async function buildFunctions(deployment: Pick<Deployment, 'functions'>):
   const names = [...new Set(deployment.functions.map((f) => f.name))];
   const entryPoints: Record<string, string> = { worker: WORKER_ENTRY };
   for (const name of names) entryPoints[`functions/${name}`] = deployment.functions.find((f) => f.name === name)!.module;
+  let meta: Metafile;
   try {
-    await bundle(entryPoints, dir, { splitting: true });
+    meta = await bundle(entryPoints, dir, { splitting: true });
   } catch (err) {
     remove();
     throw err;
@@ -58,15 +64,20 @@ export async function buildFunctions(deployment: Pick<Deployment, 'functions'>):
     worker: path.join(dir, 'worker.mjs'),
     addon,
     modules: new Map(names.map((n) => [n, path.join(dir, 'functions', `${n}.mjs`)])),
+    // a bundle names its chunks by content hash: its own bytes change when any import does
+    digests: new Map(names.map((n) => [n, createHash('sha256').update(readFileSync(path.join(dir, 'functions', `${n}.mjs`))).digest('hex')])),
+    sources: Object.keys(meta.inputs)
+      .map((f) => path.resolve(f))
+      .filter((f) => !f.startsWith(SRC) && !f.split(path.sep).includes('node_modules')),
     remove,
   };
 }
 
 /** Bundles `entryPoints` into `outdir` as Node ESM (.mjs) with source maps (stack traces point at
  *  the user's own source) and baton's SDK; BATON_ERR_BUILD names each file and line that fails. */
-export async function bundle(entryPoints: Record<string, string>, outdir: string, extra: BuildOptions = {}): Promise<void> {
+export async function bundle(entryPoints: Record<string, string>, outdir: string, extra: BuildOptions = {}): Promise<Metafile> {
   try {
-    await build({
+    const result = await build({
       entryPoints,
       outdir,
       bundle: true,
@@ -79,8 +90,10 @@ export async function bundle(entryPoints: Record<string, string>, outdir: string
       // CommonJS dependencies bundled into ESM still call require() for Node's built-ins
       banner: { js: "import { createRequire as __batonRequire } from 'node:module'; const require = __batonRequire(import.meta.url);" },
       logLevel: 'silent',
+      metafile: true,
       ...extra,
     });
+    return result.metafile!;
   } catch (err) {
     const errors = (err as { errors?: Message[] }).errors ?? [];
     const lines = errors.map((e) => (e.location ? `${e.location.file}:${e.location.line}:${e.location.column}: ${e.text}` : e.text));

@@ -33,17 +33,18 @@ function integer(cmd: Command, flag: string, v: string | boolean | undefined): n
 const up: Command = {
   name: 'up',
   summary: 'start the gateway serving a chain file\'s routes; Ctrl-C stops everything',
-  usage: 'baton up <chain-file> [--port N] [--host H] [--admin-port N] [--timeout-ms N]',
+  usage: 'baton up <chain-file> [--port N] [--host H] [--admin-port N] [--timeout-ms N] [--watch]',
   details: [
     '  --port N        public HTTP port (default: the chain file\'s gateway.port, else 8080)',
     '  --host H        address to listen on (default: the chain file\'s, else 127.0.0.1)',
     '  --admin-port N  admin listener for /_baton/status and /_baton/scale (default 9180)',
     '  --timeout-ms N  request timeout (default: the chain file\'s gateway.timeoutMs)',
+    '  --watch         rebuild when a function\'s source changes; restart only what changed',
     '  --debug         debug logging (every request) and stack traces',
   ].join('\n'),
   options: {
     port: { type: 'string' }, host: { type: 'string' }, 'admin-port': { type: 'string' }, 'timeout-ms': { type: 'string' },
-    'bench-no-kernel-checks': { type: 'boolean' },
+    watch: { type: 'boolean' }, 'bench-no-kernel-checks': { type: 'boolean' },
   },
   async run(values, positionals) {
     if (positionals.length !== 1) throw new UsageError('baton up takes one chain file', up);
@@ -55,6 +56,7 @@ const up: Command = {
       timeoutMs: integer(up, 'timeout-ms', values['timeout-ms']),
       kernelChecks: values['bench-no-kernel-checks'] ? false : undefined,
       debug: values.debug === true,
+      watch: values.watch === true,
     });
   },
 };

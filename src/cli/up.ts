@@ -2,19 +2,22 @@
 // look for, stop everything on SIGINT/SIGTERM.
 import pino from 'pino';
 import { loadChainFile } from '../chain/index.ts';
+import { watchSources, type SourceWatch } from '../build/watch.ts';
 import { Gateway, type GatewayOptions } from '../gateway/index.ts';
 
 export interface UpOptions extends Pick<GatewayOptions, 'port' | 'host' | 'adminPort' | 'timeoutMs' | 'kernelChecks'> {
   debug: boolean;
+  watch: boolean;
 }
 
-export async function serve(file: string, { debug, ...options }: UpOptions): Promise<void> {
+export async function serve(file: string, { debug, watch, ...options }: UpOptions): Promise<void> {
   const deployment = loadChainFile(file);
   const gw = await Gateway.start(deployment, {
     ...options,
     logger: debug ? pino({ level: 'debug', name: 'baton' }) : undefined,
   });
   console.log(`baton: serving ${deployment.routes.length} route(s) on ${gw.url} (Ctrl-C stops); admin on ${gw.adminUrl}`);
+  if (watch) reloadOnChange(gw);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -30,4 +33,25 @@ export async function serve(file: string, { debug, ...options }: UpOptions): Pro
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** Rebuilds when a function's source changes and restarts what changed; a module that no
+ *  longer builds is reported and the running code keeps serving. */
+function reloadOnChange(gw: Gateway): void {
+  let reloading = Promise.resolve();
+  const arm = (): SourceWatch =>
+    watchSources(gw.sources, (files) => {
+      reloading = reloading.then(async () => {
+        gw.log.info({ files }, 'sources changed: rebuilding');
+        try {
+          const changed = await gw.reload();
+          current.close();
+          current = arm(); // a new import may have joined the sources
+          gw.log.info({ functions: changed }, changed.length ? 'restarted the changed functions' : 'no function changed');
+        } catch (err) {
+          gw.log.error(`not reloaded, still serving the previous build: ${(err as Error).message}`);
+        }
+      });
+    });
+  let current = arm();
 }

@@ -119,7 +119,7 @@ export class Gateway implements Backend {
   private constructor(
     readonly deployment: Deployment,
     options: GatewayOptions,
-    private readonly build: FunctionBuild,
+    private build: FunctionBuild,
   ) {
     const g = deployment.gateway;
     this.log = options.logger ?? pino({ level: g.logLevel, name: 'baton' });
@@ -293,6 +293,31 @@ export class Gateway implements Backend {
       throw batonError('BATON_ERR_SCALE', labels.length ? `'${name}' runs in several domains: name one of ${labels.join(', ')}` : `no function named '${name}'`);
     }
     await this.instances.scale(f.id, count, (inst) => this.drain(inst));
+  }
+
+  /** The source files the running functions were built from (what `--watch` watches). */
+  get sources(): string[] {
+    return this.build.sources;
+  }
+
+  /** Rebuilds every function and replaces the instances of those whose bundle changed, one at
+   *  a time per function (a spare key first, so it keeps serving). Resolves with their names.
+   *  A module that no longer builds rejects with BATON_ERR_BUILD and changes nothing. */
+  async reload(): Promise<string[]> {
+    const next = await buildFunctions(this.deployment);
+    const changed = [...next.digests].filter(([name, digest]) => this.build.digests.get(name) !== digest).map(([name]) => name);
+    const old = this.build;
+    this.build = next;
+    this.instances.setBuild(next);
+    await Promise.all(
+      this.deployment.functions
+        .filter((f) => changed.includes(f.name))
+        .map(async (f) => {
+          for (const inst of this.instances.of(f.id).filter((i) => i.wanted)) await this.instances.replace(inst, (i) => this.drain(i));
+        }),
+    );
+    old.remove(); // running workers loaded their code at start
+    return changed;
   }
 
   /** Resolves once nothing is bound to `inst` any more. */

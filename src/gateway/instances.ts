@@ -132,6 +132,26 @@ export class Instances extends EventEmitter<InstancesEvents> {
     }
   }
 
+  /** What instances started from now on run (`baton up --watch` swaps in a new build). */
+  setBuild(build: FunctionBuild): void {
+    this.options.build = build;
+  }
+
+  /** Replaces a running instance by a fresh process: a spare key is started first when the
+   *  function has one (it never stops serving), else the instance is drained and restarted. */
+  async replace(inst: Instance, drainer: Drainer): Promise<void> {
+    const spare = this.of(inst.fnId).find((i) => !i.wanted && i.state === 'stopped');
+    if (spare) {
+      await this.start(spare);
+      await this.retire(inst, drainer);
+    } else {
+      await this.retire(inst, drainer);
+      inst.gaveUp = false;
+      inst.failures = 0;
+      await this.start(inst);
+    }
+  }
+
   /** Drains an instance (nothing new, finish what it holds), then stops it. */
   async retire(inst: Instance, drainer: Drainer): Promise<void> {
     inst.wanted = false;
