@@ -157,9 +157,9 @@ static __always_inline int refuse(struct sk_msg_md *msg, struct baton_sender *s,
 	return SK_PASS;
 }
 
-/* Whether function `from` may call what `key` addresses (a function, or an instance of one)
- * as function `fn` (the descriptor's own claim must agree). */
-static __always_inline int may_call(__u32 from, __u32 key, __u32 fn)
+/* Whether function `from` may call (ret: return a result to) what `key` addresses (a
+ * function, or an instance of one) as function `fn` (the descriptor's own claim must agree). */
+static __always_inline int may_call(__u32 from, __u32 key, __u32 fn, int ret)
 {
 	__u32 to;
 	if (key & BATON_FN_ADDR) {
@@ -178,7 +178,7 @@ static __always_inline int may_call(__u32 from, __u32 key, __u32 fn)
 	__u32 word = to / 64;
 	if (word >= BATON_MAX_FUNCTIONS / 64)
 		return 0;
-	return (e->to[word] >> (to % 64)) & 1;
+	return ((ret ? e->ret[word] : e->to[word]) >> (to % 64)) & 1;
 }
 
 /* Delivers the current descriptor to `key`; returns the key it went to. A key with no socket
@@ -282,19 +282,39 @@ int baton_route(struct sk_msg_md *msg)
 		deliver(msg, BATON_GATEWAY_KEY);
 		return SK_PASS;
 	}
-	/* calls go to functions; replies and errors to the gateway */
-	if (kind < BATON_CALL || kind > BATON_ERROR || (kind == BATON_CALL) == (d->key == BATON_GATEWAY_KEY))
+	__u32 to_gateway = d->key == BATON_GATEWAY_KEY;
+	__u32 zero = 0, slot = d->slot;
+	struct baton_custody *c = bpf_map_lookup_elem(&baton_custody, &slot);
+	if (kind == BATON_GRANT) {
+		/* the gateway gives a slot it holds to an instance; a grant that failed (no slot free)
+		 * names no slot and moves no custody */
+		if (s->fn != BATON_GATEWAY_FN || to_gateway || (d->key & BATON_FN_ADDR))
+			return refuse(msg, s, me, BATON_V_KIND);
+		__u32 to = deliver(msg, d->key);
+		if (c && c->req != 0 && c->req == d->req && c->gen == d->gen && c->holder == me)
+			c->holder = to;
+		return SK_PASS;
+	}
+	/* calls go to functions, returns to an instance; replies, errors and slot requests to the
+	 * gateway */
+	if (kind < BATON_CALL || kind > BATON_ALLOC || kind == BATON_IDLE)
+		return refuse(msg, s, me, BATON_V_KIND);
+	if ((kind == BATON_CALL || kind == BATON_RETURN) == to_gateway || (kind == BATON_RETURN && (d->key & BATON_FN_ADDR)))
 		return refuse(msg, s, me, BATON_V_KIND);
 
-	__u32 zero = 0, slot = d->slot;
 	struct baton_config *cfg = bpf_map_lookup_elem(&baton_config, &zero);
-	struct baton_custody *c = bpf_map_lookup_elem(&baton_custody, &slot);
 	if (!cfg || d->length > cfg->capacity)
 		return refuse(msg, s, me, BATON_V_LENGTH);
 	if (!c || slot >= cfg->slots || c->req == 0 || c->req != d->req || c->gen != d->gen || c->holder != me)
 		return refuse(msg, s, me, BATON_V_CUSTODY);
-	if (kind == BATON_CALL && s->fn != BATON_GATEWAY_FN && !may_call(s->fn, d->key, d->fn))
+	if ((kind == BATON_CALL || kind == BATON_RETURN) && s->fn != BATON_GATEWAY_FN &&
+	    !may_call(s->fn, d->key, d->fn, kind == BATON_RETURN))
 		return refuse(msg, s, me, BATON_V_EDGE);
+	if (kind == BATON_ALLOC) {
+		/* the slot only proves the request: it stays with its holder */
+		deliver(msg, BATON_GATEWAY_KEY);
+		return SK_PASS;
+	}
 	c->holder = deliver(msg, d->key);
 	c->moves++;
 	return SK_PASS;

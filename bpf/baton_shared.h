@@ -24,7 +24,15 @@ struct baton_desc {
 	unsigned int sender; /* sockmap key of the sender: checked against the socket */
 };
 
-enum baton_kind { BATON_CALL = 1, BATON_REPLY = 2, BATON_ERROR = 3, BATON_IDLE = 4 };
+/* CALL: to a function (a chain's next step, or a nested call from ctx.call()); REPLY, ERROR:
+ * a chain's end, to the gateway; IDLE: late binding's notice, to the gateway; RETURN: a called
+ * function's result, to the instance that called it; ALLOC: a function asks the gateway for
+ * slots to call with (proving the request by a slot it holds, which stays its own); GRANT: the
+ * gateway gives such a slot (only the gateway's socket may send it). */
+enum baton_kind {
+	BATON_CALL = 1, BATON_REPLY = 2, BATON_ERROR = 3, BATON_IDLE = 4,
+	BATON_RETURN = 5, BATON_ALLOC = 6, BATON_GRANT = 7,
+};
 
 /* Sockmap keys 0..BATON_MAX_KEYS-1. Key 0 is the gateway, which is also the dispatcher. */
 #define BATON_MAX_KEYS 4096
@@ -63,10 +71,13 @@ struct baton_sender {
 /* The function of the gateway's own socket (it may address every function). */
 #define BATON_GATEWAY_FN 0xffff
 
-/* Which functions a function may call (chain file: a step to any function of the next step):
- * bit `to` of edges[from]. Replies, errors and Idle notices to the gateway are always allowed. */
+/* Which functions a function may call (chain file: a step to any function of the next step,
+ * and its `calls`): bit `to` of edges[from].to; and which functions it may return a result to
+ * (those that may call it): bit of edges[from].ret. Replies, errors and Idle notices to the
+ * gateway are always allowed. */
 struct baton_edges {
 	unsigned long long to[BATON_MAX_FUNCTIONS / 64];
+	unsigned long long ret[BATON_MAX_FUNCTIONS / 64];
 };
 
 /* Custody of pool slots, one entry per slot, memory-mapped by the gateway: it writes

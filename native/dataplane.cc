@@ -238,25 +238,28 @@ Napi::Value Dataplane::SetFunction(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// allowCalls(from, [to, …]): function `from` may call each function `to` (and nothing else).
+// allowCalls(from, [to, …], [ret, …]): function `from` may call each function `to` and return
+// results to each function `ret` (and nothing else).
 Napi::Value Dataplane::AllowCalls(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!skel_) {
     MakeError(env, "BATON_ERR_CLOSED", "the data plane is closed", 0).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsArray()) {
-    Napi::TypeError::New(env, "allowCalls(from, to[])").ThrowAsJavaScriptException();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsArray() || !info[2].IsArray()) {
+    Napi::TypeError::New(env, "allowCalls(from, to[], ret[])").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   uint32_t from = info[0].As<Napi::Number>().Uint32Value();
-  Napi::Array to = info[1].As<Napi::Array>();
   struct baton_edges e = {};
-  for (uint32_t i = 0; i < to.Length(); i++) {
-    uint32_t t = to.Get(i).As<Napi::Number>().Uint32Value();
-    if (t >= BATON_MAX_FUNCTIONS) continue;
-    e.to[t / 64] |= 1ull << (t % 64);
-  }
+  auto setBits = [](Napi::Array ids, unsigned long long* words) {
+    for (uint32_t i = 0; i < ids.Length(); i++) {
+      uint32_t t = ids.Get(i).As<Napi::Number>().Uint32Value();
+      if (t < BATON_MAX_FUNCTIONS) words[t / 64] |= 1ull << (t % 64);
+    }
+  };
+  setBits(info[1].As<Napi::Array>(), e.to);
+  setBits(info[2].As<Napi::Array>(), e.ret);
   if (from >= BATON_MAX_FUNCTIONS) {
     Napi::RangeError::New(env, "function id out of range").ThrowAsJavaScriptException();
     return env.Undefined();

@@ -121,8 +121,8 @@ export class Sockmap extends EventEmitter<SockmapEvents> {
   }
 
   /** Function `from` may call the functions `to`, and no other. */
-  allowCalls(from: number, to: number[]): void {
-    native(() => this.dp.allowCalls(from, to));
+  allowCalls(from: number, to: number[], returnsTo: number[] = []): void {
+    native(() => this.dp.allowCalls(from, to, returnsTo));
   }
 
   /** Tells the program the pool's geometry: descriptors beyond it are refused. */

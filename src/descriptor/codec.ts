@@ -14,6 +14,9 @@ export interface Descriptor {
   fnId: number;
   status: number;
   sender: number;
+  /** CALL: the calling instance's key for a nested call (ctx.call), 0 for a chain's hop;
+   *  RETURN: 1 when the called function failed (the payload is its error). */
+  aux?: number;
   tArrive: number;
   tSent: number;
   tBind: number;
@@ -44,7 +47,7 @@ export function encodeInto(d: Descriptor, buf: Buffer, at = 0): void {
   buf.writeUInt16LE(d.fnId, at + F.fnId);
   buf.writeUInt16LE(d.status, at + F.status);
   buf.writeUInt32LE(d.sender, at + F.sender);
-  buf.writeUInt32LE(0, at + F.flags);
+  buf.writeUInt32LE(d.aux ?? 0, at + F.aux);
   buf.writeDoubleLE(d.tArrive, at + F.tArrive);
   buf.writeUInt32LE(clampU32(d.tSent), at + F.tSent);
   buf.writeUInt32LE(clampU32(d.tBind), at + F.tBind);
@@ -81,15 +84,17 @@ export function decode(buf: Buffer, at = 0): Descriptor {
   const version = buf.readUInt8(at + F.version);
   if (version !== DESC_VERSION) fail(`unsupported version ${version}`);
   const kind = buf.readUInt8(at + F.kind);
-  if (kind < Kind.Call || kind > Kind.Idle) fail(`unknown kind ${kind}`);
+  if (kind < Kind.Call || kind > Kind.Grant) fail(`unknown kind ${kind}`);
   if (kind !== Kind.Idle && (reqId === 0 || reqId > 0x7fffffff)) fail(`bad request id ${reqId}`);
-  if (buf.readUInt32LE(at + F.flags) !== 0) fail('reserved flags set');
+  const aux = buf.readUInt32LE(at + F.aux);
+  if (aux !== 0 && kind !== Kind.Call && kind !== Kind.Return) fail('aux set on a kind without one');
   const tArrive = buf.readDoubleLE(at + F.tArrive);
   if (!Number.isFinite(tArrive) || tArrive < 0) fail('bad arrival timestamp');
   const status = buf.readUInt16LE(at + F.status);
   // a chain's answer is final: no 1xx (the client would wait for another response)
   if (kind === Kind.Reply && (status < 200 || status > 599)) fail(`bad status ${status}`);
   if (kind === Kind.Error && (status < 400 || status > 599)) fail(`bad error status ${status}`);
+  if (kind === Kind.Return && (status < 200 || status > 599)) fail(`bad status ${status}`);
   return {
     key: buf.readUInt32LE(at + F.key),
     kind,
@@ -102,6 +107,7 @@ export function decode(buf: Buffer, at = 0): Descriptor {
     fnId: buf.readUInt16LE(at + F.fnId),
     status,
     sender: buf.readUInt32LE(at + F.sender),
+    aux,
     tArrive,
     tSent: buf.readUInt32LE(at + F.tSent),
     tBind: buf.readUInt32LE(at + F.tBind),

@@ -21,7 +21,7 @@ export const F = {
   fnId: 28, // u16 function the receiver runs (GATEWAY_FN for replies)
   status: 30, // u16 HTTP status (replies and errors)
   sender: 32, // u32 sockmap key of the sender (the kernel checks it against the socket)
-  flags: 36, // u32 reserved, must be 0
+  aux: 36, // u32 CALL: the caller's key for a nested call (0: a chain's hop); RETURN: 1 if the callee failed
   tArrive: 40, // f64 µs on CLOCK_MONOTONIC when the gateway accepted the request
   tSent: 48, // u32 µs after tArrive when this descriptor was sent
   tBind: 52, // u32 µs after tArrive when the dispatcher bound it to an instance (0: bound at send)
@@ -36,6 +36,9 @@ export const enum Kind {
   //            the instance hands back a descriptor it did not run (status 502: could not serve it;
   //            504: its deadline had passed)
   Idle = 4, // an instance finished one descriptor (late binding), for the dispatcher; no request
+  Return = 5, // a called function's result (ctx.call), for the instance that called it
+  Alloc = 6, // a function asks for `length` slots to call with; `slot` (one it holds) proves the request
+  Grant = 7, // the gateway gives a slot for calls (status 503, no slot: none free)
 }
 
 export const GATEWAY_KEY = 0;

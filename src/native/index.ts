@@ -33,7 +33,7 @@ export interface NativeDataplane {
   custodyBuffer(): ArrayBuffer;
   setFunction(fnId: number, baseKey: number, concurrency: number, keys: number): void;
   /** Function `from` may call the functions `to` (and no other). */
-  allowCalls(from: number, to: number[]): void;
+  allowCalls(from: number, to: number[], returnsTo: number[]): void;
   /** Pool geometry the program checks descriptors against. */
   configure(slots: number, capacity: number): void;
   close(): void;

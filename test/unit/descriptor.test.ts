@@ -3,7 +3,7 @@ import { decode, DESC_SIZE, DescriptorError, encode, F, Kind, type Descriptor } 
 
 const base: Descriptor = {
   key: 7, kind: Kind.Call, reqId: 12345, gen: 9, slot: 31, length: 1000, chainId: 2, hop: 1, fnId: 3, status: 0,
-  sender: 4, tArrive: 123456789.25, tSent: 10, tBind: 11, tStart: 12, tEnd: 13,
+  sender: 4, aux: 5, tArrive: 123456789.25, tSent: 10, tBind: 11, tStart: 12, tEnd: 13,
 };
 
 describe('descriptor codec', () => {
@@ -26,7 +26,8 @@ describe('descriptor codec', () => {
     ['unknown kind', (b) => b.writeUInt8(42, F.kind), /kind/],
     ['request id 0', (b) => b.writeUInt32LE(0, F.reqId), /request id/],
     ['request id above 2^31', (b) => b.writeUInt32LE(0x80000000, F.reqId), /request id/],
-    ['reserved flags', (b) => b.writeUInt32LE(1, F.flags), /flags/],
+    ['aux on a reply', (b) => (b.writeUInt8(Kind.Reply, F.kind), b.writeUInt16LE(200, F.status), b.writeUInt32LE(1, F.aux)), /aux/],
+    ['return with status 0', (b) => (b.writeUInt8(Kind.Return, F.kind), b.writeUInt16LE(0, F.status)), /status 0/],
     ['NaN arrival', (b) => b.writeDoubleLE(NaN, F.tArrive), /timestamp/],
     ['reply with status 0', (b) => (b.writeUInt8(Kind.Reply, F.kind), b.writeUInt16LE(0, F.status)), /status/],
     ['reply with an informational status', (b) => (b.writeUInt8(Kind.Reply, F.kind), b.writeUInt16LE(101, F.status)), /status 101/],
