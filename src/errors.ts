@@ -16,6 +16,8 @@ export const ERRORS = {
   BATON_ERR_INPUT_OVERWRITTEN: { status: 500, message: 'a function read its input after writing its output over it' },
   BATON_ERR_CTX_CLOSED: { status: 500, message: 'a function wrote through ctx after its handler returned' },
   BATON_ERR_BAD_RESULT: { status: 500, message: 'a function returned something that is not a result' },
+  BATON_ERR_BAD_CALL: { status: 500, message: 'a function made a call it may not make' },
+  BATON_ERR_CALL_FAILED: { status: 502, message: 'a function called with ctx.call() failed' },
   BATON_ERR_INTERNAL: { status: 500, message: 'the gateway failed unexpectedly' },
   BATON_ERR_WORKER_CRASHED: { status: 502, message: 'the function instance handling this request exited' },
   BATON_ERR_MEMORY_LIMIT: { status: 502, message: 'the function instance handling this request went over its memory limit and was killed' },

@@ -166,6 +166,46 @@ describe.skipIf(dataplaneUnavailable)('sockmap data plane', () => {
     await toC;
   });
 
+  it('nested calls: a Return goes only to a caller\'s instance, an Alloc leaves custody with its holder, only the gateway grants', async () => {
+    const gw = open(GATEWAY_KEY);
+    const a = open(1);
+    const b = open(2);
+    const c = open(3);
+    map.allowCalls(0, [1]); // function 0 (key 1) calls function 1 (key 2)
+    map.allowCalls(1, [], [0]); // which may return to function 0 only
+    // an Alloc proves the request by a held slot, reaches the gateway, and the slot stays put
+    hold(0, 5, 1);
+    const alloc = readBytes(gw.end, 64);
+    a.end.write(encode(blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Alloc, reqId: 5, gen: 1, slot: 0, length: 2, sender: 1, tArrive: 1 })));
+    expect((await alloc).readUInt8(F.kind)).toBe(Kind.Alloc);
+    expect(holderOf(0)).toBe(1);
+    // the gateway grants a slot it holds: custody moves to the caller
+    hold(1, 5, GATEWAY_KEY);
+    const grant = readBytes(a.end, 64);
+    gw.end.write(encode(blankDescriptor({ key: 1, kind: Kind.Grant, reqId: 5, gen: 1, slot: 1, sender: GATEWAY_KEY, tArrive: 1 })));
+    await grant;
+    expect(holderOf(1)).toBe(1);
+    // the callee returns to its caller
+    hold(2, 5, 2);
+    const ret = readBytes(a.end, 64);
+    b.end.write(encode(blankDescriptor({ key: 1, kind: Kind.Return, reqId: 5, gen: 1, slot: 2, fnId: 0, status: 200, sender: 2, tArrive: 1 })));
+    await ret;
+    expect(holderOf(2)).toBe(1);
+    // a function that may not return to function 2 (key 3) is refused
+    hold(3, 5, 2);
+    const refused = readBytes(b.peer, 64);
+    b.end.write(encode(blankDescriptor({ key: 3, kind: Kind.Return, reqId: 5, gen: 1, slot: 3, fnId: 2, status: 200, sender: 2, tArrive: 1 })));
+    await refused;
+    expect(map.refusal(2)).toBe('called a function its chain file does not let it call');
+    // a function cannot grant
+    hold(4, 5, 3);
+    const forged = readBytes(c.peer, 64);
+    c.end.write(encode(blankDescriptor({ key: 1, kind: Kind.Grant, reqId: 5, gen: 1, slot: 4, sender: 3, tArrive: 1 })));
+    await forged;
+    expect(map.counters(3)).toMatchObject({ refused: 1, reason: 5 });
+    expect(holderOf(4)).toBe(3);
+  });
+
   it('the bench\'s reference program (checks: false) routes without checking: forged sender and custody pass', async () => {
     map.destroy();
     map = new Sockmap({ checks: false });

@@ -28,6 +28,27 @@ describe.skipIf(dataplaneUnavailable)('examples', () => {
     expect(await plain.text()).toMatch(/^8 words, 5 distinct, 31 characters\n {4}3 {2}the\n/);
   });
 
+  it('social-network: compose-post fans out (text fans out again), then stores and delivers', async () => {
+    const g = await start('social-network');
+    const draft = { user: 'ada', text: 'hi @grace and @nobody, see https://example.org/a/long/path', media: ['png', 'exe', 'mp4'] };
+    const res = await fetch(`${g.url}/compose`, { method: 'POST', body: JSON.stringify(draft), headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(201);
+    const body = (await res.json()) as { post: { id: string; text: string }; stored: object; timeline: object };
+    expect(body.post).toMatchObject({
+      author: { id: 1, name: 'ada' },
+      media: [{ id: 1, kind: 'png' }, { id: 2, kind: 'mp4' }],
+      mentions: [{ name: 'grace', id: 2 }],
+      text: expect.stringMatching(/^hi @grace and @nobody, see https:\/\/b\.tn\/\S{7}$/),
+    });
+    expect(body.stored).toMatchObject({ stored: body.post.id });
+    expect(body.timeline).toEqual({ post: body.post.id, delivered: ['grace', 'alan', 'barbara'] });
+    for (const fn of ['unique-id', 'user', 'media', 'text', 'url-shorten', 'user-mention', 'post-storage', 'home-timeline']) {
+      expect(res.headers.get('server-timing')).toContain(`call-${fn};dur=`);
+    }
+    const unknown = await fetch(`${g.url}/compose`, { method: 'POST', body: JSON.stringify({ ...draft, user: 'eve' }) });
+    expect(unknown.status).toBe(404);
+  });
+
   it('branching: triage picks the branch at run time, label runs after either', async () => {
     const g = await start('branching');
     const short = await (await fetch(`${g.url}/summarize`, { method: 'POST', body: 'Hi there.' })).json();

@@ -59,7 +59,7 @@ describe('fuzz: bytes from workers', () => {
   it('every well-formed descriptor survives encode → decode', () => {
     const descriptor = fc.record({
       key: u32, kind: fc.constant(Kind.Call), reqId: fc.integer({ min: 1, max: 0x7fffffff }), gen: u32, slot: u32, length: u32,
-      chainId: u16, hop: u16, fnId: u16, status: fc.constant(0), sender: u32,
+      chainId: u16, hop: u16, fnId: u16, status: fc.constant(0), sender: u32, aux: u32,
       tArrive: fc.double({ min: 0, max: 1e15, noNaN: true }), tSent: u32, tBind: u32, tStart: u32, tEnd: u32,
     });
     fc.assert(

@@ -1,6 +1,7 @@
 // `baton bench`: the scenarios and their order.
 import type { Scenario } from './context.ts';
 import { binding } from './scenarios/binding.ts';
+import { calls } from './scenarios/calls.ts';
 import { chain } from './scenarios/chain.ts';
 import { coldstart } from './scenarios/coldstart.ts';
 import { hop } from './scenarios/hop.ts';
@@ -8,5 +9,5 @@ import { idle } from './scenarios/idle.ts';
 import { payload } from './scenarios/payload.ts';
 import { soak } from './scenarios/soak.ts';
 
-export const SCENARIOS: Scenario[] = [hop, chain, payload, coldstart, binding, idle, soak];
+export const SCENARIOS: Scenario[] = [hop, chain, calls, payload, coldstart, binding, idle, soak];
 export { runBench } from './runner.ts';

@@ -28,7 +28,8 @@ interface Member {
 
 interface FunctionState {
   spec: FunctionSpec;
-  /** Waiting descriptors by request id; a Map keeps arrival order and withdraws in O(1). */
+  /** Waiting descriptors by slot (a request's nested calls wait as several); a Map keeps
+   *  arrival order. */
   queue: Map<number, Descriptor>;
   members: Map<number, Member>; // by instance index
 }
@@ -105,7 +106,7 @@ export class Dispatcher {
       return;
     }
     this.stats.queued++;
-    f.queue.set(d.reqId, d);
+    f.queue.set(d.slot, d);
   }
 
   /** Instance `key` of `fnId` finished one descriptor. */
@@ -123,9 +124,9 @@ export class Dispatcher {
     }
   }
 
-  /** A request timed out or was answered: take it out of any queue. */
+  /** A request timed out or was answered: take it (and its calls) out of any queue. */
   withdraw(reqId: number): void {
-    for (const f of this.fns) if (f.queue.delete(reqId)) return;
+    for (const f of this.fns) for (const [slot, d] of f.queue) if (d.reqId === reqId) f.queue.delete(slot);
   }
 
   queued(fnId: number): number {
@@ -138,9 +139,9 @@ export class Dispatcher {
 
   /** Gives the oldest live waiting descriptor to instance `index`; false if none waits. */
   private handNext(f: FunctionState, index: number): boolean {
-    for (const [reqId, d] of f.queue) {
-      f.queue.delete(reqId);
-      if (!this.hooks.pending(reqId)) continue; // answered meanwhile (timeout)
+    for (const [slot, d] of f.queue) {
+      f.queue.delete(slot);
+      if (!this.hooks.pending(d.reqId)) continue; // answered meanwhile (timeout)
       this.stats.handedFromQueue++;
       this.bind(f, index, d);
       return true;

@@ -30,6 +30,8 @@ export interface FunctionSpec {
   cpu?: number;
   /** Sockmap keys reserved for its instances, maxInstances of them: instance i has keys[i]. */
   keys: number[];
+  /** Functions (ids, same domain) it may call with ctx.call(). */
+  calls: number[];
 }
 
 export interface ChainSpec {
@@ -82,11 +84,19 @@ export function assignKeys(instanceCounts: number[]): number[][] {
 }
 
 /** For each function, the functions it may call: any function of the step after one of its own,
- *  in any chain (run-time branches included). Replies to the gateway are always allowed. */
+ *  in any chain (run-time branches included), and its `calls`. Replies to the gateway are
+ *  always allowed. */
 export function callees(d: Pick<Deployment, 'functions' | 'chains'>): number[][] {
-  const out = d.functions.map(() => new Set<number>());
+  const out = d.functions.map((f) => new Set<number>(f.calls));
   for (const { steps } of d.chains) {
     for (let i = 0; i + 1 < steps.length; i++) for (const from of steps[i]!) for (const to of steps[i + 1]!) out[from]!.add(to);
   }
   return out.map((s) => [...s].sort((a, b) => a - b));
+}
+
+/** For each function, the functions it may return a result to: those that may ctx.call() it. */
+export function callers(d: Pick<Deployment, 'functions'>): number[][] {
+  const out = d.functions.map(() => [] as number[]);
+  for (const f of d.functions) for (const c of f.calls) out[c]!.push(f.id);
+  return out;
 }

@@ -65,8 +65,9 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
   const slotCount = cf.pool.slots;
   const domains = domainNames.map((name, id) => ({ id, name, slotBase: id * slotCount }));
   const units: { name: string; domain: number }[] = [];
+  problems.push(...callProblems(cf.functions));
   for (const d of domains) {
-    const used = new Set(cf.routes.filter((r) => domainOf(r) === d.name).flatMap((r) => r.chain.flat()));
+    const used = withCallees(cf.routes.filter((r) => domainOf(r) === d.name).flatMap((r) => r.chain.flat()), cf.functions);
     for (const n of names) if (used.has(n)) units.push({ name: n, domain: d.id });
   }
   if (units.length > MAX_FUNCTIONS) {
@@ -83,10 +84,11 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
       id, name: u.name, domain: u.domain, label: repeated.has(u.name) ? `${u.name}@${domainNames[u.domain]}` : u.name,
       module: b.module, instances: f.instances, minInstances: b.min, maxInstances: b.max,
       concurrency: f.concurrency, binding: f.binding ?? cf.binding, queueDepth: f.queueDepth, env: f.env, keys: keys[id]!,
-      memory: f.memory, pids: f.pids, cpu: f.cpu,
+      memory: f.memory, pids: f.pids, cpu: f.cpu, calls: [] as number[],
     };
   });
   const unitOf = new Map(functions.map((f) => [`${f.domain} ${f.name}`, f.id]));
+  for (const f of functions) f.calls = cf.functions[f.name]!.calls.map((c) => unitOf.get(`${f.domain} ${c}`)!).filter((id) => id !== undefined);
 
   const seen = new Set<string>();
   // the gateway's router (fastify's): a path it would refuse is a chain-file problem
@@ -136,6 +138,42 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
     isolation: cf.isolation,
     gateway: cf.gateway,
   };
+}
+
+/** `calls` naming unknown functions, a function itself, or forming a cycle (a caller waits on
+ *  its callees: a cycle could leave every instance waiting on another). */
+function callProblems(fns: Record<string, { calls: string[] }>): string[] {
+  const problems: string[] = [];
+  for (const [n, f] of Object.entries(fns)) {
+    f.calls.forEach((c, i) => {
+      if (!fns[c]) problems.push(`functions.${n}.calls.${i}: unknown function '${c}'`);
+    });
+  }
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (n: string, path: string[]): void => {
+    if (state.get(n) === 'done' || !fns[n]) return;
+    if (state.get(n) === 'visiting') {
+      problems.push(`functions.${path[0]}.calls: calls form a cycle: ${[...path.slice(path.indexOf(n)), n].join(' → ')}`);
+      return;
+    }
+    state.set(n, 'visiting');
+    for (const c of fns[n]!.calls) visit(c, [...path, c]);
+    state.set(n, 'done');
+  };
+  for (const n of Object.keys(fns)) visit(n, [n]);
+  return problems;
+}
+
+/** `names` and every function they may call, transitively. */
+function withCallees(names: string[], fns: Record<string, { calls: string[] }>): Set<string> {
+  const out = new Set<string>();
+  const add = (n: string): void => {
+    if (out.has(n)) return;
+    out.add(n);
+    for (const c of fns[n]?.calls ?? []) add(c);
+  };
+  names.forEach(add);
+  return out;
 }
 
 /** A route's security domain: the one it names, or its own. */

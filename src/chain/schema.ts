@@ -72,6 +72,8 @@ export const chainFileSchema = z.strictObject({
       binding: binding.optional(),
       /** Late binding: descriptors that may wait for an idle instance before 503. */
       queueDepth: z.number().int().min(1).max(1_000_000).default(1024),
+      /** Functions it may call with ctx.call() (in its own domain); calls must not form a cycle. */
+      calls: z.array(z.string()).default([]),
       /** Extra environment variables for the function's processes. */
       env: z.record(z.string(), z.string()).default({}),
       /** Per instance: memory (no swap), tasks, and optionally CPU cores; enforced by cgroups. */

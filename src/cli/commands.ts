@@ -91,7 +91,7 @@ const bench: Command = {
   summary: 'measure baton against its baselines in one run; list and compare stored runs',
   usage: 'baton bench <scenario…|all> [--quick] [--db FILE] [--out DIR]\n       baton bench list [--db FILE]\n       baton bench compare <run> <run> [--db FILE]',
   details: [
-    '  scenarios: hop, chain, payload, coldstart, binding, idle, soak (all: every one but soak)',
+    '  scenarios: hop, chain, calls, payload, coldstart, binding, idle, soak (all: every one but soak)',
     '  --quick     short runs (smoke test); full runs are the ones to quote',
     '  --db FILE   results database (default .bench/bench.sqlite)',
     '  --out DIR   where the HTML report goes (default .bench/)',

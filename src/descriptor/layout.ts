@@ -42,6 +42,8 @@ export const enum Kind {
 }
 
 export const GATEWAY_KEY = 0;
+/** The slot of a Grant that failed (no slot free): the kernel moves no custody for it. */
+export const NO_SLOT = 0xffffffff;
 /** A routing key with this bit set addresses a function, not an instance (bpf/baton_shared.h). */
 export const FN_ADDR = 0x80000000;
 export const MAX_KEYS = 4096;

@@ -10,7 +10,7 @@ import pino, { type Logger } from 'pino';
 import { Dispatcher } from '../binding/dispatcher.ts';
 import { IdleTokens } from '../binding/idle.ts';
 import { buildFunctions, type FunctionBuild } from '../build/functions.ts';
-import { callees, type Deployment, type RouteSpec } from '../chain/index.ts';
+import { callees, callers, type Deployment, type RouteSpec } from '../chain/index.ts';
 import { Endpoint } from '../dataplane/endpoint.ts';
 import { Sockmap } from '../dataplane/sockmap.ts';
 import { GATEWAY_FN, GATEWAY_KEY, Kind, nowUs } from '../descriptor/index.ts';
@@ -142,9 +142,10 @@ export class Gateway implements Backend {
     this.capacity = this.pools.capacity;
     this.sockmap.configure(this.pools.slotCount, this.pools.capacity);
     const calls = callees(deployment);
+    const returns = callers(deployment);
     for (const f of deployment.functions) {
       this.sockmap.setFunction(f.id, f.keys[0]!, f.concurrency, f.keys.length);
-      this.sockmap.allowCalls(f.id, calls[f.id]!);
+      this.sockmap.allowCalls(f.id, calls[f.id]!, returns[f.id]!);
     }
     this.slots = new SlotTable(deployment.domains.length, deployment.pool.slotCount, this.sockmap.custodyBuffer());
     this.requests = new RequestTable(this.slots, { abandoned: (req) => this.dispatcher.withdraw(req.id) });
@@ -171,6 +172,8 @@ export class Gateway implements Backend {
       router: this.router,
       send: (d) => this.endpoint.send(d),
       functionOf: (key) => this.instances.byKey(key)?.fnId,
+      mayCall: (fnId) => deployment.functions[fnId]!.calls.length > 0,
+      resetSlot: (slot) => this.pools.reset(slot),
       describe: (key) => this.describeKey(key),
       refuse: (key, why) => this.refuse(key, why),
       warn: (fields, message) => this.log.warn(fields, message),

@@ -6,10 +6,12 @@
 //   - a call addressed to a function with no idle instance: the dispatcher's;
 //   - a dead letter: a call for a key with no socket, sent again elsewhere or answered 502;
 //   - an instance's Idle notice (late binding);
+//   - a function's request for call slots (Alloc), granted from its request's domain;
+//   - a call slot coming back (given back by its caller, or a result whose caller is gone);
 //   - anything for a request already answered: its slot can be freed.
 import type { Dispatcher } from '../binding/dispatcher.ts';
 import {
-  decode, F, FN_ADDR, GATEWAY_KEY, Kind, type Descriptor, DescriptorError,
+  blankDescriptor, decode, F, FN_ADDR, GATEWAY_KEY, Kind, NO_SLOT, type Descriptor, DescriptorError,
 } from '../descriptor/index.ts';
 import { batonError } from '../errors.ts';
 import type { Router } from '../worker/router.ts';
@@ -18,6 +20,8 @@ import type { RequestTable } from './requests.ts';
 
 /** Dead letters sent again per request before it is answered 502. */
 export const MAX_REDELIVERIES = 3;
+/** Call slots one Alloc may ask for. */
+export const MAX_GRANTS = 64;
 
 export interface InboxStats {
   /** Frames the gateway refused (each killed its sender). */
@@ -38,6 +42,10 @@ export interface InboxDeps {
   /** The function whose instance `key` is (a reserved key, running or not). */
   functionOf(key: number): number | undefined;
   describe(key: number): string;
+  /** Whether function `fnId` may call others (its chain file `calls`). */
+  mayCall(fnId: number): boolean;
+  /** Empties a slot's header before it is granted for a call. */
+  resetSlot(slot: number): void;
   /** Kill instance `key`: it sent something no function may send. */
   refuse(key: number, why: string): void;
   warn(fields: object, message: string): void;
@@ -72,9 +80,39 @@ export class Inbox {
       if (!this.deps.slots.returned(d.slot, d.gen) && !this.deps.requests.get(d.reqId)) this.stats.strayDescriptors++;
       return;
     }
-    if (d.kind !== Kind.Call) this.answer(d);
-    else if (d.key & FN_ADDR) this.forDispatcher(d);
-    else this.deadLetter(d);
+    if (d.kind === Kind.Alloc) this.grant(d);
+    else if (d.kind === Kind.Call && d.key & FN_ADDR) this.forDispatcher(d);
+    else if (d.kind === Kind.Call) this.deadLetter(d);
+    else if (d.slot !== this.deps.requests.get(d.reqId)!.slot) this.callSlotBack(d);
+    else if (d.kind === Kind.Reply || d.kind === Kind.Error) this.answer(d);
+    else this.bad(d.sender, `sent kind ${d.kind} to the gateway`, d.reqId);
+  }
+
+  /** A function asks for slots to call other functions with (ctx.call): each is granted from
+   *  its request's domain, or refused (503) when none is free. */
+  private grant(d: Descriptor): void {
+    const fnId = this.deps.functionOf(d.sender);
+    if (fnId === undefined || !this.deps.mayCall(fnId) || d.length < 1 || d.length > MAX_GRANTS) {
+      this.bad(d.sender, `asked for ${d.length} call slots`, d.reqId);
+      return;
+    }
+    const req = this.deps.requests.get(d.reqId)!;
+    for (let i = 0; i < d.length; i++) {
+      const got = this.deps.requests.takeCallSlot(req);
+      if (got) this.deps.resetSlot(got.slot);
+      this.deps.send(blankDescriptor({
+        key: d.sender, kind: Kind.Grant, reqId: d.reqId, gen: got?.gen ?? 0, slot: got?.slot ?? NO_SLOT,
+        status: got ? 0 : 503, fnId, tArrive: d.tArrive,
+      }));
+    }
+  }
+
+  /** A call slot back at the gateway: given back by its caller, handed back unrun, or a
+   *  callee's result whose caller is gone (a dead letter). */
+  private callSlotBack(d: Descriptor): void {
+    if (!this.deps.requests.callSlotBack(this.deps.requests.get(d.reqId)!, d.slot)) {
+      this.bad(d.sender, `returned slot ${d.slot}, which its request never had`, d.reqId);
+    }
   }
 
   /** The stream lost alignment and `bytes` were skipped. */

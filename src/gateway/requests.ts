@@ -16,6 +16,8 @@ export interface Request {
   gen: number;
   /** Dead letters sent again for this request. */
   redeliveries: number;
+  /** Slots granted to its functions for nested calls (ctx.call), until they come back. */
+  callSlots: Set<number>;
   /** Set when it enters a chain: sends the answer. */
   answer?: (outcome: Outcome) => void;
   timer?: NodeJS.Timeout;
@@ -61,7 +63,7 @@ export class RequestTable {
       }
       id = this.random[this.drawn++]! & 0x7fffffff;
     } while (id === 0 || this.open.has(id));
-    const req: Request = { id, slot: -1, gen: 0, redeliveries: 0, answered: false };
+    const req: Request = { id, slot: -1, gen: 0, redeliveries: 0, callSlots: new Set(), answered: false };
     this.open.set(req.id, req);
     return req;
   }
@@ -85,6 +87,22 @@ export class RequestTable {
     req.slot = got.slot;
     req.gen = got.gen;
     return req.slot;
+  }
+
+  /** Another slot of the request's domain, for a nested call: owned by the request, held by
+   *  the gateway until it is granted; undefined when none is free. */
+  takeCallSlot(req: Request): { slot: number; gen: number } | undefined {
+    const got = this.slots.acquire(req.id, Math.floor(req.slot / this.slots.perDomain));
+    if (got) req.callSlots.add(got.slot);
+    return got;
+  }
+
+  /** A call slot came back to the gateway (its caller gave it back, or the caller is gone):
+   *  free it. Returns whether it was one of the request's. */
+  callSlotBack(req: Request, slot: number): boolean {
+    if (!req.callSlots.delete(slot)) return false;
+    this.slots.release(slot, req.id);
+    return true;
   }
 
   /** The request enters its chain: `answer` gets its one answer, at the latest after `timeoutMs`. */
@@ -123,6 +141,7 @@ export class RequestTable {
       this.hooks.abandoned(req);
     }
     if (req.slot >= 0) this.slots.release(req.slot, req.id);
+    for (const slot of req.callSlots) this.slots.release(slot, req.id);
     return waited;
   }
 

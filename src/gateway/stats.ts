@@ -2,6 +2,7 @@
 // built-in HDR histograms (perf_hooks) keep the distributions; values are microseconds.
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import type { HopTrace } from '../pool/index.ts';
+import { firstStart } from './timing.ts';
 
 export interface Summary {
   count: number;
@@ -32,7 +33,7 @@ export class TimingStats {
       this.wait[t.fnId]?.record(Math.max(1, Math.round(t.start - t.sent)));
       this.run[t.fnId]?.record(Math.max(1, Math.round(t.end - t.start)));
     }
-    if (trace.length) this.response.record(Math.max(1, Math.round(trace[0]!.start)));
+    if (trace.length) this.response.record(Math.max(1, Math.round(firstStart(trace))));
     this.jct.record(Math.max(1, Math.round(received)));
   }
 

@@ -18,6 +18,9 @@ export interface RequestMeta {
   contentType?: string;
 }
 
+/** Set in a trace entry's key: a nested call's entry (ctx.call), copied into its caller's trace. */
+export const CALL_TRACE_BIT = 0x8000;
+
 export interface HopTrace {
   fnId: number;
   key: number;

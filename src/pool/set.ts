@@ -44,6 +44,12 @@ export class PoolSet {
     return pool.view(local, length);
   }
 
+  /** Empties a slot's header (metadata, content type, trace). */
+  reset(slot: number): void {
+    const [pool, local] = this.at(slot);
+    pool.reset(local);
+  }
+
   /** Empties a slot's header and writes the request's metadata; false if it does not fit. */
   writeMeta(slot: number, meta: RequestMeta): boolean {
     const [pool, local] = this.at(slot);

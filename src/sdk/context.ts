@@ -18,6 +18,40 @@ export class Output {
   constructor(readonly length: number) {}
 }
 
+/** A called function's result (ctx.call). `body` is a view of the call's slot, valid until the
+ *  calling handler returns: copy what must outlive it. */
+export interface CallResult {
+  /** The callee's status (ctx.status(), default 200). */
+  status: number;
+  /** The callee's content type, if it set one. */
+  type?: string;
+  body: Buffer;
+  text(): string;
+  json<T = unknown>(): T;
+}
+
+/** What ctx.call() needs from where the handler runs (a worker, or baton/testing). */
+export interface Caller {
+  call(name: string, payload: Uint8Array, type: string): Promise<CallResult>;
+}
+
+/** A payload for ctx.call(): bytes as they are, a string as UTF-8 text, anything else as JSON. */
+export type CallPayload = Uint8Array | string | number | boolean | object | null | undefined;
+
+/** Encodes a call's payload and its content type. */
+export function encodePayload(fn: string, payload: CallPayload): { bytes: Uint8Array; type: string } {
+  if (payload instanceof Uint8Array) return { bytes: payload, type: 'application/octet-stream' };
+  if (typeof payload === 'string') return { bytes: Buffer.from(payload, 'utf8'), type: 'text/plain; charset=utf-8' };
+  if (payload === undefined) return { bytes: Buffer.alloc(0), type: 'application/octet-stream' };
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(payload);
+  } catch (err) {
+    throw batonError('BATON_ERR_BAD_CALL', `function '${fn}': ctx.call() cannot serialize its payload: ${(err as Error).message}`);
+  }
+  return { bytes: Buffer.from(s ?? 'null', 'utf8'), type: 'application/json' };
+}
+
 /** What a request and its context share: whether the output has overwritten the input yet. */
 class SlotState {
   /** The writer that overwrote the input, for the error message. */
@@ -96,12 +130,26 @@ export class FunctionContext {
     readonly name: string,
     private readonly out: Buffer,
     private readonly state: SlotState,
+    private readonly caller?: Caller,
   ) {}
 
   /** A request and context over one slot, sharing the overwrite/closed state. */
-  static forSlot(name: string, meta: () => RequestMeta, body: Buffer, requestId: number, out: Buffer) {
+  static forSlot(name: string, meta: () => RequestMeta, body: Buffer, requestId: number, out: Buffer, caller?: Caller) {
     const state = new SlotState(name);
-    return { req: new FunctionRequest(meta, body, requestId, state), ctx: new FunctionContext(name, out, state) };
+    return { req: new FunctionRequest(meta, body, requestId, state), ctx: new FunctionContext(name, out, state, caller) };
+  }
+
+  /** Calls function `name` (one of this function's `calls` in the chain file) with `payload`
+   *  and resolves with its result; calls run in parallel on other instances
+   *  (`Promise.all([ctx.call('a', x), ctx.call('b', y)])`). Rejects with BATON_ERR_CALL_FAILED
+   *  when the callee throws or its instance dies, BATON_ERR_TIMEOUT at the request's deadline. */
+  call(name: string, payload?: CallPayload): Promise<CallResult> {
+    this.writable('ctx.call()');
+    if (!this.caller) {
+      throw batonError('BATON_ERR_BAD_CALL', `function '${this.name}' called ctx.call('${name}') where no calls can be made (in baton/testing: invoke(fn, { calls: { ${name}: … } }))`);
+    }
+    const { bytes, type } = encodePayload(this.name, payload);
+    return this.caller.call(name, bytes, type);
   }
 
   status(code: number): this {

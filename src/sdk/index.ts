@@ -8,9 +8,9 @@
 // write wins. It may instead return a Buffer or Uint8Array (copied into the slot), a string
 // (text/plain) or any other JSON value. Nothing written and nothing returned passes the
 // (possibly modified in place) input on.
-import { FunctionContext, FunctionRequest, materialize, Output } from './context.ts';
+import { FunctionContext, FunctionRequest, materialize, Output, type CallPayload, type CallResult, type Caller } from './context.ts';
 
-export { FunctionContext, FunctionRequest, materialize, Output };
+export { FunctionContext, FunctionRequest, materialize, Output, type CallPayload, type CallResult, type Caller };
 
 export type HandlerResult = Output | FunctionContext | Uint8Array | string | number | boolean | object | null | undefined | void;
 export type Handler = (req: FunctionRequest, ctx: FunctionContext) => HandlerResult | Promise<HandlerResult>;

@@ -6,7 +6,10 @@
 //   import hello from './hello.ts';
 //   const r = await invoke(hello, { body: 'world' });
 //   assert.equal(r.text(), 'hello, world');
+//   // a function that calls others: give it what its calls run
+//   await invoke(compose, { body, calls: { text, media } });
 import type { FunctionDefinition } from './index.ts';
+import { batonError } from '../errors.ts';
 import { FunctionContext, materialize } from './context.ts';
 
 export interface InvokeOptions {
@@ -21,6 +24,9 @@ export interface InvokeOptions {
   slotSize?: number;
   /** The function's name in error messages (default 'function'). */
   name?: string;
+  /** What ctx.call(name, …) runs: the functions this one may call, by name (they may call
+   *  each other through the same map). */
+  calls?: Record<string, FunctionDefinition>;
 }
 
 export interface Invocation {
@@ -46,9 +52,20 @@ export async function invoke(fn: FunctionDefinition, options: InvokeOptions = {}
   if (input.length > slot.length) throw new RangeError(`body of ${input.length} bytes does not fit a ${slot.length}-byte slot`);
   input.copy(slot);
   const meta = { method: options.method ?? 'POST', url: options.url ?? '/', contentType: options.contentType };
-  const { req, ctx } = FunctionContext.forSlot(
-    options.name ?? 'function', () => meta, slot.subarray(0, input.length), options.requestId ?? 1, slot,
-  );
+  const name = options.name ?? 'function';
+  const { req, ctx } = FunctionContext.forSlot(name, () => meta, slot.subarray(0, input.length), options.requestId ?? 1, slot, {
+    call: async (callee, payload, type) => {
+      const fn = options.calls?.[callee];
+      if (!fn) throw batonError('BATON_ERR_BAD_CALL', `function '${name}' called '${callee}', which is not in invoke()'s calls`);
+      let r: Invocation;
+      try {
+        r = await invoke(fn, { body: payload, contentType: type, url: `/${callee}`, name: callee, calls: options.calls, slotSize: options.slotSize });
+      } catch (err) {
+        throw batonError('BATON_ERR_CALL_FAILED', `'${name}' called '${callee}', which answered 500: ${(err as Error).message}`, { cause: err });
+      }
+      return { status: r.status, type: r.type, body: r.body, text: r.text, json: r.json };
+    },
+  });
   let length: number;
   try {
     length = materialize(await fn.handler(req, ctx), ctx, input.length);

@@ -9,12 +9,13 @@
 // keeps serving.
 import { Endpoint } from '../dataplane/endpoint.ts';
 import {
-  blankDescriptor, decode, DescriptorError, fnAddress, GATEWAY_FN, GATEWAY_KEY, Kind, nowUs, type Descriptor,
+  blankDescriptor, decode, DescriptorError, fnAddress, GATEWAY_FN, GATEWAY_KEY, Kind, NO_SLOT, nowUs, type Descriptor,
 } from '../descriptor/index.ts';
-import { BatonError } from '../errors.ts';
+import { BatonError, batonError } from '../errors.ts';
 import type { Pool } from '../pool/index.ts';
 import { FunctionContext, materialize, type Handler } from '../sdk/index.ts';
 import type { WorkerConfig } from './config.ts';
+import { Calls, functionOfKey } from './calls.ts';
 import { requestScope } from './output.ts';
 import { Router } from './router.ts';
 
@@ -39,6 +40,7 @@ export class WorkerRuntime {
   private readonly myAddress: number;
   private readonly timeoutUs: number;
   private readonly waiting: Job[] = [];
+  private readonly calls: Calls;
   private running = 0;
   private expiryTimer?: NodeJS.Timeout;
 
@@ -56,6 +58,7 @@ export class WorkerRuntime {
     this.late = spec.binding === 'late';
     this.myAddress = fnAddress(cfg.fnId);
     this.timeoutUs = cfg.timeoutMs * 1000;
+    this.calls = new Calls(cfg, pool, this.router, (...ds) => endpoint.send(...ds));
   }
 
   onFrame(frame: Buffer): void {
@@ -63,7 +66,14 @@ export class WorkerRuntime {
     let d: Descriptor;
     try {
       d = decode(frame);
+      if (d.kind === Kind.Grant || d.kind === Kind.Return) {
+        this.forCalls(d);
+        return;
+      }
       if (d.kind !== Kind.Call) throw new DescriptorError(`kind ${d.kind} sent to a function`, d.reqId);
+      if (d.aux && this.callerOf(d) === undefined) {
+        throw new DescriptorError(`a call from key ${d.aux}, which may not call '${this.name}'`, d.reqId);
+      }
       if ((d.key !== this.cfg.key && d.key !== this.myAddress) || d.fnId !== this.cfg.fnId) {
         throw new DescriptorError(`addressed to key ${d.key} function ${d.fnId}, this is key ${this.cfg.key}`, d.reqId);
       }
@@ -123,9 +133,12 @@ export class WorkerRuntime {
     const slot = d.slot - this.cfg.slotBase; // in this domain's pool
     const start = nowUs() - d.tArrive;
     const out = this.pool.payload(slot);
+    const calls = this.calls.forRun(d);
     const { req, ctx } = FunctionContext.forSlot(
-      this.name, () => this.pool.readMeta(slot), this.pool.view(slot, d.length), d.reqId, out,
+      this.name, () => this.pool.readMeta(slot), this.pool.view(slot, d.length), d.reqId, out, calls.caller,
     );
+    // a nested call (ctx.call) answers the instance that called, not the chain's next step
+    const caller = d.aux ? { key: d.aux, fnId: this.callerOf(d)!, hop: d.hop } : undefined;
     let kind = Kind.Reply;
     let status = 0;
     let length: number;
@@ -136,8 +149,12 @@ export class WorkerRuntime {
       } finally {
         ctx.close();
       }
-      next = this.router.after(d.chainId, d.hop, this.name, ctx.nextName, ctx.ended);
-      if (next.key !== GATEWAY_KEY) kind = Kind.Call;
+      if (caller && ctx.nextName !== undefined) {
+        throw batonError('BATON_ERR_BAD_NEXT', `'${this.name}' was called with ctx.call(): it answers its caller, so ctx.next() does not apply`);
+      }
+      next = caller ?? this.router.after(d.chainId, d.hop, this.name, ctx.nextName, ctx.ended);
+      if (caller) kind = Kind.Return;
+      else if (next.key !== GATEWAY_KEY) kind = Kind.Call;
       if (ctx.contentType !== undefined && !this.pool.writeType(slot, ctx.contentType)) {
         throw new RangeError(`content-type longer than 64 bytes: ${ctx.contentType.slice(0, 80)}`);
       }
@@ -145,22 +162,26 @@ export class WorkerRuntime {
       kind = Kind.Error;
       status = err instanceof BatonError && err.status ? err.status : 500;
       length = this.writeError(out, err, d.reqId);
-      next = { key: GATEWAY_KEY, fnId: GATEWAY_FN, hop: d.hop + 1 };
+      next = caller ?? { key: GATEWAY_KEY, fnId: GATEWAY_FN, hop: d.hop + 1 };
       // the stack (source-mapped to the function's own file) goes to the log, not to the client
       this.events.error(`function '${this.name}' failed: ${(err as Error)?.stack ?? err}`, d.reqId);
     }
     const end = nowUs() - d.tArrive;
-    if (kind !== Kind.Error) status = ctx.statusCode ?? (d.status || 200);
+    const failed = kind === Kind.Error;
+    if (caller) kind = Kind.Return;
+    if (!failed) status = ctx.statusCode ?? (d.status || 200);
     this.pool.appendTrace(slot, {
       fnId: this.cfg.fnId, key: this.cfg.key, sent: d.tSent, bind: d.tBind || d.tSent, recv, start, end,
     });
     const forward = {
-      ...d, key: next.key, kind, fnId: next.fnId, hop: next.hop, length, status,
+      ...d, key: next.key, kind, fnId: next.fnId, hop: next.hop, length, status, aux: caller && failed ? 1 : 0,
       sender: this.cfg.key, tSent: nowUs() - d.tArrive, tBind: 0, tStart: start, tEnd: end,
     };
-    // late binding: the result and this instance's Idle notice leave in one write
-    if (this.late) this.endpoint.send(forward, this.idleNotice());
-    else this.endpoint.send(forward);
+    // the result, the call slots it still holds, and (late binding) this instance's Idle
+    // notice leave in one write
+    const back = this.calls.finish(d, calls);
+    if (this.late) this.endpoint.send(forward, ...back, this.idleNotice());
+    else this.endpoint.send(forward, ...back);
     return this.late;
   }
 
@@ -170,6 +191,24 @@ export class WorkerRuntime {
     const detail = String((err as Error)?.message ?? err);
     const message = (err instanceof BatonError ? detail : `function '${this.name}' failed: ${detail}`).slice(0, 2048);
     return out.write(JSON.stringify({ error: code, message, requestId: reqId }), 0, 'utf8');
+  }
+
+  /** A slot granted for a call, or a called function's result. */
+  private forCalls(d: Descriptor): void {
+    const local = d.slot - this.cfg.slotBase;
+    const wrong = d.key !== this.cfg.key ? `addressed to key ${d.key}` : d.slot === NO_SLOT ? undefined : this.pool.check({ slot: local, length: d.length });
+    if (wrong) {
+      this.events.warn(`rejected ${d.kind === Kind.Grant ? 'grant' : 'return'}: ${wrong}`, d.reqId);
+      return;
+    }
+    if (d.kind === Kind.Grant) this.calls.onGrant(d);
+    else this.calls.onReturn(d);
+  }
+
+  /** The function of the instance a nested call came from, if it may call this one. */
+  private callerOf(d: Descriptor): number | undefined {
+    const fnId = functionOfKey(this.cfg.deployment.functions, d.aux!);
+    return fnId !== undefined && this.cfg.deployment.functions[fnId]!.calls.includes(this.cfg.fnId) ? fnId : undefined;
   }
 
   /** Tells the dispatcher this instance can take one more descriptor. */
@@ -184,9 +223,11 @@ export class WorkerRuntime {
   /** Gives a descriptor back to the gateway unrun (an empty Error): 504, its deadline had
    *  passed; 502, this instance cannot serve it. The slot goes back with it. */
   private handBack(d: Descriptor, status: 502 | 504): void {
+    const caller = d.aux ? this.callerOf(d) : undefined;
     const back = blankDescriptor({
-      key: GATEWAY_KEY, kind: Kind.Error, reqId: d.reqId, gen: d.gen, slot: d.slot, status, sender: this.cfg.key,
-      fnId: GATEWAY_FN, tArrive: d.tArrive, tSent: nowUs() - d.tArrive,
+      key: caller !== undefined ? d.aux! : GATEWAY_KEY, kind: caller !== undefined ? Kind.Return : Kind.Error,
+      reqId: d.reqId, gen: d.gen, slot: d.slot, status, sender: this.cfg.key, aux: caller !== undefined ? 1 : 0,
+      fnId: caller ?? GATEWAY_FN, tArrive: d.tArrive, tSent: nowUs() - d.tArrive,
     });
     if (this.late) this.endpoint.send(back, this.idleNotice());
     else this.endpoint.send(back);

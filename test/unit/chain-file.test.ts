@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileChainFile, loadChainFile, type ChainFileInput } from '../../src/chain/index.ts';
+import { callees, callers, compileChainFile, loadChainFile, type ChainFileInput } from '../../src/chain/index.ts';
 import { EXAMPLES, FIXTURES } from '../helpers/gateway.ts';
 
 const good: ChainFileInput = {
@@ -31,7 +31,7 @@ describe('chain file', () => {
   });
 
   it('loads the examples', () => {
-    for (const f of ['text-pipeline/chain.yaml', 'branching/chain.yaml', 'heavy-tail/chain.yaml']) {
+    for (const f of ['text-pipeline/chain.yaml', 'branching/chain.yaml', 'heavy-tail/chain.yaml', 'social-network/chain.yaml']) {
       expect(loadChainFile(path.join(EXAMPLES, f)).functions.length).toBeGreaterThan(0);
     }
   });
@@ -53,6 +53,25 @@ describe('chain file', () => {
     expect(problems({ ...good, functions: { a: { module: 'echo.ts', instances: 0 } } })).toMatch(/functions\.a\.instances/);
     const dup = problems({ ...good, routes: [good.routes[0], good.routes[0]] });
     expect(dup).toMatch(/routes\.1: duplicate route POST \/x/);
+  });
+
+  it('calls: callees join the caller\'s domain, edges and returns follow them, and cycles are refused', () => {
+    const d = compileChainFile(
+      {
+        functions: { top: { module: 'echo.ts', calls: ['mid', 'leaf'] }, mid: { module: 'echo.ts', calls: ['leaf'] }, leaf: { module: 'echo.ts' } },
+        routes: [{ method: 'POST', path: '/x', chain: ['top'] }, { method: 'POST', path: '/y', chain: ['mid'] }],
+      },
+      FIXTURES,
+    );
+    // /x's domain runs top, mid and leaf (called only); /y's runs mid and leaf
+    expect(d.functions.map((f) => `${f.name}@${f.domain}`)).toEqual(['top@0', 'mid@0', 'leaf@0', 'mid@1', 'leaf@1']);
+    expect(d.functions.map((f) => f.calls)).toEqual([[1, 2], [2], [], [4], []]);
+    expect(callees(d)).toEqual([[1, 2], [2], [], [4], []]);
+    expect(callers(d)).toEqual([[], [0], [0, 1], [], [3]]);
+    const fns = { a: { module: 'echo.ts', calls: ['b'] }, b: { module: 'echo.ts', calls: ['c'] }, c: { module: 'echo.ts', calls: ['a'] } };
+    expect(problems({ functions: fns, routes: [{ method: 'GET', path: '/a', chain: ['a'] }] })).toMatch(/functions\.a\.calls: calls form a cycle: a → b → c → a/);
+    expect(problems({ ...good, functions: { ...good.functions, a: { module: 'echo.ts', calls: ['a'] } } })).toMatch(/calls form a cycle: a → a/);
+    expect(problems({ ...good, functions: { ...good.functions, a: { module: 'echo.ts', calls: ['ghost'] } } })).toMatch(/functions\.a\.calls\.0: unknown function 'ghost'/);
   });
 
   it('keeps the gateway\'s own paths, rejects paths its router would, and sizes the pool in words that help', () => {

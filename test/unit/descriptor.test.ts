@@ -34,7 +34,7 @@ describe('descriptor codec', () => {
     ['error with a success status', (b) => (b.writeUInt8(Kind.Error, F.kind), b.writeUInt16LE(200, F.status)), /status 200/],
   ];
   it.each(corrupt)('rejects %s', (_name, mutate, message) => {
-    const buf = encode(base);
+    const buf = encode({ ...base, aux: 0 });
     mutate(buf);
     expect(() => decode(buf)).toThrow(DescriptorError);
     expect(() => decode(buf)).toThrow(message);

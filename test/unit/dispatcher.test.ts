@@ -27,7 +27,8 @@ function setup(fn: { instances?: number; concurrency?: number; queueDepth?: numb
     pending: (reqId) => !answered.has(reqId),
   }, pino({ level: 'silent' }));
   const spec = d.functions[0]!;
-  const call = (reqId: number) => blankDescriptor({ key: fnAddress(0), kind: Kind.Call, reqId, tArrive: 1 });
+  // each waiting descriptor holds its own slot (a request's nested calls wait as several)
+  const call = (reqId: number, slot = reqId) => blankDescriptor({ key: fnAddress(0), kind: Kind.Call, reqId, slot, tArrive: 1 });
   return { dispatcher, tokens, sent, failed, answered, spec, call };
 }
 
@@ -55,6 +56,20 @@ describe('dispatcher', () => {
     dispatcher.onIdle(0, spec.keys[0]!);
     expect(sent.map((d) => d.reqId)).toEqual([1, 4]);
     expect(dispatcher.queued(0)).toBe(0);
+  });
+
+  it("queues a request's parallel calls separately and withdraws them together", () => {
+    const { dispatcher, sent, spec, call } = setup();
+    dispatcher.activate(0, 0);
+    dispatcher.onCall(call(1)); // takes the only token
+    dispatcher.onCall(call(7, 70));
+    dispatcher.onCall(call(7, 71));
+    dispatcher.onCall(call(8, 80));
+    expect(dispatcher.queued(0)).toBe(3);
+    dispatcher.withdraw(7);
+    expect(dispatcher.queued(0)).toBe(1);
+    dispatcher.onIdle(0, spec.keys[0]!);
+    expect(sent.map((d) => [d.reqId, d.slot])).toEqual([[1, 1], [8, 80]]);
   });
 
   it('answers 503 when the queue is full', () => {

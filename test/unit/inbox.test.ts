@@ -40,6 +40,8 @@ function setup() {
     requests, slots, dispatcher, router,
     send: (x) => sent.push(x),
     functionOf: (key) => keyFn.get(key),
+    mayCall: () => false,
+    resetSlot: () => {},
     describe: (key) => `key ${key}`,
     refuse: (key, why) => refused.push([key, why]),
     warn: () => {},
