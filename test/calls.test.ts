@@ -1,6 +1,8 @@
 // Nested calls (ctx.call) through the real data plane: results come back to the caller, calls
 // run in parallel on other instances, a callee with fewer instances than calls queues them
 // (no deadlock: calls form a DAG), failures and crashes reach the caller, and nothing leaks.
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../src/gateway/index.ts';
 import { dataplaneUnavailable } from './helpers/env.ts';
@@ -14,6 +16,7 @@ interface Result {
 
 describe.skipIf(dataplaneUnavailable)('nested calls', () => {
   let gw: Gateway;
+  const logs: string[] = [];
   const plan = async (p: object) => {
     const res = await fetch(`${gw.url}/fan`, { method: 'POST', body: JSON.stringify(p) });
     const text = await res.text();
@@ -31,7 +34,7 @@ describe.skipIf(dataplaneUnavailable)('nested calls', () => {
         },
         routes: [{ method: 'POST', path: '/fan', chain: ['fanout'] }],
       },
-      { timeoutMs: 3000 },
+      { timeoutMs: 3000, logger: pino({ level: 'error' }, new Writable({ write: (c, _e, done) => (logs.push(String(c)), done()) })) },
     );
   });
   afterAll(() => gw?.stop());
@@ -82,6 +85,31 @@ describe.skipIf(dataplaneUnavailable)('nested calls', () => {
     await poolSettled(gw);
   });
 
+  it('a caller that returns without awaiting its calls: answered, and the late results are given back', async () => {
+    const { status, body } = await plan({ leave: true, calls: [{ fn: 'wide', payload: { sleep: 50 } }, { fn: 'narrow', payload: { sleep: 50 } }] });
+    expect(status).toBe(200);
+    expect(body).toEqual({ left: 2 });
+    await poolSettled(gw);
+  });
+
+  it('a request whose client leaves while its caller waits on calls: the caller hears it is over at once', async () => {
+    const ac = new AbortController();
+    const gone = fetch(`${gw.url}/fan`, { method: 'POST', body: JSON.stringify({ calls: [{ fn: 'narrow', payload: { sleep: 400 } }] }), signal: ac.signal });
+    await waitFor('the call to be running', () => gw.requests.inFlight === 1 && gw.slots.free() === gw.slots.count - 2);
+    ac.abort();
+    await expect(gone).rejects.toThrow();
+    // the caller's call rejects with the gateway's notice (not its deadline, not the result)
+    await waitFor('the caller to hear', () => logs.some((l) => /'fanout' failed: .*the request was answered already/.test(l)));
+    expect((await plan({ calls: [{ fn: 'wide', payload: 1 }] })).status).toBe(200);
+    await poolSettled(gw);
+  });
+
+  it('no instance was killed or refused by the kernel along the way', () => {
+    expect(gw.inbox.stats.badDescriptors).toBe(0);
+    expect(gw.instances.all.filter((i) => i.wanted).map((i) => i.restarts)).toEqual([0, 0, 0, 0]);
+    for (const i of gw.instances.all) expect(gw.sockmap.counters(i.key).refused).toBe(0);
+  });
+
   it('a callee that crashes mid-call: 502, the callee is replaced, every slot comes back', async () => {
     const { status } = await plan({ calls: [{ fn: 'narrow', payload: { exit: true } }] });
     expect(status).toBe(502);
@@ -91,10 +119,4 @@ describe.skipIf(dataplaneUnavailable)('nested calls', () => {
     expect((await plan({ calls: [{ fn: 'narrow', payload: 1 }] })).status).toBe(200);
   });
 
-  it('a caller that returns without awaiting its calls: answered, and the late results are given back', async () => {
-    const { status, body } = await plan({ leave: true, calls: [{ fn: 'wide', payload: { sleep: 50 } }, { fn: 'narrow', payload: { sleep: 50 } }] });
-    expect(status).toBe(200);
-    expect(body).toEqual({ left: 2 });
-    await poolSettled(gw);
-  });
 });

@@ -20,7 +20,7 @@ import { Router } from '../worker/router.ts';
 import { SlotTable } from './custody.ts';
 import { buildAdmin } from './admin.ts';
 import { buildHttp, type Backend } from './http.ts';
-import { Inbox } from './inbox.ts';
+import { Inbox, requestOverNotice } from './inbox.ts';
 import { checkUidRange, workerCredentials } from '../isolation/credentials.ts';
 import { Cgroups } from '../isolation/cgroups.ts';
 import { Instances, type Instance } from './instances.ts';
@@ -148,7 +148,10 @@ export class Gateway implements Backend {
       this.sockmap.allowCalls(f.id, calls[f.id]!, returns[f.id]!);
     }
     this.slots = new SlotTable(deployment.domains.length, deployment.pool.slotCount, this.sockmap.custodyBuffer());
-    this.requests = new RequestTable(this.slots, { abandoned: (req) => this.dispatcher.withdraw(req.id) });
+    this.requests = new RequestTable(this.slots, {
+      abandoned: (req) => this.dispatcher.withdraw(req.id),
+      ended: (req) => this.requestOver(req),
+    });
     this.dispatcher = new Dispatcher(
       deployment.functions,
       new IdleTokens(this.sockmap.idleBuffer()),
@@ -238,6 +241,18 @@ export class Gateway implements Backend {
       body: this.pools.view(req.slot, d.length),
       headers: { 'x-request-id': String(req.id), 'server-timing': timing },
     };
+  }
+
+  /** Tells each instance still holding one of a finished request's slots that it is over (a
+   *  failed Grant, status 410): a caller waiting on nested calls stops waiting. Instances that
+   *  make no calls ignore it; a chain's normal reply leaves no slot held, so sends nothing. */
+  private requestOver(req: Request): void {
+    const holders = new Set<number>();
+    for (const slot of [req.slot, ...req.callSlots]) {
+      const holder = slot >= 0 ? this.slots.holder(slot) : GATEWAY_KEY;
+      if (holder !== GATEWAY_KEY) holders.add(holder);
+    }
+    for (const key of holders) this.endpoint.send(requestOverNotice(key, req.id));
   }
 
   /** Kills an instance that sent what no function may send; its requests are answered 502. */

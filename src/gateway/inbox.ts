@@ -11,7 +11,7 @@
 //   - anything for a request already answered: its slot can be freed.
 import type { Dispatcher } from '../binding/dispatcher.ts';
 import {
-  blankDescriptor, decode, F, FN_ADDR, GATEWAY_KEY, Kind, NO_SLOT, type Descriptor, DescriptorError,
+  blankDescriptor, decode, F, FN_ADDR, GATEWAY_FN, GATEWAY_KEY, Kind, NO_SLOT, type Descriptor, DescriptorError,
 } from '../descriptor/index.ts';
 import { batonError } from '../errors.ts';
 import type { Router } from '../worker/router.ts';
@@ -22,6 +22,12 @@ import type { RequestTable } from './requests.ts';
 export const MAX_REDELIVERIES = 3;
 /** Call slots one Alloc may ask for. */
 export const MAX_GRANTS = 64;
+
+/** A failed Grant with status 410: request `reqId` is over (answered, timed out, or its client
+ *  left); whoever waits on its calls can stop. */
+export function requestOverNotice(key: number, reqId: number): Descriptor {
+  return blankDescriptor({ key, kind: Kind.Grant, reqId, slot: NO_SLOT, status: 410, sender: GATEWAY_KEY, fnId: GATEWAY_FN });
+}
 
 export interface InboxStats {
   /** Frames the gateway refused (each killed its sender). */
@@ -76,6 +82,8 @@ export class Inbox {
       return;
     }
     if (!this.deps.requests.pending(d.reqId)) {
+      // a caller asking for call slots for a request already over: tell it so
+      if (d.kind === Kind.Alloc) return this.deps.send(requestOverNotice(d.sender, d.reqId));
       // an answer to a request already answered (timeout, a crash elsewhere): free its slot
       if (!this.deps.slots.returned(d.slot, d.gen) && !this.deps.requests.get(d.reqId)) this.stats.strayDescriptors++;
       return;

@@ -28,6 +28,9 @@ export interface RequestHooks {
   /** A request will not be answered by its chain any more (it timed out, or its client left):
    *  take it out of wherever it waits. */
   abandoned(req: Request): void;
+  /** A request got its answer (or lost its client) while instances may still work on it: a
+   *  caller waiting on its nested calls must hear it is over. */
+  ended?(req: Request): void;
 }
 
 export class RequestTable {
@@ -124,6 +127,7 @@ export class RequestTable {
     this.waiting--;
     clearTimeout(req.timer);
     req.answer(outcome);
+    this.hooks.ended?.(req);
     return true;
   }
 
@@ -139,6 +143,7 @@ export class RequestTable {
       this.waiting--;
       clearTimeout(req.timer);
       this.hooks.abandoned(req);
+      this.hooks.ended?.(req);
     }
     if (req.slot >= 0) this.slots.release(req.slot, req.id);
     for (const slot of req.callSlots) this.slots.release(slot, req.id);

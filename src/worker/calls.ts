@@ -22,11 +22,14 @@ interface SlotWaiter {
 }
 
 interface PendingCall {
+  reqId: number;
   name: string;
   /** The caller's own slot (local), where the callee's trace is copied. */
   home: number;
   resolve(r: CallResult): void;
   reject(err: Error): void;
+  /** Its result arrived: the slot is the caller's again. */
+  returned(): void;
   timer: NodeJS.Timeout;
 }
 
@@ -83,6 +86,10 @@ export class Calls {
   }
 
   onGrant(d: Descriptor): void {
+    if (d.status === 410) {
+      this.requestOver(d.reqId);
+      return;
+    }
     const waiter = this.waiters.get(d.reqId)?.shift();
     if (this.waiters.get(d.reqId)?.length === 0) this.waiters.delete(d.reqId);
     if (!waiter || waiter.cancelled) {
@@ -96,6 +103,19 @@ export class Calls {
     }
   }
 
+  /** The gateway says request `reqId` is over (answered, timed out, or its client left):
+   *  whatever waits on its calls stops waiting; late grants and results are given back. */
+  private requestOver(reqId: number): void {
+    const over = () => batonError('BATON_ERR_CALL_FAILED', `the request was answered already (a timeout, a failure elsewhere, or its client left)`);
+    for (const w of this.waiters.get(reqId) ?? []) if (!w.cancelled) w.reject(over());
+    for (const [slot, p] of this.pending) {
+      if (p.reqId !== reqId) continue;
+      this.pending.delete(slot);
+      clearTimeout(p.timer);
+      p.reject(over());
+    }
+  }
+
   onReturn(d: Descriptor): void {
     const p = this.pending.get(d.slot);
     if (!p) {
@@ -104,6 +124,7 @@ export class Calls {
     }
     this.pending.delete(d.slot);
     clearTimeout(p.timer);
+    p.returned();
     const local = d.slot - this.cfg.slotBase;
     for (const t of this.pool.readTrace(local)) this.pool.appendTrace(p.home, { ...t, key: t.key | CALL_TRACE_BIT });
     const body = this.pool.view(local, d.length);
@@ -147,12 +168,13 @@ export class Calls {
         this.pending.delete(slot);
         reject(batonError('BATON_ERR_TIMEOUT', `'${this.spec.name}' called '${name}', which did not answer before the request's deadline`));
       }, Math.max(0, (deadline - nowUs()) / 1000));
-      const settle = <T>(f: (v: T) => void) => (v: T) => {
+      const returned = () => {
         out.delete(slot);
         held.set(slot, gen); // back with the caller: it gives it back when its run ends
-        f(v);
       };
-      this.pending.set(slot, { name, home: run.slot - this.cfg.slotBase, resolve: settle(resolve), reject: settle(reject), timer });
+      // rejected without its result (deadline, run over): the slot stays the callee's, and is
+      // given back when its result arrives
+      this.pending.set(slot, { reqId: run.reqId, name, home: run.slot - this.cfg.slotBase, resolve, reject, returned, timer });
       held.delete(slot); // the callee's now
       out.add(slot);
       const t = nowUs() - run.tArrive;

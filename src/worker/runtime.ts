@@ -177,11 +177,11 @@ export class WorkerRuntime {
       ...d, key: next.key, kind, fnId: next.fnId, hop: next.hop, length, status, aux: caller && failed ? 1 : 0,
       sender: this.cfg.key, tSent: nowUs() - d.tArrive, tBind: 0, tStart: start, tEnd: end,
     };
-    // the result, the call slots it still holds, and (late binding) this instance's Idle
-    // notice leave in one write
+    // the call slots it still holds, the result, and (late binding) this instance's Idle
+    // notice leave in one write; the slots first, so the request holds none when answered
     const back = this.calls.finish(d, calls);
-    if (this.late) this.endpoint.send(forward, ...back, this.idleNotice());
-    else this.endpoint.send(forward, ...back);
+    if (this.late) this.endpoint.send(...back, forward, this.idleNotice());
+    else this.endpoint.send(...back, forward);
     return this.late;
   }
 
