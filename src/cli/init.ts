@@ -47,7 +47,7 @@ export function scaffold(dir: string): void {
       `baton: a function project in ${rel}:`,
       ...Object.keys(files).map((f) => `  ${f}`),
       'next:',
-      `  cd ${rel} && npm install`,
+      rel === '.' ? '  npm install' : `  cd ${rel} && npm install`,
       '  npx tsc                        # type-check',
       '  npx baton test                 # unit tests, no gateway',
       '  sudo npx baton up chain.yaml   # serve (eBPF needs root or CAP_BPF + CAP_NET_ADMIN)',

@@ -108,6 +108,8 @@ export class Calls {
   private requestOver(reqId: number): void {
     const over = () => batonError('BATON_ERR_CALL_FAILED', `the request was answered already (a timeout, a failure elsewhere, or its client left)`);
     for (const w of this.waiters.get(reqId) ?? []) if (!w.cancelled) w.reject(over());
+    // grants sent before the notice came before it; none follows it
+    this.waiters.delete(reqId);
     for (const [slot, p] of this.pending) {
       if (p.reqId !== reqId) continue;
       this.pending.delete(slot);

@@ -153,8 +153,7 @@ export class WorkerRuntime {
         throw batonError('BATON_ERR_BAD_NEXT', `'${this.name}' was called with ctx.call(): it answers its caller, so ctx.next() does not apply`);
       }
       next = caller ?? this.router.after(d.chainId, d.hop, this.name, ctx.nextName, ctx.ended);
-      if (caller) kind = Kind.Return;
-      else if (next.key !== GATEWAY_KEY) kind = Kind.Call;
+      if (!caller && next.key !== GATEWAY_KEY) kind = Kind.Call;
       if (ctx.contentType !== undefined && !this.pool.writeType(slot, ctx.contentType)) {
         throw new RangeError(`content-type longer than 64 bytes: ${ctx.contentType.slice(0, 80)}`);
       }
@@ -168,7 +167,7 @@ export class WorkerRuntime {
     }
     const end = nowUs() - d.tArrive;
     const failed = kind === Kind.Error;
-    if (caller) kind = Kind.Return;
+    if (caller) kind = Kind.Return; // its result or its error, to the caller
     if (!failed) status = ctx.statusCode ?? (d.status || 200);
     this.pool.appendTrace(slot, {
       fnId: this.cfg.fnId, key: this.cfg.key, sent: d.tSent, bind: d.tBind || d.tSent, recv, start, end,

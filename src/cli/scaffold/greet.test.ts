@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { invoke } from 'baton/testing';
-import greet from '../functions/greet.ts';
-import shout from '../functions/shout.ts';
+import greet from '../functions/greet';
+import shout from '../functions/shout';
 
 test('greet, then shout', async () => {
   const greeting = await invoke(greet, { body: 'world' });
