@@ -37,7 +37,7 @@ const up: Command = {
   details: [
     '  --port N        public HTTP port (default: the chain file\'s gateway.port, else 8080)',
     '  --host H        address to listen on (default: the chain file\'s, else 127.0.0.1)',
-    '  --admin-port N  admin listener for /_baton/status and /_baton/scale (default 9180)',
+    '  --admin-port N  admin listener for GET /status and POST /scale (default 9180)',
     '  --timeout-ms N  request timeout (default: the chain file\'s gateway.timeoutMs)',
     '  --watch         rebuild when a function\'s source changes; restart only what changed',
     '  --debug         debug logging (every request) and stack traces',
@@ -63,7 +63,7 @@ const up: Command = {
 
 const init: Command = {
   name: 'init',
-  summary: 'scaffold a function project: a chain file, one function, tsconfig.json and a test',
+  summary: 'scaffold a function project: a chain file, two functions, tsconfig.json and a test',
   usage: 'baton init <dir>',
   details: '  <dir> may exist if it is empty. Then: cd <dir> && baton up chain.yaml  (and baton test, tsc)',
   options: {},
