@@ -6,7 +6,7 @@ import { Dispatcher } from '../../src/binding/dispatcher.ts';
 import { IdleTokens } from '../../src/binding/idle.ts';
 import { compileChainFile } from '../../src/chain/index.ts';
 import {
-  blankDescriptor, encode, fnAddress, GATEWAY_KEY, IDLE_WORDS, Kind, MAX_FUNCTIONS, type Descriptor,
+  blankDescriptor, encode, fnAddress, GATEWAY_KEY, IDLE_WORDS, Kind, MAX_FUNCTIONS, NO_SLOT, type Descriptor,
 } from '../../src/descriptor/index.ts';
 import { CUSTODY, SlotTable } from '../../src/gateway/custody.ts';
 import { Inbox, MAX_REDELIVERIES } from '../../src/gateway/inbox.ts';
@@ -40,7 +40,7 @@ function setup() {
     requests, slots, dispatcher, router,
     send: (x) => sent.push(x),
     functionOf: (key) => keyFn.get(key),
-    mayCall: () => false,
+    mayCall: (fnId) => d.functions[fnId]!.name === 'late', // as if its chain file said calls:
     resetSlot: () => {},
     describe: (key) => `key ${key}`,
     refuse: (key, why) => refused.push([key, why]),
@@ -62,6 +62,37 @@ function setup() {
 }
 
 describe('inbox (key 0)', () => {
+  it("grants call slots from the request's domain, takes them back, refuses whoever may not ask, and says when a request is over", () => {
+    const { d, requests, sent, refused, start, arrive, slots, answers } = setup();
+    const [late, early] = [d.functions[0]!.keys[0]!, d.functions[1]!.keys[0]!];
+    const req = start();
+    arrive({ kind: Kind.Alloc, reqId: req.id, slot: req.slot, gen: req.gen, length: 2, sender: late });
+    const grants = sent.splice(0);
+    expect(grants.map((g) => [g.kind, g.key, g.status, g.reqId])).toEqual([[Kind.Grant, late, 0, req.id], [Kind.Grant, late, 0, req.id]]);
+    expect(new Set([req.slot, ...grants.map((g) => g.slot)]).size).toBe(3);
+    expect(slots.free()).toBe(8 - 3);
+    // one comes back (given back by the caller): freed, and the request is not answered by it
+    arrive({ kind: Kind.Error, reqId: req.id, slot: grants[0]!.slot, gen: grants[0]!.gen, status: 502, sender: late });
+    expect(slots.free()).toBe(8 - 2);
+    expect(answers.has(req.id)).toBe(false);
+    // a function whose chain file lets it call nothing, and an ask for too many, cost the sender
+    // its instance, and the request it named its answer (502)
+    for (const [sender, length] of [[early, 1], [late, 65]] as const) {
+      const other = start();
+      arrive({ kind: Kind.Alloc, reqId: other.id, slot: other.slot, gen: other.gen, length, sender });
+      expect(answers.get(other.id)).toMatchObject({ error: { code: 'BATON_ERR_BAD_DESCRIPTOR' } });
+      requests.close(other.id);
+    }
+    expect(refused.map(([k]) => k)).toEqual([early, late]);
+    // once the request is answered, an ask gets "over" (a slotless Grant, 410) and no slot
+    requests.answer(req.id, { reply: blankDescriptor({ key: 0, kind: Kind.Reply, reqId: req.id, status: 200 }) });
+    sent.length = 0;
+    arrive({ kind: Kind.Alloc, reqId: req.id, slot: req.slot, gen: req.gen, length: 1, sender: late });
+    expect(sent).toEqual([expect.objectContaining({ kind: Kind.Grant, key: late, status: 410, slot: NO_SLOT })]);
+    requests.close(req.id); // the call slot still granted goes with the request
+    expect(slots.free()).toBe(8);
+  });
+
   it('answers a request with its reply, once; a late copy only frees the slot', () => {
     const { requests, inbox, answers, start, arrive, slots, words } = setup();
     const req = start();
