@@ -1,5 +1,5 @@
 // README "Your first function", as a user runs it outside the repository: pack baton, install
-// the tarball into a fresh project, scaffold, type-check with plain tsc, unit-test with
+// the tarball (compiled JavaScript) into a fresh project, scaffold, type-check with plain tsc, unit-test with
 // `baton test`, serve with `baton up`, curl. Real npm (offline-first from the cache the
 // checkout's own install filled), real processes, real HTTP.
 import { execFileSync, spawn, type ExecFileSyncOptions } from 'node:child_process';
@@ -50,6 +50,9 @@ describe('your first function, outside the repository', () => {
     sh('mkdir', [app], work);
     sh('npm', ['init', '-y', '--loglevel=error'], app);
     sh('npm', ['install', ...NPM_QUIET, path.join(work, tarball)], app, { timeout: 300_000 });
+    // the installed package runs compiled JavaScript, not TypeScript through a loader
+    expect(existsSync(path.join(app, 'node_modules/baton/dist/cli/main.js'))).toBe(true);
+    expect(existsSync(path.join(app, 'node_modules/baton/src/cli/main.ts'))).toBe(false);
 
     const init = sh('npx', ['baton', 'init', '.'], app);
     expect(init).toMatch(/a function project in \.:/);

@@ -13,11 +13,13 @@ import { build, type BuildOptions, type Message, type Metafile } from 'esbuild';
 import type { Deployment } from '../chain/index.ts';
 import { batonError } from '../errors.ts';
 import { ADDON_PATH } from '../native/index.ts';
+import { sibling } from '../paths.ts';
 
-const SRC = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const WORKER_ENTRY = path.join(SRC, 'worker/main.ts');
+/** baton's own code (src/, or dist/ when compiled): never a function's source to watch. */
+const CODE = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const WORKER_ENTRY = sibling(import.meta.url, '../worker/main.ts');
 /** One copy of the SDK for everything baton bundles, wherever the importing file lives. */
-export const SDK_ALIASES = { 'baton/sdk': path.join(SRC, 'sdk/index.ts'), 'baton/testing': path.join(SRC, 'sdk/testing.ts') };
+export const SDK_ALIASES = { 'baton/sdk': sibling(import.meta.url, '../sdk/index.ts'), 'baton/testing': sibling(import.meta.url, '../sdk/testing.ts') };
 
 export interface FunctionBuild {
   /** The directory (root-owned when the gateway is root; 0755, files 0644). */
@@ -68,7 +70,7 @@ export async function buildFunctions(deployment: Pick<Deployment, 'functions'>):
     digests: new Map(names.map((n) => [n, createHash('sha256').update(readFileSync(path.join(dir, 'functions', `${n}.mjs`))).digest('hex')])),
     sources: Object.keys(meta.inputs)
       .map((f) => path.resolve(f))
-      .filter((f) => !f.startsWith(SRC) && !f.split(path.sep).includes('node_modules')),
+      .filter((f) => !f.startsWith(CODE) && !f.split(path.sep).includes('node_modules')),
     remove,
   };
 }

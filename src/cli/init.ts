@@ -4,11 +4,10 @@
 // user already ran `npm init` / `npm install <baton tarball>`, it adds what is missing to theirs.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { batonError } from '../errors.ts';
+import { PACKAGE_ROOT, sourceFile } from '../paths.ts';
 
-const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const TEMPLATES = fileURLToPath(new URL('./scaffold/', import.meta.url));
+const TEMPLATES = sourceFile('cli/scaffold/');
 /** What a fresh `npm init`, `npm install baton` or an editor may already have put there. */
 const HARMLESS = new Set(['.git', '.gitignore', 'README.md', 'LICENSE', 'package.json', 'package-lock.json', 'node_modules']);
 /** The test script `npm init` writes: a placeholder, not the user's. */

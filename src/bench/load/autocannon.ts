@@ -1,11 +1,11 @@
 // HTTP load, each generator in its own process: autocannon (a maintained load generator)
 // as fast as it can go, or the paced open-loop client at a fixed rate (see paced-child.ts
 // for why not autocannon's rate mode).
-import { fileURLToPath } from 'node:url';
 import { forkReady, nextMessage, stop } from '../procs.ts';
+import { sibling } from '../../paths.ts';
 
-const AUTOCANNON = fileURLToPath(new URL('./autocannon-child.ts', import.meta.url));
-const PACED = fileURLToPath(new URL('./paced-child.ts', import.meta.url));
+const AUTOCANNON = sibling(import.meta.url, './autocannon-child.ts');
+const PACED = sibling(import.meta.url, './paced-child.ts');
 
 export interface LoadResult {
   rps: number;

@@ -9,9 +9,10 @@ import type { BenchContext, Scenario } from '../context.ts';
 import { forkReady, stop } from '../procs.ts';
 import { startBaton } from '../systems/baton.ts';
 import { startService } from '../systems/http.ts';
+import { sibling } from '../../paths.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../../examples/text-pipeline/', import.meta.url));
-const NODE_FLOOR = fileURLToPath(new URL('../systems/ready.ts', import.meta.url));
+const NODE_FLOOR = sibling(import.meta.url, '../systems/ready.ts');
 
 async function time<T>(f: () => Promise<T>): Promise<[number, T]> {
   const t0 = performance.now();

@@ -4,7 +4,6 @@
 // by one process over Unix sockets), an HTTP hop between Node services (keep-alive), and
 // the C floor for the raw sockmap redirect.
 import type { ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { Sockmap } from '../../dataplane/sockmap.ts';
 import { CUSTODY } from '../../gateway/custody.ts';
@@ -12,10 +11,10 @@ import { native } from '../../native/index.ts';
 import type { BenchContext, Scenario } from '../context.ts';
 import { cpuMs, forkReady, nextMessage, run, stop } from '../procs.ts';
 import { distribution } from '../stats.ts';
+import { sibling, sourceFile } from '../../paths.ts';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const PEER = path.join(HERE, '../hop/peer.ts');
-const BROKER = path.join(HERE, '../hop/broker.ts');
+const PEER = sibling(import.meta.url, '../hop/peer.ts');
+const BROKER = sibling(import.meta.url, '../hop/broker.ts');
 const INFLIGHT = 32;
 /** The same hop through the reference program that checks nothing: what the checks cost. */
 const SOCKMAP_UNCHECKED = 'sockmap, no kernel checks';
@@ -96,7 +95,7 @@ async function httpPeers(): Promise<HopSystem> {
 
 async function cFloor(tmp: string): Promise<HopSystem> {
   const bin = path.join(tmp, 'hop-floor');
-  await run('cc', ['-O2', '-o', bin, path.join(HERE, '../hop/floor.c')]);
+  await run('cc', ['-O2', '-o', bin, sourceFile('bench/hop/floor.c')]);
   const map = hopSockmap();
   const a = map.open(1, 0);
   const b = map.open(2, 1);

@@ -6,9 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { ChainFileInput } from '../../chain/index.ts';
 import { descendants, spawnTracked, stop } from '../procs.ts';
+import { sourceFile } from '../../paths.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/baton.js', import.meta.url));
-export const BENCH_FUNCTIONS = fileURLToPath(new URL('../functions/', import.meta.url));
+export const BENCH_FUNCTIONS = sourceFile('bench/functions/');
 
 export interface RunningSystem {
   url: string;

@@ -1,11 +1,11 @@
 // The HTTP baselines: a bare fastify hello route (the gateway's ceiling), and a chain of
 // fastify services, one process per function, calling the next over undici keep-alive.
 import type { ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { forkWithReady, stop } from '../procs.ts';
 import type { RunningSystem } from './baton.ts';
+import { sibling } from '../../paths.ts';
 
-const SERVICE = fileURLToPath(new URL('./http-service.ts', import.meta.url));
+const SERVICE = sibling(import.meta.url, './http-service.ts');
 
 /** Starts one service; `next` is the URL it forwards to ('-': it answers itself). */
 export async function startService(next: string, mode: 'echo' | 'hello'): Promise<{ child: ChildProcess; url: string }> {
