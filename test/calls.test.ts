@@ -14,7 +14,7 @@ interface Result {
   body: { pid: number; fn: string; input: unknown; type: string; url: string };
 }
 
-describe.skipIf(dataplaneUnavailable)('nested calls', () => {
+describe.skipIf(dataplaneUnavailable).each(['late', 'early'] as const)('nested calls, %s binding', (binding) => {
   let gw: Gateway;
   const logs: string[] = [];
   const plan = async (p: object) => {
@@ -27,6 +27,7 @@ describe.skipIf(dataplaneUnavailable)('nested calls', () => {
     gw = await startGateway(
       {
         pool: { slotSize: '64KiB', slots: 32 },
+        binding,
         functions: {
           fanout: { module: 'fanout.ts', calls: ['wide', 'narrow'] },
           wide: { module: 'callee.ts', instances: 2 },
