@@ -34,6 +34,7 @@ export const ERRORS = {
   BATON_ERR_START_FAILED: { status: 0, message: 'a function instance failed to start' },
   BATON_ERR_BUILD: { status: 0, message: 'a function module does not build' },
   BATON_ERR_NO_SUCH_RUN: { status: 0, message: 'no such bench run' },
+  BATON_ERR_NOT_RUNNING: { status: 0, message: 'no gateway answers there' },
   BATON_ERR_INIT: { status: 0, message: 'cannot scaffold a function project there' },
   BATON_ERR_TESTS_FAILED: { status: 0, message: 'tests failed' },
   BATON_ERR_SCALE: { status: 400, message: 'cannot scale the function that way' },

@@ -148,9 +148,9 @@ describe('command-line manners (no eBPF needed)', () => {
     for (const args of [['--help'], ['help'], []]) {
       const out = baton(args);
       expect(out.status).toBe(0);
-      for (const cmd of ['up', 'init', 'test', 'bench']) expect(out.stdout).toMatch(new RegExp(`^  ${cmd} +\\S`, 'm'));
+      for (const cmd of ['up', 'status', 'top', 'init', 'test', 'bench']) expect(out.stdout).toMatch(new RegExp(`^  ${cmd} +\\S`, 'm'));
     }
-    for (const cmd of ['up', 'init', 'test', 'bench']) {
+    for (const cmd of ['up', 'status', 'top', 'init', 'test', 'bench']) {
       const out = baton([cmd, '--help']);
       expect(out).toMatchObject({ status: 0, stdout: expect.stringMatching(new RegExp(`^usage: baton ${cmd}`)) });
     }

@@ -86,6 +86,40 @@ const test: Command = {
   },
 };
 
+const ADMIN_DETAILS = '  --admin URL       the admin listener (default http://127.0.0.1:9180; --admin-port N for another local port)';
+
+function adminUrl(cmd: Command, values: Values): string {
+  if (values.admin !== undefined) return String(values.admin).replace(/\/$/, '');
+  return `http://127.0.0.1:${integer(cmd, 'admin-port', values['admin-port']) ?? 9180}`;
+}
+
+const status: Command = {
+  name: 'status',
+  summary: 'a running gateway: functions, instances, queues, pool, errors',
+  usage: 'baton status [--admin URL | --admin-port N] [--json]',
+  details: `${ADMIN_DETAILS}
+  --json            the admin listener's JSON as it is`,
+  options: { admin: { type: 'string' }, 'admin-port': { type: 'string' }, json: { type: 'boolean' } },
+  async run(values) {
+    const { status: show } = await import('./status.ts');
+    await show(adminUrl(status, values), values.json === true);
+  },
+};
+
+const top: Command = {
+  name: 'top',
+  summary: 'baton status, redrawn every second, with request rates',
+  usage: 'baton top [--admin URL | --admin-port N] [--interval MS] [--count N]',
+  details: `${ADMIN_DETAILS}
+  --interval MS     between redraws (default 1000)
+  --count N         redraw N times, then exit (default: until Ctrl-C)`,
+  options: { admin: { type: 'string' }, 'admin-port': { type: 'string' }, interval: { type: 'string' }, count: { type: 'string' } },
+  async run(values) {
+    const { top: watch } = await import('./status.ts');
+    await watch(adminUrl(top, values), integer(top, 'interval', values.interval) ?? 1000, integer(top, 'count', values.count) ?? 0);
+  },
+};
+
 const bench: Command = {
   name: 'bench',
   summary: 'measure baton against its baselines in one run; list and compare stored runs',
@@ -125,4 +159,4 @@ const bench: Command = {
   },
 };
 
-export const COMMANDS: Command[] = [up, init, test, bench];
+export const COMMANDS: Command[] = [up, status, top, init, test, bench];

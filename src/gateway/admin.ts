@@ -11,12 +11,18 @@ import { asBatonError, sendError } from './respond.ts';
 
 export const STATUS_PATH = '/status';
 export const SCALE_PATH = '/scale';
+export const HEALTH_PATH = '/healthz';
+export const READY_PATH = '/readyz';
 
 export interface AdminBackend {
   readonly log: Logger;
   /** Whether `uid` is one a function runs as. */
   isFunctionUid(uid: number): boolean;
   status(): unknown;
+  /** Functions with no ready instance (none: every function can serve). */
+  notReady(): string[];
+  /** Whether the gateway is serving (not stopping). */
+  readonly serving: boolean;
   scale(name: string, count: number): Promise<void>;
 }
 
@@ -39,6 +45,13 @@ export function buildAdmin(backend: AdminBackend): FastifyInstance {
     throw batonError('BATON_ERR_FORBIDDEN', 'functions may not use the admin listener');
   });
   app.get(STATUS_PATH, () => backend.status());
+  // liveness: the gateway process answers; readiness: it serves and every function has a ready
+  // instance (a probe takes it out of rotation while a function has none)
+  app.get(HEALTH_PATH, (_req, reply) => (backend.serving ? { status: 'ok' } : reply.code(503).send({ status: 'stopping' })));
+  app.get(READY_PATH, (_req, reply) => {
+    const waiting = backend.serving ? backend.notReady() : ['(the gateway is stopping)'];
+    return waiting.length ? reply.code(503).send({ status: 'not ready', waiting }) : { status: 'ready' };
+  });
   // run-time scaling: {"function": "work", "instances": 4}
   app.post(SCALE_PATH, async (req) => {
     const body = (req.body ?? {}) as { function?: unknown; instances?: unknown };
@@ -49,7 +62,7 @@ export function buildAdmin(backend: AdminBackend): FastifyInstance {
     return { function: body.function, instances: body.instances };
   });
   app.setNotFoundHandler((req, reply) => {
-    sendError(reply, batonError('BATON_ERR_ROUTE_NOT_FOUND', `${req.method} ${req.url.split('?')[0]} (admin: ${STATUS_PATH}, ${SCALE_PATH})`));
+    sendError(reply, batonError('BATON_ERR_ROUTE_NOT_FOUND', `${req.method} ${req.url.split('?')[0]} (admin: ${STATUS_PATH}, ${SCALE_PATH}, ${HEALTH_PATH}, ${READY_PATH})`));
   });
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, _req, reply) => sendError(reply, asBatonError(err, 65536)));
   return app;

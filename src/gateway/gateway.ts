@@ -360,6 +360,10 @@ export class Gateway implements Backend {
     return inst ? `function '${this.deployment.functions[inst.fnId]!.label}' instance ${key}` : `key ${key}`;
   }
 
+  notReady(): string[] {
+    return this.deployment.functions.filter((f) => !this.instances.of(f.id).some((i) => i.state === 'ready')).map((f) => f.label);
+  }
+
   status() {
     const binds = this.kernelBinds();
     return {
