@@ -38,6 +38,29 @@ describe.skipIf(dataplaneUnavailable)('admin probes and baton status', () => {
     expect(gw.notReady()).toEqual([]);
   });
 
+  it('/metrics: Prometheus text with per-hop and per-route histograms, answers by status, instances, slots, starts', async () => {
+    for (let i = 0; i < 3; i++) await fetch(`${gw.url}/e`, { method: 'POST', body: 'x' });
+    await fetch(`${gw.url}/f?throw=1`, { method: 'POST', body: 'x' });
+    const res = await fetch(`${gw.adminUrl}/metrics`);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}()[\]]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(value('baton_responses_total{route="POST /e",status="200"}')).toBe(3);
+    expect(value('baton_responses_total{route="POST /f",status="500"}')).toBe(1);
+    expect(value('baton_hop_wait_seconds_count{function="echo"}')).toBe(3);
+    expect(value('baton_hop_run_seconds_count{function="faulty"}')).toBe(1);
+    expect(value('baton_request_duration_seconds_count{route="POST /e"}')).toBe(3);
+    expect(value('baton_instances{function="echo",state="ready"}')).toBe(2);
+    expect(value('baton_pool_slots{domain="POST /e",state="free"}')).toBe(64);
+    expect(value('baton_instance_start_seconds_count{function="faulty"}')).toBe(2); // started, then replaced
+    expect(value('baton_instance_restarts{function="faulty"}')).toBe(1);
+    expect(value('baton_kernel_refusals{function="echo"}')).toBe(0);
+    expect(value('baton_dead_letters_total')).toBe(0);
+    expect(text).toMatch(/^baton_gateway_process_resident_memory_bytes \d+/m);
+    // every sample line is `name{labels} number`
+    for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? ([-+\d.eE]+|NaN|[+-]Inf)$/);
+  });
+
   it('baton status prints each function with its ready instances; --json is the admin JSON; top redraws', async () => {
     for (let i = 0; i < 3; i++) await fetch(`${gw.url}/e`, { method: 'POST', body: 'x' });
     const text = await baton('status', '--admin', gw.adminUrl);
@@ -54,7 +77,8 @@ describe.skipIf(dataplaneUnavailable)('admin probes and baton status', () => {
 
 describe('admin probes (HTTP mapping)', () => {
   it('readyz is 503 naming the functions that cannot serve, and both are 503 while stopping', async () => {
-    const backend = { log: pino({ level: 'silent' }), isFunctionUid: () => false, status: () => ({}), scale: async () => {}, serving: true, notReady: () => ['work'] };
+    const backend = { log: pino({ level: 'silent' }), isFunctionUid: () => false, status: () => ({}), scale: async () => {}, serving: true, notReady: () => ['work'],
+      metrics: { text: async () => '', registry: { contentType: 'text/plain' } } };
     const app = buildAdmin(backend);
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
     expect([ready.statusCode, ready.json()]).toEqual([503, { status: 'not ready', waiting: ['work'] }]);

@@ -13,12 +13,15 @@ export const STATUS_PATH = '/status';
 export const SCALE_PATH = '/scale';
 export const HEALTH_PATH = '/healthz';
 export const READY_PATH = '/readyz';
+export const METRICS_PATH = '/metrics';
 
 export interface AdminBackend {
   readonly log: Logger;
   /** Whether `uid` is one a function runs as. */
   isFunctionUid(uid: number): boolean;
   status(): unknown;
+  /** The Prometheus text exposition, and its content type. */
+  readonly metrics: { text(): Promise<string>; registry: { contentType: string } };
   /** Functions with no ready instance (none: every function can serve). */
   notReady(): string[];
   /** Whether the gateway is serving (not stopping). */
@@ -45,6 +48,7 @@ export function buildAdmin(backend: AdminBackend): FastifyInstance {
     throw batonError('BATON_ERR_FORBIDDEN', 'functions may not use the admin listener');
   });
   app.get(STATUS_PATH, () => backend.status());
+  app.get(METRICS_PATH, async (_req, reply) => reply.type(backend.metrics.registry.contentType).send(await backend.metrics.text()));
   // liveness: the gateway process answers; readiness: it serves and every function has a ready
   // instance (a probe takes it out of rotation while a function has none)
   app.get(HEALTH_PATH, (_req, reply) => (backend.serving ? { status: 'ok' } : reply.code(503).send({ status: 'stopping' })));
@@ -62,7 +66,7 @@ export function buildAdmin(backend: AdminBackend): FastifyInstance {
     return { function: body.function, instances: body.instances };
   });
   app.setNotFoundHandler((req, reply) => {
-    sendError(reply, batonError('BATON_ERR_ROUTE_NOT_FOUND', `${req.method} ${req.url.split('?')[0]} (admin: ${STATUS_PATH}, ${SCALE_PATH}, ${HEALTH_PATH}, ${READY_PATH})`));
+    sendError(reply, batonError('BATON_ERR_ROUTE_NOT_FOUND', `${req.method} ${req.url.split('?')[0]} (admin: ${STATUS_PATH}, ${METRICS_PATH}, ${SCALE_PATH}, ${HEALTH_PATH}, ${READY_PATH})`));
   });
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, _req, reply) => sendError(reply, asBatonError(err, 65536)));
   return app;

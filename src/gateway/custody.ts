@@ -57,6 +57,13 @@ export class SlotTable {
     return this.quarantine.size;
   }
 
+  /** Quarantined slots of one domain. */
+  quarantinedIn(domain: number): number {
+    let n = 0;
+    for (const slot of this.quarantine.keys()) if (Math.floor(slot / this.perDomain) === domain) n++;
+    return n;
+  }
+
   /** Takes a free slot of `domain` for request `reqId`, held by the gateway; undefined when
    *  none is free. */
   acquire(reqId: number, domain = 0): { slot: number; gen: number } | undefined {

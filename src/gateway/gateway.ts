@@ -28,6 +28,7 @@ import { checkPort, listenError } from './port.ts';
 import { RequestTable, type Outcome, type Request } from './requests.ts';
 import type { Answer } from './respond.ts';
 import { TimingStats } from './stats.ts';
+import { Metrics, type MetricsSource } from './metrics.ts';
 import { serverTiming } from './timing.ts';
 
 export interface GatewayOptions {
@@ -61,6 +62,7 @@ export class Gateway implements Backend {
   readonly routes: RouteSpec[];
   readonly capacity: number;
   readonly timing: TimingStats;
+  readonly metrics: Metrics;
   readonly sockmap: Sockmap;
   readonly pools: PoolSet;
   readonly slots: SlotTable;
@@ -130,6 +132,7 @@ export class Gateway implements Backend {
     this.routes = deployment.routes;
     this.router = new Router(deployment);
     this.timing = new TimingStats(deployment.functions.map((f) => f.label));
+    this.metrics = new Metrics(this.metricsSource(), (id) => this.fnName(id));
 
     this.sockmap = new Sockmap({ checks: options.kernelChecks }); // needs eBPF privilege: the first thing that can fail for it
     if (options.kernelChecks === false) this.log.warn('kernel checks are OFF: any function can forge descriptors (for measuring their cost only)');
@@ -188,6 +191,7 @@ export class Gateway implements Backend {
     this.sockmap.on('lost', (key) => this.socketLost(key));
     this.instances.on('ready', (inst) => {
       if (this.isLate(inst)) this.dispatcher.activate(inst.fnId, inst.index);
+      this.metrics.instanceReady(deployment.functions[inst.fnId]!.label, inst.coldStartMs ?? 0);
     });
     this.instances.on('exit', (inst, reason, code) => this.instanceExited(inst, reason, code));
     this.instances.on('live', (live) => {
@@ -219,7 +223,7 @@ export class Gateway implements Backend {
     if (this.stopped) throw batonError('BATON_ERR_SHUTTING_DOWN');
     const first = this.router.first(chainId);
     return new Promise((resolve) => {
-      this.requests.start(req, this.timeoutMs, (outcome) => resolve(this.toAnswer(req, outcome, tArrive, meta.contentType)));
+      this.requests.start(req, this.timeoutMs, (outcome) => resolve(this.toAnswer(req, chainId, outcome, tArrive, meta.contentType)));
       this.endpoint.send({
         key: first.key, kind: Kind.Call, reqId: req.id, gen: req.gen, slot: req.slot, length, chainId,
         hop: first.hop, fnId: first.fnId, status: 0, sender: GATEWAY_KEY, tArrive,
@@ -228,10 +232,12 @@ export class Gateway implements Backend {
     });
   }
 
-  private toAnswer(req: Request, outcome: Outcome, tArrive: number, requestType?: string): Answer {
+  private toAnswer(req: Request, chainId: number, outcome: Outcome, tArrive: number, requestType?: string): Answer {
     const received = nowUs() - tArrive;
     const trace = this.pools.readTrace(req.slot);
     const timing = serverTiming(trace, (id) => this.fnName(id), 'reply' in outcome ? outcome.reply.tSent : received, received);
+    const route = this.routes[chainId]!; // route i runs chain i
+    this.metrics.answered(`${route.method} ${route.path}`, 'error' in outcome ? outcome.error.status || 500 : outcome.reply.status, trace, received);
     if ('error' in outcome) return { error: outcome.error, headers: { 'server-timing': timing } };
     const d = outcome.reply;
     this.timing.record(trace, received);
@@ -292,6 +298,36 @@ export class Gateway implements Backend {
   }
 
   /** Late binding in the kernel: descriptors bound at send time, and those sent to the dispatcher. */
+  /** What /metrics reads at scrape time. */
+  private metricsSource(): MetricsSource {
+    const { deployment: d } = this;
+    return {
+      inFlight: () => this.requests.inFlight,
+      functions: () =>
+        d.functions.map((f) => {
+          const mine = this.instances.of(f.id);
+          const instances: Record<string, number> = { starting: 0, ready: 0, draining: 0 };
+          for (const i of mine) if (i.state !== 'stopped') instances[i.state]!++;
+          return {
+            name: f.label, queued: this.dispatcher.queued(f.id), idleTokens: this.dispatcher.idleTokens(f.id), instances,
+            restarts: mine.reduce((n, i) => n + i.restarts, 0),
+            refused: f.keys.reduce((n, k) => n + this.sockmap.counters(k).refused, 0),
+          };
+        }),
+      domains: () =>
+        d.domains.map((dom) => {
+          const free = this.slots.free(dom.id);
+          const quarantined = this.slots.quarantinedIn(dom.id);
+          return { name: dom.name, free, quarantined, held: d.pool.slotCount - free - quarantined };
+        }),
+      counters: () => ({
+        deadLetters: this.inbox.stats.deadLetters, badDescriptors: this.inbox.stats.badDescriptors,
+        strayDescriptors: this.inbox.stats.strayDescriptors, queuedForInstance: this.dispatcher.stats.queued,
+        queueFull: this.dispatcher.stats.rejectedFull,
+      }),
+    };
+  }
+
   kernelBinds(): { boundFast: number; toDispatcher: number } {
     let boundFast = 0;
     for (const inst of this.instances.all) boundFast += this.sockmap.counters(inst.key).boundFast;

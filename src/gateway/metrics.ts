@@ -1,0 +1,92 @@
+// /metrics on the admin listener, in the Prometheus text format (prom-client): what the gateway
+// observes per answer (each hop's wait and run, response time and JCT, status) as histograms
+// and counters, and its state (requests in flight, queues, instances, pool slots, refusals) read
+// at scrape time. Seconds and bytes, as Prometheus expects.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { HopTrace } from '../pool/index.ts';
+import { isCall } from './timing.ts';
+
+const LATENCY_BUCKETS = [
+  25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10, 30,
+];
+
+/** What the gateway reports at scrape time. */
+export interface MetricsSource {
+  inFlight(): number;
+  functions(): { name: string; queued: number; idleTokens: number; instances: Record<string, number>; restarts: number; refused: number }[];
+  domains(): { name: string; free: number; held: number; quarantined: number }[];
+  counters(): { deadLetters: number; badDescriptors: number; strayDescriptors: number; queuedForInstance: number; queueFull: number };
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly wait: Histogram<'function'>;
+  private readonly run: Histogram<'function'>;
+  private readonly response: Histogram<'route'>;
+  private readonly duration: Histogram<'route'>;
+  private readonly answers: Counter<'route' | 'status'>;
+  private readonly starts: Histogram<'function'>;
+
+  constructor(source: MetricsSource, private readonly fnName: (fnId: number) => string) {
+    const registers = [this.registry];
+    const histogram = <L extends string>(name: string, help: string, label: L) =>
+      new Histogram<L>({ name, help, labelNames: [label], buckets: LATENCY_BUCKETS, registers });
+    this.wait = histogram('baton_hop_wait_seconds', 'A hop (or nested call) from send to its handler starting: delivery, binding, queueing', 'function');
+    this.run = histogram('baton_hop_run_seconds', "A function's handler run", 'function');
+    this.response = histogram('baton_request_response_seconds', 'Arrival to the first handler starting', 'route');
+    this.duration = histogram('baton_request_duration_seconds', 'Arrival to the answer at the gateway (job completion time)', 'route');
+    this.starts = histogram('baton_instance_start_seconds', 'Instance spawn to ready (its count: instances started)', 'function');
+    this.answers = new Counter({ name: 'baton_responses_total', help: 'Chain answers by route and HTTP status', labelNames: ['route', 'status'], registers });
+
+    const gauge = <L extends string>(name: string, help: string, labelNames: L[], collect: (g: Gauge<L>) => void) =>
+      new Gauge<L>({ name, help, labelNames, registers, collect() { this.reset(); collect(this); } });
+    const counter = (name: string, help: string, value: () => number) =>
+      new Counter({ name, help, registers, collect() { this.reset(); this.inc(value()); } });
+    gauge('baton_requests_in_flight', 'Requests in a chain, not answered yet', [], (g) => g.set(source.inFlight()));
+    gauge('baton_queue_depth', 'Descriptors waiting for an idle instance (late binding)', ['function'], (g) => {
+      for (const f of source.functions()) g.set({ function: f.name }, f.queued);
+    });
+    gauge('baton_idle_tokens', 'Idle instance tokens the kernel can bind to (late binding)', ['function'], (g) => {
+      for (const f of source.functions()) g.set({ function: f.name }, f.idleTokens);
+    });
+    gauge('baton_instances', 'Instances by state', ['function', 'state'], (g) => {
+      for (const f of source.functions()) for (const [state, n] of Object.entries(f.instances)) g.set({ function: f.name, state }, n);
+    });
+    gauge('baton_instance_restarts', 'Instances replaced after exiting (since start)', ['function'], (g) => {
+      for (const f of source.functions()) g.set({ function: f.name }, f.restarts);
+    });
+    gauge('baton_kernel_refusals', 'Senders refused by the SK_MSG program (forged or malformed descriptors), since start', ['function'], (g) => {
+      for (const f of source.functions()) g.set({ function: f.name }, f.refused);
+    });
+    gauge('baton_pool_slots', 'Pool slots by state (held: owned by a request; quarantined: its request is done, an instance still holds it)', ['domain', 'state'], (g) => {
+      for (const d of source.domains()) for (const state of ['free', 'held', 'quarantined'] as const) g.set({ domain: d.name, state }, d[state]);
+    });
+    counter('baton_dead_letters_total', 'Descriptors for a key with no live socket', () => source.counters().deadLetters);
+    counter('baton_rejected_descriptors_total', 'Descriptors the gateway refused (each killed its sender)', () => source.counters().badDescriptors);
+    counter('baton_stray_descriptors_total', 'Descriptors for requests no longer known', () => source.counters().strayDescriptors);
+    counter('baton_queued_total', 'Descriptors that had to wait for an idle instance', () => source.counters().queuedForInstance);
+    counter('baton_queue_full_total', 'Requests refused 503 because a queue was full', () => source.counters().queueFull);
+    collectDefaultMetrics({ register: this.registry, prefix: 'baton_gateway_' });
+  }
+
+  /** A chain's answer: each hop's (and call's) wait and run, the request's times, its status. */
+  answered(route: string, status: number, trace: HopTrace[], receivedUs: number): void {
+    for (const t of trace) {
+      const fn = this.fnName(t.fnId);
+      this.wait.observe({ function: fn }, Math.max(0, t.start - t.sent) / 1e6);
+      this.run.observe({ function: fn }, Math.max(0, t.end - t.start) / 1e6);
+    }
+    const first = trace.filter((t) => !isCall(t))[0];
+    if (first) this.response.observe({ route }, first.start / 1e6);
+    this.duration.observe({ route }, receivedUs / 1e6);
+    this.answers.inc({ route, status: String(status) });
+  }
+
+  instanceReady(fn: string, ms: number): void {
+    this.starts.observe({ function: fn }, ms / 1000);
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
