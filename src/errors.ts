@@ -42,7 +42,7 @@ export const ERRORS = {
     status: 0,
     message: 'the native addon is not built: apt-get install -y clang libbpf-dev bpftool pkg-config, then npm install',
   },
-  BATON_ERR_NO_PRIVILEGE: { status: 0, message: 'eBPF needs privilege: run as root or grant CAP_BPF and CAP_NET_ADMIN' },
+  BATON_ERR_NO_PRIVILEGE: { status: 0, message: 'eBPF needs privilege: run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (deploy/baton.service lists all the gateway uses)' },
   BATON_ERR_KERNEL_FEATURE: {
     status: 0,
     // the one statement of the minimum kernel: BPF atomics (fetch-and), mmapable arrays, SK_MSG

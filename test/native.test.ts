@@ -23,10 +23,10 @@ describe('native addon errors', () => {
     expect(r.message).toMatch(/apt-get install -y clang libbpf-dev bpftool pkg-config, then npm install/);
   });
 
-  it.runIf(process.getuid?.() === 0)('an unprivileged process is told it needs CAP_BPF and CAP_NET_ADMIN', () => {
+  it.runIf(process.getuid?.() === 0)('an unprivileged process is told it needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN', () => {
     const r = probe({ uid: 65534 });
     expect(r.code).toBe('BATON_ERR_NO_PRIVILEGE');
-    expect(r.message).toMatch(/run as root or grant CAP_BPF and CAP_NET_ADMIN/);
+    expect(r.message).toMatch(/run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN/);
   });
 });
 

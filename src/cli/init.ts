@@ -49,7 +49,7 @@ export function scaffold(dir: string): void {
       rel === '.' ? '  npm install' : `  cd ${rel} && npm install`,
       '  npx tsc                        # type-check',
       '  npx baton test                 # unit tests, no gateway',
-      '  sudo npx baton up chain.yaml   # serve (eBPF needs root or CAP_BPF + CAP_NET_ADMIN)',
+      '  sudo npx baton up chain.yaml   # serve (eBPF needs root: see deploy/baton.service)',
       "  curl --data 'world' http://127.0.0.1:8080/greet",
     ].join('\n'),
   );
