@@ -253,8 +253,10 @@ export class Gateway implements Backend {
    *  failed Grant, status 410): a caller waiting on nested calls stops waiting. Instances that
    *  make no calls ignore it; a chain's normal reply leaves no slot held, so sends nothing. */
   private requestOver(req: Request): void {
+    const main = req.slot >= 0 ? this.slots.holder(req.slot) : GATEWAY_KEY;
+    if (main === GATEWAY_KEY && !req.callSlots?.size) return; // the usual case: nothing held
     const holders = new Set<number>();
-    for (const slot of [req.slot, ...req.callSlots]) {
+    for (const slot of [req.slot, ...(req.callSlots ?? [])]) {
       const holder = slot >= 0 ? this.slots.holder(slot) : GATEWAY_KEY;
       if (holder !== GATEWAY_KEY) holders.add(holder);
     }

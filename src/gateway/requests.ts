@@ -16,8 +16,9 @@ export interface Request {
   gen: number;
   /** Dead letters sent again for this request. */
   redeliveries: number;
-  /** Slots granted to its functions for nested calls (ctx.call), until they come back. */
-  callSlots: Set<number>;
+  /** Slots granted to its functions for nested calls (ctx.call), until they come back (made at
+   *  the first call: most requests make none). */
+  callSlots?: Set<number>;
   /** Set when it enters a chain: sends the answer. */
   answer?: (outcome: Outcome) => void;
   timer?: NodeJS.Timeout;
@@ -66,7 +67,7 @@ export class RequestTable {
       }
       id = this.random[this.drawn++]! & 0x7fffffff;
     } while (id === 0 || this.open.has(id));
-    const req: Request = { id, slot: -1, gen: 0, redeliveries: 0, callSlots: new Set(), answered: false };
+    const req: Request = { id, slot: -1, gen: 0, redeliveries: 0, answered: false };
     this.open.set(req.id, req);
     return req;
   }
@@ -96,14 +97,14 @@ export class RequestTable {
    *  the gateway until it is granted; undefined when none is free. */
   takeCallSlot(req: Request): { slot: number; gen: number } | undefined {
     const got = this.slots.acquire(req.id, Math.floor(req.slot / this.slots.perDomain));
-    if (got) req.callSlots.add(got.slot);
+    if (got) (req.callSlots ??= new Set()).add(got.slot);
     return got;
   }
 
   /** A call slot came back to the gateway (its caller gave it back, or the caller is gone):
    *  free it. Returns whether it was one of the request's. */
   callSlotBack(req: Request, slot: number): boolean {
-    if (!req.callSlots.delete(slot)) return false;
+    if (!req.callSlots?.delete(slot)) return false;
     this.slots.release(slot, req.id);
     return true;
   }
@@ -146,7 +147,7 @@ export class RequestTable {
       this.hooks.ended?.(req);
     }
     if (req.slot >= 0) this.slots.release(req.slot, req.id);
-    for (const slot of req.callSlots) this.slots.release(slot, req.id);
+    for (const slot of req.callSlots ?? []) this.slots.release(slot, req.id);
     return waited;
   }
 
