@@ -120,4 +120,20 @@ describe.skipIf(dataplaneUnavailable).each(['late', 'early'] as const)('nested c
     expect((await plan({ calls: [{ fn: 'narrow', payload: 1 }] })).status).toBe(200);
   });
 
+  it('a callee stopped (SIGSTOP) mid-call: 504 at the deadline, the caller freed at once, the callee killed and replaced', async () => {
+    const narrow = gw.instances.all.find((i) => gw.deployment.functions[i.fnId]!.name === 'narrow')!;
+    const pid = narrow.child!.pid!;
+    const heard = () => logs.filter((l) => /'fanout' failed: .*the request was answered already/.test(l)).length;
+    const heardBefore = heard();
+    const answer = plan({ calls: [{ fn: 'narrow', payload: { sleep: 200 } }] });
+    await waitFor('the callee to hold the call', () => [...Array(gw.slots.count).keys()].some((s) => gw.slots.holder(s) === narrow.key));
+    process.kill(pid, 'SIGSTOP');
+    const { status, body } = await answer;
+    expect(status).toBe(504);
+    expect(body).toMatchObject({ error: 'BATON_ERR_TIMEOUT' });
+    await waitFor('the caller to hear', () => heard() === heardBefore + 1);
+    await waitFor('the stopped callee to be replaced', () => narrow.state === 'ready' && narrow.child?.pid !== pid);
+    await poolSettled(gw);
+    expect((await plan({ calls: [{ fn: 'narrow', payload: 1 }] })).status).toBe(200);
+  });
 });
