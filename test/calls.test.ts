@@ -120,10 +120,11 @@ describe.skipIf(dataplaneUnavailable).each(['late', 'early'] as const)('nested c
     expect((await plan({ calls: [{ fn: 'narrow', payload: 1 }] })).status).toBe(200);
   });
 
-  it('a callee stopped (SIGSTOP) mid-call: 504 at the deadline, the caller freed at once, the callee killed and replaced', async () => {
+  it('a callee stopped (SIGSTOP) mid-call: 504 at the deadline, the caller freed, the callee killed and replaced', async () => {
     const narrow = gw.instances.all.find((i) => gw.deployment.functions[i.fnId]!.name === 'narrow')!;
     const pid = narrow.child!.pid!;
-    const heard = () => logs.filter((l) => /'fanout' failed: .*the request was answered already/.test(l)).length;
+    // freed by its own deadline or by the gateway's notice, whichever comes first (both at ~3 s)
+    const heard = () => logs.filter((l) => /'fanout' failed: .*(the request was answered already|before the request's deadline)/.test(l)).length;
     const heardBefore = heard();
     const answer = plan({ calls: [{ fn: 'narrow', payload: { sleep: 200 } }] });
     await waitFor('the callee to hold the call', () => [...Array(gw.slots.count).keys()].some((s) => gw.slots.holder(s) === narrow.key));
