@@ -76,7 +76,7 @@ export class Metrics {
       this.wait.observe({ function: fn }, Math.max(0, t.start - t.sent) / 1e6);
       this.run.observe({ function: fn }, Math.max(0, t.end - t.start) / 1e6);
     }
-    const first = trace.filter((t) => !isCall(t))[0];
+    const first = trace.find((t) => !isCall(t));
     if (first) this.response.observe({ route }, first.start / 1e6);
     this.duration.observe({ route }, receivedUs / 1e6);
     this.answers.inc({ route, status: String(status) });

@@ -50,6 +50,8 @@ export class Calls {
   private readonly asks = new Map<number, { run: Descriptor; count: number }>(); // this tick's
   private readonly pending = new Map<number, PendingCall>(); // by call slot
   private readonly spec: FunctionSpec;
+  /** The one RunCalls of every run of a function that may call nothing. */
+  private readonly noCalls: RunCalls;
 
   constructor(
     private readonly cfg: WorkerConfig,
@@ -58,10 +60,20 @@ export class Calls {
     private readonly send: (...ds: Descriptor[]) => void,
   ) {
     this.spec = cfg.deployment.functions[cfg.fnId]!;
+    this.noCalls = {
+      caller: {
+        call: async (name) => {
+          throw this.notAllowed(name);
+        },
+      },
+      held: new Map(), out: new Set(), waiting: new Set(), done: false,
+    };
   }
 
   /** The calls of the handler running descriptor `run`. */
   forRun(run: Descriptor): RunCalls {
+    // most functions call nothing: no per-run state for them on the hot path
+    if (this.spec.calls.length === 0) return this.noCalls;
     const calls: RunCalls = {
       caller: { call: (name, payload, type) => this.call(run, calls, name, payload, type) },
       held: new Map(), out: new Set(), waiting: new Set(), done: false,
@@ -72,6 +84,7 @@ export class Calls {
   /** The run is over: what it still holds goes back (sent by the caller with its result);
    *  results of calls still out will be given back when they arrive. */
   finish(run: Descriptor, calls: RunCalls): Descriptor[] {
+    if (calls === this.noCalls) return [];
     calls.done = true;
     const early = () => batonError('BATON_ERR_CTX_CLOSED', `function '${this.spec.name}' returned before its calls answered`);
     for (const w of calls.waiting) w.reject(early()); // their grants are given back on arrival
@@ -149,13 +162,7 @@ export class Calls {
     const { held, out } = calls;
     const fns = this.cfg.deployment.functions;
     const callee = this.spec.calls.map((id) => fns[id]!).find((f) => f.name === name);
-    if (!callee) {
-      const allowed = this.spec.calls.map((id) => fns[id]!.name);
-      throw batonError(
-        'BATON_ERR_BAD_CALL',
-        `function '${this.spec.name}' called '${name}'; it may call ${allowed.length ? allowed.join(', ') : 'nothing'} (functions.${this.spec.name}.calls in the chain file)`,
-      );
-    }
+    if (!callee) throw this.notAllowed(name);
     if (payload.length > this.pool.capacity) {
       throw batonError('BATON_ERR_BAD_CALL', `function '${this.spec.name}' called '${name}' with ${payload.length} bytes; a slot's payload holds ${this.pool.capacity}`);
     }
@@ -186,6 +193,14 @@ export class Calls {
         tArrive: run.tArrive, tSent: t, tBind: 0, tStart: t, tEnd: 0,
       });
     });
+  }
+
+  private notAllowed(name: string): Error {
+    const allowed = this.spec.calls.map((id) => this.cfg.deployment.functions[id]!.name);
+    return batonError(
+      'BATON_ERR_BAD_CALL',
+      `function '${this.spec.name}' called '${name}'; it may call ${allowed.length ? allowed.join(', ') : 'nothing'} (functions.${this.spec.name}.calls in the chain file)`,
+    );
   }
 
   /** A slot for a call: the run's asks of one tick leave as one Alloc. */
