@@ -8,6 +8,7 @@ import { runBench, SCENARIOS } from '../src/bench/index.ts';
 import { distribution, medianOf } from '../src/bench/stats.ts';
 import { Store, type Result } from '../src/bench/store.ts';
 import { ratioText, renderTable } from '../src/bench/table.ts';
+import { runJson } from '../src/bench/json.ts';
 import { dataplaneUnavailable } from './helpers/env.ts';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'baton-bench-test-'));
@@ -72,6 +73,26 @@ describe('bench harness', () => {
     expect(text).toMatch(/baton @ 100 req\/s .*0\.50× ✓/);
     expect(text).toMatch(/baton @ 200 req\/s .*1\.00×/);
   });
+
+  it('gives --json one document per scenario, each figure with its ratio to each baseline at its swept point', () => {
+    const mk = (scenario: string, system: string, value: number, x?: number): Result => ({
+      scenario, system, metric: 'p50', value, unit: 'ms', better: 'lower', spread: 0, reps: 1, config: x === undefined ? {} : { x },
+    });
+    const sc = (name: string) => ({ name, title: name, baselines: ['http'], run: async () => {} });
+    const all = [mk('a', 'baton', 2, 100), mk('a', 'http', 4, 100), mk('a', 'baton', 9, 200), mk('b', 'baton', 1)];
+    const one = runJson(7, 'full', [sc('a')], all);
+    expect(one).toEqual({
+      run: 7, mode: 'full', scenario: 'a',
+      results: [
+        { system: 'baton', metric: 'p50', value: 2, unit: 'ms', better: 'lower', x: 100, spread: 0, reps: 1, vs: { http: 0.5 } },
+        { system: 'http', metric: 'p50', value: 4, unit: 'ms', better: 'lower', x: 100, spread: 0, reps: 1, vs: {} },
+        { system: 'baton', metric: 'p50', value: 9, unit: 'ms', better: 'lower', x: 200, spread: 0, reps: 1, vs: {} }, // no baseline at 200
+      ],
+    });
+    const both = runJson(7, 'full', [sc('a'), sc('b')], all);
+    expect(Array.isArray(both) && both.map((d) => [d.scenario, d.results.length])).toEqual([['a', 3], ['b', 1]]);
+    expect(JSON.parse(JSON.stringify(both))).toEqual(both);
+  });
 });
 
 describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
@@ -83,14 +104,23 @@ describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
     const results = store.results(run);
     const systems = (scenario: string) => [...new Set(results.filter((r) => r.scenario === scenario).map((r) => r.system))];
     expect(systems('hop')).toEqual(['baton (sockmap)', 'sockmap, no kernel checks', 'user-space broker', 'HTTP (Node, keep-alive)', 'C floor (sockmap)']);
-    expect(systems('chain')).toEqual(['baton (2 functions)', 'baton, no kernel checks', 'baton example (text-pipeline)', 'bare fastify hello', 'HTTP chain']);
-    const hops = store.distributions(run).filter((d) => d.scenario === 'chain' && d.metric.includes('descriptor timestamps'));
+    expect(systems('chain')).toEqual([
+      'baton (2 functions)', 'baton, no kernel checks', 'baton example (text-pipeline)', 'bare fastify hello', 'HTTP chain', 'C floor (sockmap hop)',
+    ]);
+    const hops = store.distributions(run).filter((d) => d.scenario === 'chain' && d.metric.includes(' hop at '));
     expect(hops.length).toBe(9); // three baton systems × three distributions
     for (const d of hops) expect(d.count).toBeGreaterThan(0);
+    const chainFigure = (system: string, metric: string) => results.find((r) => r.scenario === 'chain' && r.system === system && r.metric === metric);
+    for (const metric of ['gateway CPU per request', 'worker CPU per hop', 'p50 hop inside the chain (Server-Timing)']) {
+      expect(chainFigure('baton (2 functions)', metric)?.value).toBeGreaterThan(0);
+    }
+    expect(chainFigure('bare fastify hello', 'gateway CPU per request')?.value).toBeGreaterThan(0);
+    expect(chainFigure('C floor (sockmap hop)', 'worker CPU per hop')?.value).toBeGreaterThan(0);
     expect(systems('payload')).toEqual(['baton', 'HTTP chain']);
     expect(systems('coldstart')).toEqual(['baton instance (parse)', 'baton up (parse)', 'HTTP service (fastify)', 'node floor (tsx, no code)']);
     expect(systems('binding')).toEqual(['early binding', 'late binding']);
     expect(systems('idle')).toEqual(['baton', 'HTTP services']);
+    expect(results.find((r) => r.scenario === 'idle' && r.system === 'baton' && r.metric === 'resident memory per instance')!.value).toBeGreaterThan(0);
     const soak = (metric: string) => results.find((r) => r.scenario === 'soak' && r.metric === metric)!.value;
     expect(soak('requests')).toBeGreaterThan(0);
     expect([soak('wrong answers'), soak('slots not free after')]).toEqual([0, 0]);

@@ -23,7 +23,7 @@ type ForkOptions = { stdio?: unknown[]; env?: NodeJS.ProcessEnv };
 export async function forkWithReady<T extends object>(file: string, args: string[], options: ForkOptions = {}): Promise<{ child: ChildProcess; ready: T }> {
   const child = track(
     fork(file, args, {
-      execArgv: ['--import', TSX_LOADER],
+      execArgv: file.endsWith('.ts') ? ['--import', TSX_LOADER] : [],
       stdio: (options.stdio ?? ['ignore', 'inherit', 'inherit', 'ipc']) as never,
       env: options.env ?? process.env,
     }),

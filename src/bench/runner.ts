@@ -9,7 +9,7 @@ import type { BenchContext, BenchMode, Scenario } from './context.ts';
 import { gitRevision, machineInfo, sampleNode } from './machine.ts';
 import { writeReport } from './report.ts';
 import { medianOf, distribution } from './stats.ts';
-import { Store } from './store.ts';
+import { Store, type Result } from './store.ts';
 import { renderTable } from './table.ts';
 
 export interface RunOptions {
@@ -19,7 +19,7 @@ export interface RunOptions {
   log: (line: string) => void;
 }
 
-export async function runBench(scenarios: Scenario[], opts: RunOptions): Promise<{ run: number; report: string }> {
+export async function runBench(scenarios: Scenario[], opts: RunOptions): Promise<{ run: number; report: string; results: Result[] }> {
   const store = await Store.open(opts.db);
   const run = store.beginRun({ scenarios: scenarios.map((s) => s.name), mode: opts.mode, machine: machineInfo(), git: gitRevision() });
   store.save();
@@ -82,5 +82,5 @@ export async function runBench(scenarios: Scenario[], opts: RunOptions): Promise
     rmSync(tmp, { recursive: true, force: true });
   }
   const report = await writeReport(store, run, scenarios, opts.outDir);
-  return { run, report };
+  return { run, report, results: store.results(run) };
 }

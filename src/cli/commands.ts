@@ -123,14 +123,16 @@ const top: Command = {
 const bench: Command = {
   name: 'bench',
   summary: 'measure baton against its baselines in one run; list and compare stored runs',
-  usage: 'baton bench <scenario…|all> [--quick] [--db FILE] [--out DIR]\n       baton bench list [--db FILE]\n       baton bench compare <run> <run> [--db FILE]',
+  usage: 'baton bench <scenario…|all> [--quick] [--json] [--db FILE] [--out DIR]\n       baton bench list [--db FILE]\n       baton bench compare <run> <run> [--db FILE]',
   details: [
     '  scenarios: hop, chain, calls, payload, coldstart, binding, idle, soak (all: every one but soak)',
     '  --quick     short runs (smoke test); full runs are the ones to quote',
+    '  --json      print the figures as JSON on stdout (one scenario: an object, several: an array);',
+    '              progress and tables go to stderr',
     '  --db FILE   results database (default .bench/bench.sqlite)',
     '  --out DIR   where the HTML report goes (default .bench/)',
   ].join('\n'),
-  options: { quick: { type: 'boolean', default: false }, db: { type: 'string' }, out: { type: 'string' } },
+  options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, db: { type: 'string' }, out: { type: 'string' } },
   async run(values, positionals) {
     const db = (values.db as string | undefined) ?? '.bench/bench.sqlite';
     const { listRuns, compareRuns } = await import('../bench/compare.ts');
@@ -149,13 +151,15 @@ const bench: Command = {
       return s;
     });
     const t0 = performance.now();
-    const { run, report } = await runBench(chosen, {
-      mode: values.quick ? 'quick' : 'full',
-      db,
-      outDir: (values.out as string | undefined) ?? '.bench',
-      log: (line) => console.log(line),
-    });
-    console.log(`\nrun ${run} done in ${((performance.now() - t0) / 1000).toFixed(0)} s; database ${db}; report ${report}`);
+    const mode = values.quick ? 'quick' : 'full';
+    // with --json, stdout carries only the document
+    const log = values.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
+    const { run, report, results } = await runBench(chosen, { mode, db, outDir: (values.out as string | undefined) ?? '.bench', log });
+    log(`\nrun ${run} done in ${((performance.now() - t0) / 1000).toFixed(0)} s; database ${db}; report ${report}`);
+    if (values.json) {
+      const { runJson } = await import('../bench/json.ts');
+      console.log(JSON.stringify(runJson(run, mode, chosen, results), null, 2));
+    }
   },
 };
 

@@ -14,6 +14,25 @@ export interface LoadResult {
   latencyMs: { p50: number; p90: number; p99: number; max: number };
   errors: number;
   non2xx: number;
+  /** With `timing` (paced load only): each hop's wait from the answers' Server-Timing. */
+  hops?: HopWaits;
+}
+
+/** Hop waits in µs, by where the hop goes: gateway → first function, function → function
+ *  (inside the chain), last function → gateway. */
+export interface HopWaits {
+  first: number[];
+  inside: number[];
+  back: number[];
+}
+
+/** Adds the hops of one Server-Timing header (src/gateway/timing.ts) to `into`. */
+export function hopWaits(timing: string, into: HopWaits): void {
+  for (const m of timing.matchAll(/h(\d+)-[\w@.-]+?-wait;dur=([\d.]+)/g)) {
+    (m[1] === '1' ? into.first : into.inside).push(Number(m[2]) * 1000);
+  }
+  const back = /gw-wait;dur=([\d.]+)/.exec(timing);
+  if (back) into.back.push(Number(back[1]) * 1000);
 }
 
 export interface LoadJob {
@@ -27,6 +46,8 @@ export interface LoadJob {
   bodyBytes?: number;
   bodyText?: string;
   method?: 'GET' | 'POST';
+  /** Ask baton for Server-Timing and collect each hop's wait (paced load only). */
+  timing?: boolean;
 }
 
 export async function httpLoad(job: LoadJob): Promise<LoadResult> {

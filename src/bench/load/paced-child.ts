@@ -4,10 +4,11 @@
 // never leaves before it is due; timers may send it a little late, so its latency runs
 // from when it actually went out. autocannon's rate mode sends each connection's quota in
 // a burst at the start of every second, which measures burst handling instead.
-// Percentiles from Node's HDR histogram, microsecond resolution.
+// Percentiles from Node's HDR histogram, microsecond resolution. With `timing`, each baton
+// answer's Server-Timing header gives the time of every hop (see src/gateway/timing.ts).
 import { createHistogram } from 'node:perf_hooks';
 import { Pool } from 'undici';
-import type { LoadJob } from './autocannon.ts';
+import { hopWaits, type HopWaits, type LoadJob } from './autocannon.ts';
 
 process.send!({ ready: true });
 process.on('message', async (job: LoadJob & { overallRate: number }) => {
@@ -18,8 +19,11 @@ process.on('message', async (job: LoadJob & { overallRate: number }) => {
   let errors = 0;
   let non2xx = 0;
   let total = 0;
+  const hops: HopWaits = { first: [], inside: [], back: [] };
   const intervalMs = 1000 / job.overallRate;
   const count = Math.round(job.overallRate * job.duration);
+  const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+  if (job.timing) headers['x-baton-timing'] = '1';
   const t0 = performance.now();
   const inflight = new Set<Promise<void>>();
   for (let i = 0; i < count; i++) {
@@ -27,12 +31,14 @@ process.on('message', async (job: LoadJob & { overallRate: number }) => {
     while (performance.now() < due) await new Promise((r) => setTimeout(r, due - performance.now()));
     const sent = performance.now();
     const p = pool
-      .request({ path: url.pathname + url.search, method: job.method ?? 'POST', body, headers: { 'content-type': 'application/octet-stream' } })
+      .request({ path: url.pathname + url.search, method: job.method ?? 'POST', body, headers })
       .then(async (res) => {
         await res.body.arrayBuffer();
         total++;
         if (res.statusCode >= 300) non2xx++;
         else latency.record(Math.max(1, Math.round((performance.now() - sent) * 1000)));
+        const timing = res.headers['server-timing'];
+        if (job.timing && typeof timing === 'string') hopWaits(timing, hops);
       })
       .catch(() => {
         errors++;
@@ -51,5 +57,6 @@ process.on('message', async (job: LoadJob & { overallRate: number }) => {
     latencyMs: { p50: at(50), p90: at(90), p99: at(99), max: latency.count ? latency.max / 1000 : 0 },
     errors,
     non2xx,
+    ...(job.timing ? { hops } : {}),
   });
 });

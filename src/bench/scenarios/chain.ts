@@ -1,20 +1,26 @@
-// chain: the Knative serving benchmark's warm-latency scenario. A chain of N trivial
-// functions behind the gateway — and the text-pipeline example — driven by autocannon at
-// fixed offered loads and at saturation: req/s and latency percentiles, against a bare
-// fastify hello route (the gateway's ceiling: no chain at all) and an HTTP chain (each
-// function a fastify service). Fixed loads come from a paced open-loop client, saturation
-// from autocannon. For baton, the time of each hop also comes from the descriptors' own
-// timestamps (the Server-Timing header), one request in flight.
+// chain: the Knative serving benchmark's warm-latency scenario. Chains of N trivial
+// functions behind the gateway — and the text-pipeline example — at fixed offered loads and
+// at saturation: req/s and latency percentiles, against a bare fastify hello route (the
+// gateway's ceiling: no chain at all) and an HTTP chain (each function a fastify service).
+// Fixed loads come from a paced open-loop client, saturation from autocannon. For baton, the
+// time of each hop comes from the answers' Server-Timing (the descriptors' own timestamps)
+// at every fixed load, and the CPU each process spends at saturation is divided among the
+// requests answered: the gateway's per request, the workers' per hop — next to bare
+// fastify's per request and the C floor's per sockmap hop, measured in the same scenario.
 import { fileURLToPath } from 'node:url';
 import { loadChainFile } from '../../chain/index.ts';
 import type { BenchContext, Scenario } from '../context.ts';
 import { httpLoad } from '../load/autocannon.ts';
-import { echoChain, startBaton, type RunningSystem } from '../systems/baton.ts';
+import { cpuMs } from '../procs.ts';
+import { medianOf } from '../stats.ts';
+import { echoChain, startBaton, workerPids, type RunningSystem } from '../systems/baton.ts';
 import { startFastifyHello, startHttpChain } from '../systems/http.ts';
+import { cFloor } from './hop.ts';
 
 const CONNECTIONS = 16;
 /** The same chain with the kernel's reference program that checks nothing: what the checks cost. */
 const UNCHECKED = 'baton, no kernel checks';
+const FLOOR = 'C floor (sockmap hop)';
 const EXAMPLE_CHAIN = fileURLToPath(new URL('../../../examples/text-pipeline/chain.yaml', import.meta.url));
 const TEXT = 'the quick brown fox jumps over the lazy dog and the dog sleeps '.repeat(16); // ~1 KiB
 
@@ -27,83 +33,106 @@ function exampleChain() {
   };
 }
 
-/** Sequential requests; each one's hop times from its Server-Timing header (µs). */
-async function hopTimes(url: string, body: string, n: number): Promise<{ gatewayHop: number[]; workerHop: number[]; total: number[] }> {
-  const out = { gatewayHop: [] as number[], workerHop: [] as number[], total: [] as number[] };
-  for (let i = 0; i < n; i++) {
-    const res = await fetch(url, { method: 'POST', body });
-    await res.arrayBuffer();
-    const timing = res.headers.get('server-timing') ?? '';
-    const waits = [...timing.matchAll(/h(\d+)-[\w-]+?-wait;dur=([\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2]) * 1000] as const);
-    for (const [hop, us] of waits) (hop === 1 ? out.gatewayHop : out.workerHop).push(us);
-    const back = /gw-wait;dur=([\d.]+)/.exec(timing);
-    if (back) out.workerHop.push(Number(back[1]) * 1000); // the last worker → gateway hop
-    const total = /total;dur=([\d.]+)/.exec(timing);
-    if (total) out.total.push(Number(total[1]) * 1000);
-  }
-  return out;
+interface ChainSystem {
+  name: string;
+  start(): Promise<RunningSystem & { adminUrl?: string }>;
+  path: string;
+  body?: string;
+  /** Functions a request passes through (hops between processes: functions + 1). */
+  functions: number;
+  /** baton: the gateway is the first pid, the workers are listed by its admin status. */
+  baton: boolean;
 }
 
 export const chain: Scenario = {
   name: 'chain',
-  title: 'A chain of trivial functions behind the gateway, warm, under HTTP load',
-  baselines: ['bare fastify hello', 'HTTP chain', UNCHECKED],
+  title: 'Chains of trivial functions behind the gateway, warm, under HTTP load',
+  baselines: ['bare fastify hello', 'HTTP chain', UNCHECKED, FLOOR],
   async run(ctx: BenchContext) {
-    const n = ctx.pick({ smoke: 2, quick: 3, full: 5 });
+    const lengths = ctx.pick({ smoke: [2], quick: [3], full: [5, 3] });
+    const main = lengths[0]!;
     const rates = ctx.pick({ smoke: [100], quick: [250, 1000], full: [250, 1000, 2000] });
     const duration = ctx.pick({ smoke: 1, quick: 2, full: 10 });
-    const systems: [string, () => Promise<RunningSystem>, string, string | undefined][] = [
-      [`baton (${n} functions)`, () => startBaton(ctx.tmp, 'chain', echoChain(n)), '/chain', undefined],
-      [UNCHECKED, () => startBaton(ctx.tmp, 'chain', echoChain(n), ['--bench-no-kernel-checks']), '/chain', undefined],
-      ['baton example (text-pipeline)', () => startBaton(ctx.tmp, 'example', exampleChain()), '/stats', TEXT],
-      ['bare fastify hello', startFastifyHello, '/', undefined],
-      ['HTTP chain', () => startHttpChain(n), '/chain', undefined],
+    const systems: ChainSystem[] = [
+      ...lengths.map((n) => ({ name: `baton (${n} functions)`, start: () => startBaton(ctx.tmp, `chain${n}`, echoChain(n)), path: '/chain', functions: n, baton: true })),
+      { name: UNCHECKED, start: () => startBaton(ctx.tmp, 'chain', echoChain(main), ['--bench-no-kernel-checks']), path: '/chain', functions: main, baton: true },
+      { name: 'baton example (text-pipeline)', start: () => startBaton(ctx.tmp, 'example', exampleChain()), path: '/stats', body: TEXT, functions: 3, baton: true },
+      { name: 'bare fastify hello', start: startFastifyHello, path: '/', functions: 0, baton: false },
+      { name: 'HTTP chain', start: () => startHttpChain(main), path: '/chain', functions: main, baton: false },
     ];
-    const steps = systems.length * ctx.reps * (rates.length + 1);
+    const steps = systems.length * ctx.reps * (rates.length + 1) + 1;
     let done = 0;
-    for (const [name, start, path, bodyText] of systems) {
-      const sys = await start();
+    for (const s of systems) {
+      const sys = await s.start();
       try {
-        const url = sys.url + path;
-        if (ctx.mode !== 'smoke') await httpLoad({ url, connections: CONNECTIONS, duration: 1, bodyText }); // warm-up
-        if (name.startsWith('baton')) {
-          ctx.progress(done, steps, `${name}: hop times from descriptor timestamps, one request in flight`);
-          const t = await hopTimes(url, bodyText ?? 'x', ctx.pick({ smoke: 20, quick: 300, full: 1000 }));
-          ctx.record.distribution(name, 'gateway → worker hop (descriptor timestamps)', t.gatewayHop, 'µs');
-          ctx.record.distribution(name, 'worker → worker/gateway hop (descriptor timestamps)', t.workerHop, 'µs');
-          ctx.record.distribution(name, 'arrival → reply at the gateway (descriptor timestamps)', t.total, 'µs');
-        }
-        const byRate = new Map<number, { p50: number[]; p99: number[]; rps: number[] }>();
-        const sat = { p50: [] as number[], p99: [] as number[], rps: [] as number[] };
+        const url = sys.url + s.path;
+        if (ctx.mode !== 'smoke') await httpLoad({ url, connections: CONNECTIONS, duration: 1, bodyText: s.body }); // warm-up
+        const byRate = new Map<number, { p50: number[]; p99: number[]; hop: number[] }>();
+        const hops = { first: [] as number[], inside: [] as number[], back: [] as number[] };
+        const sat = { p50: [] as number[], p99: [] as number[], rps: [] as number[], gateway: [] as number[], worker: [] as number[], all: [] as number[] };
         for (let r = 0; r < ctx.reps; r++) {
           for (const rate of rates) {
-            ctx.progress(done++, steps, `${name}: ${rate} req/s for ${duration} s (rep ${r + 1}/${ctx.reps})`);
-            const res = await httpLoad({ url, connections: CONNECTIONS, duration, overallRate: rate, bodyText });
-            const m = byRate.get(rate) ?? { p50: [], p99: [], rps: [] };
+            ctx.progress(done++, steps, `${s.name}: ${rate} req/s for ${duration} s (rep ${r + 1}/${ctx.reps})`);
+            const res = await httpLoad({ url, connections: CONNECTIONS, duration, overallRate: rate, bodyText: s.body, timing: s.baton });
+            const m = byRate.get(rate) ?? { p50: [], p99: [], hop: [] };
             m.p50.push(res.latencyMs.p50);
             m.p99.push(res.latencyMs.p99);
-            m.rps.push(res.rps);
+            if (res.hops) {
+              if (res.hops.inside.length) m.hop.push(medianOf(res.hops.inside).median);
+              if (rate === rates[0]) for (const k of ['first', 'inside', 'back'] as const) hops[k].push(...res.hops[k]);
+            }
             byRate.set(rate, m);
           }
-          ctx.progress(done++, steps, `${name}: saturation, ${CONNECTIONS} connections for ${duration} s (rep ${r + 1}/${ctx.reps})`);
-          const res = await httpLoad({ url, connections: CONNECTIONS, duration, bodyText });
-          if (res.errors || res.non2xx) throw new Error(`${name}: ${res.errors} errors, ${res.non2xx} non-2xx at saturation`);
+          ctx.progress(done++, steps, `${s.name}: saturation, ${CONNECTIONS} connections for ${duration} s (rep ${r + 1}/${ctx.reps})`);
+          const pids = sys.pids();
+          const workers = s.baton ? await workerPids(sys.adminUrl!) : [];
+          const gateway = s.baton || s.functions === 0 ? [pids[0]!] : [];
+          const before = { gateway: cpuMs(gateway), workers: cpuMs(workers), all: cpuMs(pids) };
+          const res = await httpLoad({ url, connections: CONNECTIONS, duration, bodyText: s.body });
+          if (res.errors || res.non2xx) throw new Error(`${s.name}: ${res.errors} errors, ${res.non2xx} non-2xx at saturation`);
+          const perRequest = (ms: number) => (ms * 1000) / Math.max(1, res.total);
           sat.p50.push(res.latencyMs.p50);
           sat.p99.push(res.latencyMs.p99);
           sat.rps.push(res.rps);
+          sat.all.push(perRequest(cpuMs(pids) - before.all));
+          if (gateway.length) sat.gateway.push(perRequest(cpuMs(gateway) - before.gateway));
+          if (s.baton) sat.worker.push(perRequest(cpuMs(workers) - before.workers) / s.functions);
+          else if (s.functions > 0) sat.worker.push(perRequest(cpuMs(pids) - before.all) / s.functions);
         }
         for (const [rate, m] of byRate) {
-          const config = { x: rate, xTitle: 'offered load (req/s)', connections: CONNECTIONS, duration, functions: n };
-          ctx.record.metric(name, 'p50 latency', m.p50, 'ms', 'lower', config);
-          ctx.record.metric(name, 'p99 latency', m.p99, 'ms', 'lower', config);
+          const config = { x: rate, xTitle: 'offered load (req/s)', connections: CONNECTIONS, duration, functions: s.functions };
+          ctx.record.metric(s.name, 'p50 latency', m.p50, 'ms', 'lower', config);
+          ctx.record.metric(s.name, 'p99 latency', m.p99, 'ms', 'lower', config);
+          if (m.hop.length) ctx.record.metric(s.name, 'p50 hop inside the chain (Server-Timing)', m.hop, 'µs', 'lower', config);
         }
-        const config = { connections: CONNECTIONS, duration, functions: n };
-        ctx.record.metric(name, 'saturated throughput', sat.rps, 'req/s', 'higher', config);
-        ctx.record.metric(name, 'p50 latency at saturation', sat.p50, 'ms', 'lower', config);
-        ctx.record.metric(name, 'p99 latency at saturation', sat.p99, 'ms', 'lower', config);
+        if (s.baton) {
+          ctx.record.distribution(s.name, `gateway → first function hop at ${rates[0]} req/s`, hops.first, 'µs');
+          ctx.record.distribution(s.name, `function → function hop at ${rates[0]} req/s`, hops.inside, 'µs');
+          ctx.record.distribution(s.name, `last function → gateway hop at ${rates[0]} req/s`, hops.back, 'µs');
+        }
+        const config = { connections: CONNECTIONS, duration, functions: s.functions };
+        ctx.record.metric(s.name, 'saturated throughput', sat.rps, 'req/s', 'higher', config);
+        ctx.record.metric(s.name, 'p50 latency at saturation', sat.p50, 'ms', 'lower', config);
+        ctx.record.metric(s.name, 'p99 latency at saturation', sat.p99, 'ms', 'lower', config);
+        ctx.record.metric(s.name, 'CPU per request, all processes', sat.all, 'µs', 'lower', config);
+        if (sat.gateway.length) ctx.record.metric(s.name, 'gateway CPU per request', sat.gateway, 'µs', 'lower', config);
+        if (sat.worker.length) ctx.record.metric(s.name, 'worker CPU per hop', sat.worker, 'µs', 'lower', config);
       } finally {
         await sys.stop();
       }
+    }
+    // the floor of a hop's CPU: two C processes ping-ponging descriptors through the same program
+    ctx.progress(done++, steps, `${FLOOR}: saturated for ${duration} s`);
+    const floor = await cFloor(ctx.tmp);
+    try {
+      const perHop: number[] = [];
+      for (let r = 0; r < ctx.reps; r++) {
+        const { trips, cpuMs: ms } = await floor.saturate(Math.min(3000, duration * 1000));
+        perHop.push((ms * 1000) / (2 * trips));
+      }
+      ctx.record.metric(FLOOR, 'worker CPU per hop', perHop, 'µs', 'lower', {});
+    } finally {
+      await floor.close();
     }
   },
 };

@@ -15,11 +15,11 @@ import { sibling, sourceFile } from '../../paths.ts';
 
 const PEER = sibling(import.meta.url, '../hop/peer.ts');
 const BROKER = sibling(import.meta.url, '../hop/broker.ts');
-const INFLIGHT = 32;
+export const INFLIGHT = 32;
 /** The same hop through the reference program that checks nothing: what the checks cost. */
 const SOCKMAP_UNCHECKED = 'sockmap, no kernel checks';
 
-interface HopSystem {
+export interface HopSystem {
   name: string;
   /** Round-trip times in ns. */
   latency(n: number): Promise<number[]>;
@@ -93,7 +93,8 @@ async function httpPeers(): Promise<HopSystem> {
   return nodePeers('HTTP (Node, keep-alive)', pa, pb, [], () => {});
 }
 
-async function cFloor(tmp: string): Promise<HopSystem> {
+/** The C floor: the same ping-pong without Node (also the chain scenario's per-hop CPU floor). */
+export async function cFloor(tmp: string): Promise<HopSystem> {
   const bin = path.join(tmp, 'hop-floor');
   await run('cc', ['-O2', '-o', bin, sourceFile('bench/hop/floor.c')]);
   const map = hopSockmap();

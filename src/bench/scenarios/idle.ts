@@ -1,8 +1,9 @@
 // idle: what a deployment of 10 functions costs while nothing happens — CPU over a window
-// and resident memory — baton (gateway + 10 workers) vs 10 fastify services.
+// and resident memory, in all and per function instance (a worker process; a service) —
+// baton (gateway + 10 workers) vs 10 fastify services.
 import type { BenchContext, Scenario } from '../context.ts';
 import { cpuMs, rssMiB } from '../procs.ts';
-import { echoChain, startBaton, type RunningSystem } from '../systems/baton.ts';
+import { echoChain, startBaton, workerPids, type RunningSystem } from '../systems/baton.ts';
 import { startHttpChain } from '../systems/http.ts';
 
 const FUNCTIONS = 10;
@@ -13,7 +14,7 @@ export const idle: Scenario = {
   baselines: ['HTTP services'],
   async run(ctx: BenchContext) {
     const windowMs = ctx.pick({ smoke: 1000, quick: 3000, full: 10_000 });
-    const systems: [string, () => Promise<RunningSystem>][] = [
+    const systems: [string, () => Promise<RunningSystem & { adminUrl?: string }>][] = [
       ['baton', () => startBaton(ctx.tmp, 'idle', echoChain(FUNCTIONS))],
       ['HTTP services', () => startHttpChain(FUNCTIONS)],
     ];
@@ -21,6 +22,7 @@ export const idle: Scenario = {
     for (const [name, start] of systems) {
       const cpu: number[] = [];
       const mem: number[] = [];
+      const perInstance: number[] = [];
       const sys = await start();
       try {
         // V8 keeps tidying up for several seconds after a process goes quiet; measure after that
@@ -32,12 +34,15 @@ export const idle: Scenario = {
           await new Promise((res) => setTimeout(res, windowMs));
           cpu.push((100 * (cpuMs(pids) - before)) / windowMs);
           mem.push(rssMiB(pids));
+          const instances = sys.adminUrl ? await workerPids(sys.adminUrl) : pids;
+          perInstance.push(rssMiB(instances) / instances.length);
         }
       } finally {
         await sys.stop();
       }
       ctx.record.metric(name, 'CPU while idle', cpu, '% of a core', 'lower', { functions: FUNCTIONS, windowMs });
       ctx.record.metric(name, 'resident memory', mem, 'MiB', 'lower', { functions: FUNCTIONS });
+      ctx.record.metric(name, 'resident memory per instance', perInstance, 'MiB', 'lower', { functions: FUNCTIONS });
     }
   },
 };

@@ -46,3 +46,9 @@ export function echoChain(n: number, extra: Partial<ChainFileInput> = {}): Chain
   const functions = Object.fromEntries([...Array(n)].map((_, i) => [`f${i + 1}`, { module: path.join(BENCH_FUNCTIONS, 'echo.ts') }]));
   return { functions, routes: [{ method: 'POST', path: '/chain', chain: Object.keys(functions) }], ...extra };
 }
+
+/** The worker processes of a running gateway, from its admin status. */
+export async function workerPids(adminUrl: string): Promise<number[]> {
+  const status = (await (await fetch(`${adminUrl}/status`)).json()) as { functions: { instances: { pid: number | null }[] }[] };
+  return status.functions.flatMap((f) => f.instances.map((i) => i.pid).filter((p): p is number => p !== null));
+}
