@@ -7,6 +7,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 const root = new URL('..', import.meta.url);
 const compiled = new URL('dist/cli/main.js', root);
 const sources = new URL('src/', root);
+const entry = new URL('src/cli/main.ts', root); // only a checkout has it (the package ships dist/)
 
 /** The newest modification time of a file under `dir`. */
 function newest(dir) {
@@ -17,10 +18,10 @@ function newest(dir) {
   return t;
 }
 
-if (existsSync(sources) && (!existsSync(compiled) || newest(sources) > statSync(compiled).mtimeMs)) {
+if (existsSync(entry) && (!existsSync(compiled) || newest(sources) > statSync(compiled).mtimeMs)) {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(new URL('src/cli/main.ts', root).href);
+  await import(entry.href);
 } else {
   await import(compiled.href);
 }
