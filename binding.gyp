@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "baton",
-      "sources": ["native/addon.cc", "native/dataplane.cc", "native/pool.cc", "native/sockets.cc", "native/process.cc"],
+      "sources": ["native/addon.cc", "native/dataplane.cc", "native/endpoint.cc", "native/pool.cc", "native/sockets.cc", "native/process.cc"],
       "actions": [
         {
           "action_name": "bpf_skeleton",

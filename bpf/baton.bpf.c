@@ -34,7 +34,7 @@ struct {
 	__type(value, struct baton_counters);
 } baton_counters SEC(".maps");
 
-/* Memory-mapped by the gateway, which returns tokens with atomic OR on the same words. */
+/* Late binding's tokens and queue lengths, memory-mapped by the gateway (baton_shared.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, BATON_MAX_FUNCTIONS);
@@ -42,6 +42,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct baton_idle);
 } baton_idle SEC(".maps");
+
+/* Each late-bound function's FIFO of descriptors waiting for an idle instance, created by the
+ * gateway with the function's queueDepth. */
+struct baton_queue {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, 1);
+	__uint(value_size, sizeof(struct baton_raw_desc));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, BATON_MAX_FUNCTIONS);
+	__type(key, __u32);
+	__array(values, struct baton_queue);
+} baton_queues SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -81,7 +96,7 @@ struct {
 	__type(value, __u32);
 } baton_keyfn SEC(".maps");
 
-enum counter { C_REDIRECTED, C_DEAD_LETTER, C_BOUND_FAST, C_TO_DISPATCHER, C_REFUSED };
+enum counter { C_REDIRECTED, C_DEAD_LETTER, C_BOUND_FAST, C_TO_DISPATCHER, C_REFUSED, C_QUEUED, C_HANDED };
 
 static __always_inline struct baton_counters *counters(__u32 key)
 {
@@ -102,6 +117,10 @@ static __always_inline void count(__u32 key, enum counter field)
 		__sync_fetch_and_add(&c->bound_fast, 1);
 	else if (field == C_TO_DISPATCHER)
 		__sync_fetch_and_add(&c->to_dispatcher, 1);
+	else if (field == C_QUEUED)
+		__sync_fetch_and_add(&c->queued, 1);
+	else if (field == C_HANDED)
+		__sync_fetch_and_add(&c->handed, 1);
 	else
 		__sync_fetch_and_add(&c->refused, 1);
 }
@@ -120,11 +139,9 @@ static __always_inline __u32 bit_index(__u64 b)
 }
 
 /* Claims an idle token of function fn; returns its instance's key, or 0 if none is idle. */
-static __always_inline __u32 take_idle(__u32 fn)
+static __always_inline __u32 take_idle(struct baton_idle *idle, struct baton_fn *f)
 {
-	struct baton_idle *idle = bpf_map_lookup_elem(&baton_idle, &fn);
-	struct baton_fn *f = bpf_map_lookup_elem(&baton_fns, &fn);
-	if (!idle || !f || f->concurrency == 0)
+	if (f->concurrency == 0)
 		return 0;
 	for (int w = 0; w < BATON_IDLE_WORDS; w++) {
 		/* another CPU may take the bit we saw: try again a few times, then move on */
@@ -134,9 +151,71 @@ static __always_inline __u32 take_idle(__u32 fn)
 				break;
 			__u64 low = bits & -bits;
 			__u64 old = __sync_fetch_and_and(&idle->bits[w], ~low);
-			if (old & low)
+			if (old & low) {
+				__sync_fetch_and_add(&idle->events, 1);
 				return f->base_key + (w * 64 + bit_index(low)) / f->concurrency;
+			}
 		}
+	}
+	return 0;
+}
+
+/* Marks one busy token of instance `index` idle; returns it, or -1 if all its tokens are idle
+ * already (an Idle notice too many). */
+static __always_inline int give_token(struct baton_idle *idle, __u32 index, __u32 conc)
+{
+	for (__u32 j = 0; j < BATON_MAX_TOKENS; j++) {
+		if (j >= conc)
+			break;
+		__u32 t = index * conc + j;
+		if (t >= BATON_MAX_TOKENS)
+			break;
+		__u64 bit = 1ull << (t & 63);
+		__u64 old = __sync_fetch_and_or(&idle->bits[(t >> 6) & (BATON_IDLE_WORDS - 1)], bit);
+		if (!(old & bit)) {
+			__sync_fetch_and_add(&idle->events, 1);
+			return t;
+		}
+	}
+	return -1;
+}
+
+/* Takes token t back if it is still idle. */
+static __always_inline int take_back(struct baton_idle *idle, __u32 t)
+{
+	__u64 bit = 1ull << (t & 63);
+	__u64 old = __sync_fetch_and_and(&idle->bits[(t >> 6) & (BATON_IDLE_WORDS - 1)], ~bit);
+	if (!(old & bit))
+		return 0;
+	__sync_fetch_and_add(&idle->events, 1);
+	return 1;
+}
+
+static __always_inline int member(struct baton_idle *idle, __u32 t)
+{
+	return (*(volatile __u64 *)&idle->members[(t >> 6) & (BATON_IDLE_WORDS - 1)] >> (t & 63)) & 1;
+}
+
+/* Takes the oldest live descriptor out of a function's queue for `to`, claiming its slot (a
+ * withdrawn one fails the claim and is passed over). Returns 1 with it in *v. */
+static __always_inline int pop_for(void *q, struct baton_idle *idle, struct baton_raw_desc *v, __u32 to)
+{
+	__u32 zero = 0;
+	struct baton_config *cfg = bpf_map_lookup_elem(&baton_config, &zero);
+	for (int i = 0; i < 8; i++) {
+		if (bpf_map_pop_elem(q, v))
+			return 0;
+		__sync_fetch_and_sub(&idle->queued, 1);
+		__sync_fetch_and_add(&idle->events, 1);
+		struct baton_desc *d = (struct baton_desc *)v;
+		__u32 slot = d->slot;
+		struct baton_custody *c = cfg && slot < cfg->slots ? bpf_map_lookup_elem(&baton_custody, &slot) : 0;
+		if (c) {
+			__u64 want = (__u64)d->gen | ((__u64)BATON_HOLDER_QUEUED << 32);
+			if (__sync_val_compare_and_swap((__u64 *)&c->gen, want, (__u64)d->gen | ((__u64)to << 32)) == want)
+				return 1;
+		}
+		__sync_fetch_and_add(&idle->stale, 1);
 	}
 	return 0;
 }
@@ -181,33 +260,170 @@ static __always_inline int may_call(__u32 from, __u32 key, __u32 fn, int ret)
 	return ((ret ? e->ret[word] : e->to[word]) >> (to % 64)) & 1;
 }
 
-/* Delivers the current descriptor to `key`; returns the key it went to. A key with no socket
- * (an instance that just died, a forged key) makes it a dead letter, delivered to the gateway
- * instead, which answers or redelivers it. */
-static __always_inline __u32 deliver(struct sk_msg_md *msg, __u32 key)
+/* The gateway; without its socket (shutting down) the bytes take the sender's TCP path. */
+static __always_inline __u32 to_gateway(struct sk_msg_md *msg)
 {
-	if (key & BATON_FN_ADDR) {
-		__u32 target = take_idle(key & 0xffff);
-		if (target && bpf_msg_redirect_map(msg, &baton_socks, target, BPF_F_INGRESS) == SK_PASS) {
-			count(target, C_BOUND_FAST);
-			count(target, C_REDIRECTED);
-			return target;
-		}
-		/* none idle (or the instance died with its token idle): the dispatcher decides */
-		count(BATON_GATEWAY_KEY, C_TO_DISPATCHER);
-		key = BATON_GATEWAY_KEY;
-	} else if (key != BATON_GATEWAY_KEY) {
+	if (bpf_msg_redirect_map(msg, &baton_socks, BATON_GATEWAY_KEY, BPF_F_INGRESS) == SK_PASS)
+		count(BATON_GATEWAY_KEY, C_REDIRECTED);
+	return BATON_GATEWAY_KEY;
+}
+
+/* Delivers the current descriptor to instance `key`; returns the key it went to. A key with no
+ * socket (an instance that just died, a forged key) makes it a dead letter, delivered to the
+ * gateway instead, which answers or redelivers it. */
+static __always_inline __u32 to_key(struct sk_msg_md *msg, __u32 key)
+{
+	if (key != BATON_GATEWAY_KEY) {
 		if (bpf_msg_redirect_map(msg, &baton_socks, key, BPF_F_INGRESS) == SK_PASS) {
 			count(key, C_REDIRECTED);
 			return key;
 		}
 		count(key, C_DEAD_LETTER);
-		key = BATON_GATEWAY_KEY;
 	}
-	/* the gateway; without its socket (shutting down) the bytes take the sender's TCP path */
-	if (bpf_msg_redirect_map(msg, &baton_socks, BATON_GATEWAY_KEY, BPF_F_INGRESS) == SK_PASS)
-		count(BATON_GATEWAY_KEY, C_REDIRECTED);
-	return BATON_GATEWAY_KEY;
+	return to_gateway(msg);
+}
+
+/* Overwrites the current descriptor with `v` (a queued one). */
+static __always_inline int rewrite(struct sk_msg_md *msg, struct baton_raw_desc *v)
+{
+	void *data = msg->data, *end = msg->data_end;
+	if (data + sizeof(*v) > end)
+		return 0;
+	__builtin_memcpy(data, v, sizeof(*v));
+	return 1;
+}
+
+/* The current descriptor goes back to its own sender marked ACK: the program did its work. */
+static __always_inline void ack(struct sk_msg_md *msg, __u32 me)
+{
+	void *data = msg->data, *end = msg->data_end;
+	if (data + sizeof(struct baton_desc) <= end)
+		((struct baton_desc *)data)->kind = BATON_ACK;
+	if (bpf_msg_redirect_map(msg, &baton_socks, me, BPF_F_INGRESS) != SK_PASS)
+		to_gateway(msg);
+}
+
+/* Hands a popped descriptor (its slot already claimed for `to`) to instance `to` in place of
+ * the current one; an instance that just died makes it a dead letter, for the gateway. */
+static __always_inline void hand(struct sk_msg_md *msg, struct baton_raw_desc *v, __u32 to)
+{
+	rewrite(msg, v);
+	count(to, C_HANDED);
+	if (bpf_msg_redirect_map(msg, &baton_socks, to, BPF_F_INGRESS) == SK_PASS) {
+		count(to, C_REDIRECTED);
+		return;
+	}
+	count(to, C_DEAD_LETTER);
+	__u32 slot = ((struct baton_desc *)v)->slot;
+	struct baton_custody *c = bpf_map_lookup_elem(&baton_custody, &slot);
+	if (c)
+		c->holder = BATON_GATEWAY_KEY;
+	to_gateway(msg);
+}
+
+/* A descriptor for function `fn` (late binding): to an idle instance of it, else into its
+ * queue until one is idle (with no queue, or a full one: to the dispatcher, which answers).
+ * `c` is its slot's custody, held by the sender `me` (checked). */
+static __always_inline void bind(struct sk_msg_md *msg, __u32 me, __u32 fn, struct baton_custody *c)
+{
+	struct baton_idle *idle = bpf_map_lookup_elem(&baton_idle, &fn);
+	struct baton_fn *f = bpf_map_lookup_elem(&baton_fns, &fn);
+	void *q = bpf_map_lookup_elem(&baton_queues, &fn);
+	if (!idle || !f) {
+		count(BATON_GATEWAY_KEY, C_TO_DISPATCHER);
+		if (c)
+			c->holder = to_gateway(msg);
+		return;
+	}
+	__u32 target = take_idle(idle, f);
+	if (target) {
+		if (bpf_msg_redirect_map(msg, &baton_socks, target, BPF_F_INGRESS) == SK_PASS) {
+			count(target, C_BOUND_FAST);
+			count(target, C_REDIRECTED);
+			if (c)
+				c->holder = target;
+			return;
+		}
+		/* the instance died with its token idle: the dispatcher decides */
+		q = 0;
+	}
+	struct baton_raw_desc v;
+	void *data = msg->data, *end = msg->data_end;
+	if (!q || !c || data + sizeof(v) > end) {
+		count(BATON_GATEWAY_KEY, C_TO_DISPATCHER);
+		if (c)
+			c->holder = to_gateway(msg);
+		return;
+	}
+	__builtin_memcpy(&v, data, sizeof(v));
+	/* queued: its slot is nobody's until someone claims it (pop_for, or a withdrawal) */
+	c->queue = fn + 1;
+	c->holder = BATON_HOLDER_QUEUED;
+	if (bpf_map_push_elem(q, &v, BPF_ANY)) {
+		/* full: the dispatcher answers 503 */
+		c->holder = BATON_GATEWAY_KEY;
+		count(BATON_GATEWAY_KEY, C_TO_DISPATCHER);
+		to_gateway(msg);
+		return;
+	}
+	__sync_fetch_and_add(&idle->queued, 1);
+	__sync_fetch_and_add(&idle->events, 1);
+	count(me, C_QUEUED);
+	/* an instance may have gone idle since take_idle failed (it looks at the queue after
+	 * returning its token; we look for tokens after queueing: one of us sees the other) */
+	target = take_idle(idle, f);
+	if (target) {
+		if (pop_for(q, idle, &v, target)) {
+			hand(msg, &v, target);
+			return;
+		}
+		/* someone else emptied the queue: the token goes back */
+		__u32 index = target - f->base_key;
+		give_token(idle, index, f->concurrency);
+	}
+	ack(msg, me);
+}
+
+/* Instance `me` of function `fn` finished one descriptor: it gets the oldest waiting one, or
+ * one of its tokens goes idle. A draining instance's notice goes to the dispatcher, which
+ * counts what it still holds; so does one the program cannot settle in a few steps. */
+static __always_inline void on_idle(struct sk_msg_md *msg, __u32 me, __u32 fn)
+{
+	struct baton_idle *idle = bpf_map_lookup_elem(&baton_idle, &fn);
+	struct baton_fn *f = bpf_map_lookup_elem(&baton_fns, &fn);
+	void *q = bpf_map_lookup_elem(&baton_queues, &fn);
+	if (!idle || !f || !q || f->concurrency == 0 || me < f->base_key) {
+		to_gateway(msg);
+		return;
+	}
+	__u32 index = me - f->base_key;
+	__u32 first = index * f->concurrency;
+	if (first >= BATON_MAX_TOKENS || !member(idle, first)) {
+		to_gateway(msg);
+		return;
+	}
+	struct baton_raw_desc v;
+	if (pop_for(q, idle, &v, me)) {
+		hand(msg, &v, me);
+		return;
+	}
+	int t = give_token(idle, index, f->concurrency);
+	if (t < 0) {
+		to_gateway(msg); /* every token idle already: the dispatcher says so */
+		return;
+	}
+	/* a descriptor may have been queued, or a drain begun, since we looked */
+	if (*(volatile __u64 *)&idle->queued || !member(idle, first)) {
+		if (take_back(idle, t)) {
+			if (member(idle, first) && pop_for(q, idle, &v, me)) {
+				hand(msg, &v, me);
+				return;
+			}
+			to_gateway(msg); /* the dispatcher settles it, token in hand */
+			return;
+		}
+	}
+	ack(msg, me);
 }
 
 /* Set before load, never by the gateway: false makes a reference program that routes and
@@ -228,11 +444,23 @@ static __always_inline int route_unchecked(struct sk_msg_md *msg)
 		if (data + sizeof(struct baton_desc) > end)
 			return SK_PASS;
 	}
+	__u32 port = msg->local_port;
+	struct baton_sender *s = bpf_map_lookup_elem(&baton_senders, &port);
+	if (!s)
+		return SK_PASS;
 	struct baton_desc *d = data;
-	__u32 slot = d->slot;
+	__u32 slot = d->slot, key = d->key, me = s->key;
+	if (d->kind == BATON_IDLE) {
+		on_idle(msg, me, s->fn);
+		return SK_PASS;
+	}
 	struct baton_custody *c = bpf_map_lookup_elem(&baton_custody, &slot);
-	__u32 to = deliver(msg, d->kind == BATON_IDLE ? BATON_GATEWAY_KEY : d->key);
-	if (c && d->kind != BATON_IDLE)
+	if (key & BATON_FN_ADDR) {
+		bind(msg, me, key & 0xffff, c);
+		return SK_PASS;
+	}
+	__u32 to = to_key(msg, key);
+	if (c)
 		c->holder = to;
 	return SK_PASS;
 }
@@ -276,21 +504,21 @@ int baton_route(struct sk_msg_md *msg)
 
 	__u32 kind = d->kind;
 	if (kind == BATON_IDLE) {
-		/* an instance tells the dispatcher it finished one descriptor: no slot involved */
+		/* an instance finished one descriptor: no slot involved */
 		if (d->key != BATON_GATEWAY_KEY)
 			return refuse(msg, s, me, BATON_V_KIND);
-		deliver(msg, BATON_GATEWAY_KEY);
+		on_idle(msg, me, s->fn);
 		return SK_PASS;
 	}
-	__u32 to_gateway = d->key == BATON_GATEWAY_KEY;
-	__u32 zero = 0, slot = d->slot;
+	__u32 to_gw = d->key == BATON_GATEWAY_KEY;
+	__u32 zero = 0, slot = d->slot, key = d->key;
 	struct baton_custody *c = bpf_map_lookup_elem(&baton_custody, &slot);
 	if (kind == BATON_GRANT) {
 		/* the gateway gives a slot it holds to an instance; a grant that failed (no slot free)
 		 * names no slot and moves no custody */
-		if (s->fn != BATON_GATEWAY_FN || to_gateway || (d->key & BATON_FN_ADDR))
+		if (s->fn != BATON_GATEWAY_FN || to_gw || (key & BATON_FN_ADDR))
 			return refuse(msg, s, me, BATON_V_KIND);
-		__u32 to = deliver(msg, d->key);
+		__u32 to = to_key(msg, key);
 		if (c && c->req != 0 && c->req == d->req && c->gen == d->gen && c->holder == me)
 			c->holder = to;
 		return SK_PASS;
@@ -299,7 +527,7 @@ int baton_route(struct sk_msg_md *msg)
 	 * gateway */
 	if (kind < BATON_CALL || kind > BATON_ALLOC || kind == BATON_IDLE)
 		return refuse(msg, s, me, BATON_V_KIND);
-	if ((kind == BATON_CALL || kind == BATON_RETURN) == to_gateway || (kind == BATON_RETURN && (d->key & BATON_FN_ADDR)))
+	if ((kind == BATON_CALL || kind == BATON_RETURN) == to_gw || (kind == BATON_RETURN && (key & BATON_FN_ADDR)))
 		return refuse(msg, s, me, BATON_V_KIND);
 
 	struct baton_config *cfg = bpf_map_lookup_elem(&baton_config, &zero);
@@ -308,15 +536,18 @@ int baton_route(struct sk_msg_md *msg)
 	if (!c || slot >= cfg->slots || c->req == 0 || c->req != d->req || c->gen != d->gen || c->holder != me)
 		return refuse(msg, s, me, BATON_V_CUSTODY);
 	if ((kind == BATON_CALL || kind == BATON_RETURN) && s->fn != BATON_GATEWAY_FN &&
-	    !may_call(s->fn, d->key, d->fn, kind == BATON_RETURN))
+	    !may_call(s->fn, key, d->fn, kind == BATON_RETURN))
 		return refuse(msg, s, me, BATON_V_EDGE);
 	if (kind == BATON_ALLOC) {
 		/* the slot only proves the request: it stays with its holder */
-		deliver(msg, BATON_GATEWAY_KEY);
+		to_gateway(msg);
 		return SK_PASS;
 	}
-	c->holder = deliver(msg, d->key);
-	c->moves++;
+	if (key & BATON_FN_ADDR) {
+		bind(msg, me, key & 0xffff, c);
+		return SK_PASS;
+	}
+	c->holder = to_key(msg, key);
 	return SK_PASS;
 }
 

@@ -25,13 +25,16 @@ struct baton_desc {
 };
 
 /* CALL: to a function (a chain's next step, or a nested call from ctx.call()); REPLY, ERROR:
- * a chain's end, to the gateway; IDLE: late binding's notice, to the gateway; RETURN: a called
- * function's result, to the instance that called it; ALLOC: a function asks the gateway for
- * slots to call with (proving the request by a slot it holds, which stays its own); GRANT: the
- * gateway gives such a slot (only the gateway's socket may send it). */
+ * a chain's end, to the gateway; IDLE: an instance of a late-bound function finished one
+ * descriptor (the program hands it the oldest waiting one, or returns its token); RETURN: a
+ * called function's result, to the instance that called it; ALLOC: a function asks the gateway
+ * for slots to call with (proving the request by a slot it holds, which stays its own); GRANT:
+ * the gateway gives such a slot (only the gateway's socket may send it); ACK: the program did
+ * what a sender's descriptor asked without delivering it anywhere (it queued a call, or took an
+ * Idle notice): the bytes come back to the sender marked so, to be ignored. Nobody sends ACK. */
 enum baton_kind {
 	BATON_CALL = 1, BATON_REPLY = 2, BATON_ERROR = 3, BATON_IDLE = 4,
-	BATON_RETURN = 5, BATON_ALLOC = 6, BATON_GRANT = 7,
+	BATON_RETURN = 5, BATON_ALLOC = 6, BATON_GRANT = 7, BATON_ACK = 8,
 };
 
 /* Sockmap keys 0..BATON_MAX_KEYS-1. Key 0 is the gateway, which is also the dispatcher. */
@@ -43,13 +46,34 @@ enum baton_kind {
 #define BATON_FN_ADDR 0x80000000u
 #define BATON_MAX_FUNCTIONS 256
 
-/* Idle tokens per function: an instance with concurrency c owns c consecutive tokens.
- * A set bit is an idle token. Only the dispatcher sets bits; the program clears them. */
+/* Late binding's state per function, memory-mapped by the gateway. Tokens: an instance with
+ * concurrency c owns c consecutive tokens; a set bit in `bits` is an idle token, a set bit in
+ * `members` a token of an instance that takes new work (not starting, draining or gone). The
+ * program claims idle bits with atomic fetch-and when it binds a descriptor, and sets its
+ * sender's bit with atomic OR when an Idle notice finds nothing waiting; the gateway does the
+ * same on the same words. `queued` counts the descriptors in the function's kernel queue
+ * (baton_queues); every change to bits or the queue bumps `events`, so a reader can tell a
+ * consistent snapshot (events unchanged across it). Both sides keep one rule: make a token
+ * idle, then look at the queue; queue a descriptor, then look for an idle token (with
+ * sequentially consistent atomics one of the two always sees the other), so no descriptor
+ * waits while a token of its function is idle. */
 #define BATON_IDLE_WORDS 8
 #define BATON_MAX_TOKENS (BATON_IDLE_WORDS * 64)
 
 struct baton_idle {
 	unsigned long long bits[BATON_IDLE_WORDS];
+	unsigned long long members[BATON_IDLE_WORDS];
+	unsigned long long queued;
+	unsigned long long events;
+	unsigned long long stale; /* withdrawn descriptors a pop passed over */
+	unsigned long long withdrawn; /* (the gateway's) queued descriptors withdrawn, their request over */
+	unsigned long long pad[4];
+};
+#define BATON_IDLE_STRIDE 24 /* u64 words per function */
+
+/* A raw descriptor, as a kernel queue holds it. */
+struct baton_raw_desc {
+	unsigned long long w[BATON_DESC_SIZE / 8];
 };
 
 /* Token t of a function belongs to the instance with key base_key + t / concurrency. */
@@ -84,13 +108,18 @@ struct baton_edges {
  * req/gen (holder 0) when a request takes the slot and req 0 when it frees it; the program
  * moves `holder` to the key a descriptor is delivered to, and only the holder may send a
  * descriptor for the slot. So the gateway always knows which instance holds a request,
- * including one sitting unread in a socket. */
+ * including one sitting unread in a socket. A descriptor waiting in a kernel queue leaves
+ * its slot held by BATON_HOLDER_QUEUED: whoever takes it out (the program for an instance, or
+ * the gateway withdrawing a request) claims it with a compare-and-swap of the 64-bit word
+ * gen | holder << 32, so exactly one of them gets it; a stale one (withdrawn, its slot reused)
+ * fails the swap and is passed over. */
 #define BATON_MAX_SLOTS 65536
+#define BATON_HOLDER_QUEUED 0xfffffff0u
 struct baton_custody {
 	unsigned int req;
+	unsigned int queue; /* function + 1 whose kernel queue its descriptor last waited in */
 	unsigned int gen;
 	unsigned int holder;
-	unsigned int moves; /* deliveries of this allocation (diagnostics) */
 };
 
 /* Pool geometry the program checks descriptors against (one entry). */
@@ -122,6 +151,8 @@ struct baton_counters {
 	unsigned long long to_dispatcher; /* (key 0 only) function-addressed, no idle instance */
 	unsigned long long refused; /* senders under this key refused (one per socket) */
 	unsigned long long reason; /* enum baton_violation of the latest refusal */
+	unsigned long long queued; /* function-addressed descriptors from this key queued in the kernel */
+	unsigned long long handed; /* queued descriptors handed to this key on its Idle notice */
 };
 
 #endif

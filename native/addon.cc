@@ -3,7 +3,10 @@
 // processes (which only map the pool) and in several environments.
 #include <napi.h>
 
+#include <cstddef>
+
 #include "dataplane.h"
+#include "endpoint.h"
 #include "baton_shared.h"
 #include "pool.h"
 #include "process.h"
@@ -13,6 +16,7 @@ namespace baton {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Dataplane", Dataplane::Init(env));
+  exports.Set("RawSocket", RawSocket::Init(env));
   exports.Set("createPool", Napi::Function::New(env, CreatePool));
   exports.Set("mapPool", Napi::Function::New(env, MapPool));
   exports.Set("tcpPair", Napi::Function::New(env, TcpPair));
@@ -28,6 +32,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   layout.Set("fnAddr", Napi::Number::New(env, static_cast<double>(BATON_FN_ADDR)));
   layout.Set("maxFunctions", Napi::Number::New(env, BATON_MAX_FUNCTIONS));
   layout.Set("idleWords", Napi::Number::New(env, BATON_IDLE_WORDS));
+  layout.Set("idleStride", Napi::Number::New(env, BATON_IDLE_STRIDE));
+  layout.Set("idleEntry", Napi::Number::New(env, sizeof(struct baton_idle)));
+  layout.Set("holderQueued", Napi::Number::New(env, static_cast<double>(BATON_HOLDER_QUEUED)));
+  layout.Set("custodyGen", Napi::Number::New(env, offsetof(struct baton_custody, gen)));
   layout.Set("maxSlots", Napi::Number::New(env, BATON_MAX_SLOTS));
   layout.Set("gatewayFn", Napi::Number::New(env, BATON_GATEWAY_FN));
   layout.Set("custodyEntry", Napi::Number::New(env, static_cast<double>(sizeof(struct baton_custody))));

@@ -29,7 +29,10 @@ Napi::Function Dataplane::Init(Napi::Env env) {
                       InstanceMethod("custodyBuffer", &Dataplane::CustodyBuffer),
                       InstanceMethod("setFunction", &Dataplane::SetFunction),
                       InstanceMethod("configure", &Dataplane::Configure),
-                      InstanceMethod("allowCalls", &Dataplane::AllowCalls)});
+                      InstanceMethod("allowCalls", &Dataplane::AllowCalls),
+                      InstanceMethod("createQueue", &Dataplane::CreateQueue),
+                      InstanceMethod("queuePush", &Dataplane::QueuePush),
+                      InstanceMethod("queuePop", &Dataplane::QueuePop)});
 }
 
 Dataplane::Dataplane(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dataplane>(info) {
@@ -65,6 +68,8 @@ Dataplane::~Dataplane() { Destroy(); }
 
 void Dataplane::Destroy() {
   if (!skel_) return;
+  for (auto& [fn, fd] : queues_) close(fd);
+  queues_.clear();
   bpf_prog_detach2(bpf_program__fd(skel_->progs.baton_route), bpf_map__fd(skel_->maps.baton_socks),
                    BPF_SK_MSG_VERDICT);
   baton_bpf__destroy(skel_);
@@ -149,6 +154,8 @@ Napi::Value Dataplane::Counters(const Napi::CallbackInfo& info) {
   out.Set("toDispatcher", Napi::Number::New(info.Env(), static_cast<double>(c.to_dispatcher)));
   out.Set("refused", Napi::Number::New(info.Env(), static_cast<double>(c.refused)));
   out.Set("reason", Napi::Number::New(info.Env(), static_cast<double>(c.reason)));
+  out.Set("queued", Napi::Number::New(info.Env(), static_cast<double>(c.queued)));
+  out.Set("handed", Napi::Number::New(info.Env(), static_cast<double>(c.handed)));
   return out;
 }
 
@@ -267,6 +274,83 @@ Napi::Value Dataplane::AllowCalls(const Napi::CallbackInfo& info) {
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_edges), &from, &e, BPF_ANY))
     BpfError(env, "setting a function's allowed calls", errno).ThrowAsJavaScriptException();
   return env.Undefined();
+}
+
+// createQueue(fnId, depth): the kernel queue of late-bound function fnId, holding up to
+// `depth` descriptors that wait for an idle instance.
+Napi::Value Dataplane::CreateQueue(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!skel_) {
+    MakeError(env, "BATON_ERR_CLOSED", "the data plane is closed", 0).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "createQueue(fnId, depth)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t fn = info[0].As<Napi::Number>().Uint32Value();
+  uint32_t depth = info[1].As<Napi::Number>().Uint32Value();
+  if (fn >= BATON_MAX_FUNCTIONS || depth == 0 || queues_.count(fn)) {
+    Napi::RangeError::New(env, "function id out of range, depth 0, or a queue already made").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = bpf_map_create(BPF_MAP_TYPE_QUEUE, "baton_queue", 0, sizeof(struct baton_raw_desc), depth, nullptr);
+  if (fd < 0) {
+    BpfError(env, "creating a late-binding queue", errno).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_queues), &fn, &fd, BPF_ANY)) {
+    int e = errno;
+    close(fd);
+    BpfError(env, "installing a late-binding queue", e).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  queues_[fn] = fd;
+  return env.Undefined();
+}
+
+int Dataplane::QueueFd(const Napi::CallbackInfo& info, uint32_t* fn) {
+  Napi::Env env = info.Env();
+  if (!skel_) {
+    MakeError(env, "BATON_ERR_CLOSED", "the data plane is closed", 0).ThrowAsJavaScriptException();
+    return -1;
+  }
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsBuffer() ||
+      info[1].As<Napi::Buffer<uint8_t>>().Length() != sizeof(struct baton_raw_desc)) {
+    Napi::TypeError::New(env, "(fnId, a 64-byte Buffer)").ThrowAsJavaScriptException();
+    return -1;
+  }
+  *fn = info[0].As<Napi::Number>().Uint32Value();
+  auto q = queues_.find(*fn);
+  if (q == queues_.end()) {
+    Napi::RangeError::New(env, "no queue for function " + std::to_string(*fn)).ThrowAsJavaScriptException();
+    return -1;
+  }
+  return q->second;
+}
+
+// queuePush(fnId, desc) -> false when the queue is full.
+Napi::Value Dataplane::QueuePush(const Napi::CallbackInfo& info) {
+  uint32_t fn;
+  int fd = QueueFd(info, &fn);
+  if (fd < 0) return info.Env().Undefined();
+  if (bpf_map_update_elem(fd, nullptr, info[1].As<Napi::Buffer<uint8_t>>().Data(), BPF_ANY) == 0)
+    return Napi::Boolean::New(info.Env(), true);
+  if (errno == E2BIG) return Napi::Boolean::New(info.Env(), false);
+  BpfError(info.Env(), "queueing a descriptor", errno).ThrowAsJavaScriptException();
+  return info.Env().Undefined();
+}
+
+// queuePop(fnId, into) -> false when the queue is empty; else the oldest is in `into`.
+Napi::Value Dataplane::QueuePop(const Napi::CallbackInfo& info) {
+  uint32_t fn;
+  int fd = QueueFd(info, &fn);
+  if (fd < 0) return info.Env().Undefined();
+  if (bpf_map_lookup_and_delete_elem(fd, nullptr, info[1].As<Napi::Buffer<uint8_t>>().Data()) == 0)
+    return Napi::Boolean::New(info.Env(), true);
+  if (errno == ENOENT) return Napi::Boolean::New(info.Env(), false);
+  BpfError(info.Env(), "taking a queued descriptor", errno).ThrowAsJavaScriptException();
+  return info.Env().Undefined();
 }
 
 Napi::Value Dataplane::Close(const Napi::CallbackInfo& info) {

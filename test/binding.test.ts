@@ -33,15 +33,27 @@ async function load(gw: Gateway, total: number, clients: number, ms: number, dur
 }
 
 /** Checks the invariant at every turn of the event loop while `work` runs: a function with
- *  waiting descriptors has no idle token. A sample can only miss a violation, never invent
- *  one (the dispatcher's state is read at one instant), so 0 violations is a sound assertion;
- *  whether the queue was used is read from the dispatcher's counters, not from samples. */
+ *  live waiting descriptors has no idle token. The kernel changes that state on other CPUs, so
+ *  only a consistent snapshot counts (nothing changed while it was read), and only a state
+ *  that stays put for 2 ms with nothing happening meanwhile — not the instant between the
+ *  kernel queueing a descriptor and looking for a token. A sample can only miss a violation,
+ *  never invent one, so 0 violations is a sound assertion; whether the queue was used is read
+ *  from the kernel's counters, not from samples. */
 async function watchInvariant(gw: Gateway, fnId: number, work: Promise<unknown>): Promise<{ samples: number; violations: number }> {
   let done = false;
   void work.finally(() => (done = true));
   const r = { samples: 0, violations: 0 };
+  const stuck = () => {
+    const s = gw.dispatcher.snapshot(fnId);
+    return s.consistent && s.queued > 0 && s.idle > 0 ? s : undefined;
+  };
   while (!done) {
-    if (gw.dispatcher.queued(fnId) > 0 && gw.dispatcher.idleTokens(fnId) > 0) r.violations++;
+    const first = stuck();
+    if (first) {
+      await new Promise((res) => setTimeout(res, 2));
+      const again = stuck();
+      if (again && again.events === first.events) r.violations++;
+    }
     r.samples++;
     await new Promise((res) => setImmediate(res));
   }
@@ -74,12 +86,11 @@ describe.skipIf(dataplaneUnavailable)('binding', () => {
     expect(longStatuses).toEqual(Array(7).fill(200));
     expect(results.every((r) => r.status === 200 && r.tag === r.sent)).toBe(true);
     expect(inv.violations).toBe(0);
-    expect(g.dispatcher.stats.queued).toBeGreaterThan(0); // the slow path really ran
     expect(Math.max(...results.map((r) => r.peak!))).toBeLessThanOrEqual(2);
     const binds = g.kernelBinds();
-    expect(binds.boundFast).toBeGreaterThan(0); // the fast path in the kernel really ran
-    expect(binds.toDispatcher).toBeGreaterThan(0);
-    expect(g.dispatcher.stats.handedFromQueue).toBeGreaterThan(0);
+    expect(binds.boundFast).toBeGreaterThan(0); // bound at send to an idle instance, in the kernel
+    expect(binds.queued).toBeGreaterThan(0); // waited in the kernel queue: the slow path really ran
+    expect(binds.handed).toBeGreaterThan(0); // handed by the kernel to an instance reporting idle
     await poolSettled(g);
     expect(g.dispatcher.idleTokens(0)).toBe(6); // every token came back
   });
@@ -134,10 +145,11 @@ describe.skipIf(dataplaneUnavailable)('binding', () => {
     await waitFor('a queued descriptor', () => g.dispatcher.queued(0) === 1);
     const res = await queued;
     expect(res.status).toBe(504);
-    expect(g.dispatcher.queued(0)).toBe(0); // withdrawn
+    expect(g.dispatcher.queued(0)).toBe(0); // withdrawn: its slot is free, its descriptor is passed over
     expect((await long).status).toBe(504); // 1000 ms > 600 ms too; its slot waits in quarantine
     await poolSettled(g);
     expect(g.dispatcher.idleTokens(0)).toBe(1);
+    expect(g.kernelBinds().handed).toBe(0); // the instance never got the withdrawn one
   });
 
   it('late: a client that leaves while its request waits takes it out of the queue', async () => {

@@ -26,7 +26,7 @@ describe.skipIf(dataplaneUnavailable)('sockmap data plane', () => {
     return s;
   }
   /** Slot `slot` belongs to request `req` (generation 1) and `holder` holds it. */
-  const hold = (slot: number, req: number, holder: number) => custody.set([req, 1, holder, 0], slot * CUSTODY.words);
+  const hold = (slot: number, req: number, holder: number) => custody.set([req, 0, 1, holder], slot * CUSTODY.words); // req, queue, gen, holder
   const holderOf = (slot: number) => custody[slot * CUSTODY.words + CUSTODY.holder];
   const call = (to: number, from: number, fields: Partial<Descriptor> = {}) =>
     encode(blankDescriptor({ key: to, kind: Kind.Call, reqId: 5, gen: 1, slot: 0, fnId: to - 1, sender: from, tArrive: 1, ...fields }));

@@ -1,26 +1,45 @@
-// Late binding's slow path. A descriptor addressed to a function reaches the dispatcher
-// (key 0) only when the kernel found no idle token for it; it waits here in that
-// function's FIFO. When an instance reports it finished one descriptor (an Idle notice),
-// the dispatcher hands it the oldest waiting descriptor, or returns its token to the idle
-// set. Only the dispatcher returns tokens, so the invariant holds by construction: no
-// descriptor waits here while an instance of its function has an idle token.
+// Late binding, the gateway's side. Binding itself happens in the kernel: a descriptor
+// addressed to a function goes to an idle instance of it, or waits in the function's kernel
+// queue; an instance that finishes one descriptor (its Idle notice) gets the oldest waiting
+// one, or its token goes back to the idle set — all in the SK_MSG program, no hop through the
+// gateway (bpf/baton.bpf.c). The dispatcher owns what the kernel cannot decide alone: which
+// instances take work (activate, drain, deactivate), the queues' creation, the notices of
+// draining instances (it counts what they still hold), a descriptor the kernel could not place
+// (a full queue: 503; an instance that died with its token idle: bound again), and the few
+// notices the program hands over instead of settling them in a bounded number of steps.
+//
+// The invariant — no descriptor waits while an instance of its function is idle — holds by
+// one rule both sides follow with sequentially consistent atomics: make a token idle, then
+// look at the queue; queue a descriptor, then look for an idle token. Whichever acts second
+// sees the other and binds.
 import type { Logger } from 'pino';
 import type { FunctionSpec } from '../chain/index.ts';
 import { GATEWAY_KEY, nowUs, type Descriptor } from '../descriptor/index.ts';
 import { batonError, type BatonError } from '../errors.ts';
 import type { IdleTokens } from './idle.ts';
 
+/** The kernel's queues, as the gateway reaches them (bpf syscalls). */
+export interface KernelQueues {
+  create(fnId: number, depth: number): void;
+  /** Appends a descriptor; false when the queue is full. */
+  push(fnId: number, d: Descriptor): boolean;
+  /** Takes the oldest descriptor, or undefined when the queue is empty. */
+  pop(fnId: number): Descriptor | undefined;
+}
+
 export interface DispatcherHooks {
   /** Sends a descriptor bound to an instance. */
   send(d: Descriptor): void;
   /** Answers a request with an error. */
   fail(reqId: number, error: BatonError): void;
-  /** Whether the request is still waiting for an answer. */
-  pending(reqId: number): boolean;
+  /** Marks a slot the gateway holds as waiting in function `fnId`'s kernel queue. */
+  park(slot: number, fnId: number): void;
+  /** Claims a queued slot (generation `gen`) for the gateway; false: withdrawn, pass it over. */
+  claim(slot: number, gen: number): boolean;
 }
 
 interface Member {
-  /** While draining: descriptors bound to it and not yet reported finished. */
+  /** While draining: tokens still bound (descriptors not reported finished). */
   busy: number;
   /** Draining: finishes what it has, gets nothing new; resolves when busy reaches 0. */
   drained?: () => void;
@@ -28,44 +47,53 @@ interface Member {
 
 interface FunctionState {
   spec: FunctionSpec;
-  /** Waiting descriptors by slot (a request's nested calls wait as several); a Map keeps
-   *  arrival order. */
-  queue: Map<number, Descriptor>;
   members: Map<number, Member>; // by instance index
 }
 
 export interface DispatcherStats {
-  queued: number; // descriptors that had to wait in a FIFO
+  /** Descriptors the gateway itself queued (the kernel's own are in its counters). */
+  queued: number;
+  /** Queued descriptors the gateway handed to an instance (the kernel's own: its counters). */
   handedFromQueue: number;
   rejectedFull: number;
+  /** Idle notices the kernel passed to the gateway to settle. */
+  settled: number;
 }
+
+/** Rounds of "give a token, find the queue non-empty, take it back, pop" before giving up
+ *  (each round takes a descriptor out or finds the queue empty, so this is only a bound). */
+const MAX_ROUNDS = 1000;
 
 export class Dispatcher {
   private readonly fns: FunctionState[];
-  readonly stats: DispatcherStats = { queued: 0, handedFromQueue: 0, rejectedFull: 0 };
+  readonly stats: DispatcherStats = { queued: 0, handedFromQueue: 0, rejectedFull: 0, settled: 0 };
 
   constructor(
     functions: FunctionSpec[],
     private readonly idle: IdleTokens,
+    private readonly queues: KernelQueues,
     private readonly hooks: DispatcherHooks,
     private readonly log: Logger,
   ) {
-    this.fns = functions.map((spec) => ({ spec, queue: new Map(), members: new Map() }));
-    for (const f of functions) idle.clear(f.id);
+    this.fns = functions.map((spec) => ({ spec, members: new Map() }));
+    for (const f of functions) {
+      idle.clear(f.id);
+      if (f.binding === 'late') queues.create(f.id, f.queueDepth);
+    }
   }
 
   /** An instance is ready: it takes waiting work first, then its remaining tokens go idle. */
   activate(fnId: number, index: number): void {
     const f = this.fns[fnId]!;
     f.members.set(index, { busy: 0 });
-    for (let t = 0; t < f.spec.concurrency; t++) {
-      if (!this.handNext(f, index)) this.idle.give(fnId, index, f.spec.concurrency);
-    }
+    this.idle.setMember(fnId, index, f.spec.concurrency, true);
+    for (let t = 0; t < f.spec.concurrency; t++) this.settle(f, index);
   }
 
   /** An instance is gone (crashed or stopped): it can no longer be bound. */
   deactivate(fnId: number, index: number): void {
     const f = this.fns[fnId]!;
+    this.idle.setMember(fnId, index, f.spec.concurrency, false);
     this.idle.revoke(fnId, index, f.spec.concurrency);
     const m = f.members.get(index);
     f.members.delete(index);
@@ -77,8 +105,10 @@ export class Dispatcher {
     const f = this.fns[fnId]!;
     const m = f.members.get(index);
     if (!m) return Promise.resolve();
-    const idleTokens = this.idle.revoke(fnId, index, f.spec.concurrency);
-    m.busy = f.spec.concurrency - idleTokens;
+    // not a member first: from now on its notices come here (the kernel checks membership
+    // after returning a token, and takes it back if the instance is no member any more)
+    this.idle.setMember(fnId, index, f.spec.concurrency, false);
+    m.busy = f.spec.concurrency - this.idle.revoke(fnId, index, f.spec.concurrency);
     return new Promise((resolve) => {
       m.drained = resolve;
       if (m.busy <= 0) this.finishDrain(f, index);
@@ -90,26 +120,30 @@ export class Dispatcher {
     return this.fns[fnId]?.spec.binding === 'late';
   }
 
-  /** A function-addressed descriptor the kernel could not bind (it is in the gateway's hands:
-   *  the kernel made the gateway its slot's holder). */
+  /** A function-addressed descriptor the kernel could not place (its queue was full, or the
+   *  instance it picked had just died): it is in the gateway's hands now. */
   onCall(d: Descriptor): void {
     const f = this.fns[d.fnId]!;
-    // an instance may have gone idle between the kernel's miss and now
     const index = this.idle.take(f.spec.id, f.spec.concurrency);
     if (index >= 0) {
       this.bind(f, index, d);
       return;
     }
-    if (f.queue.size >= f.spec.queueDepth) {
+    this.hooks.park(d.slot, f.spec.id);
+    if (!this.queues.push(f.spec.id, d)) {
+      this.hooks.claim(d.slot, d.gen); // back in the gateway's hands, to answer it
       this.stats.rejectedFull++;
-      this.hooks.fail(d.reqId, batonError('BATON_ERR_QUEUE_FULL', `function '${f.spec.name}' has ${f.queue.size} waiting`));
+      this.hooks.fail(d.reqId, batonError('BATON_ERR_QUEUE_FULL', `function '${f.spec.name}' has ${f.spec.queueDepth} waiting`));
       return;
     }
     this.stats.queued++;
-    f.queue.set(d.slot, d);
+    this.idle.addQueued(f.spec.id, 1);
+    // a token may have gone idle meanwhile: the kernel looks at the queue after returning one
+    const late = this.idle.take(f.spec.id, f.spec.concurrency);
+    if (late >= 0) this.settle(f, late);
   }
 
-  /** Instance `key` of `fnId` finished one descriptor. */
+  /** Instance `key` of `fnId` finished one descriptor, and the kernel left it to us. */
   onIdle(fnId: number, key: number): void {
     const f = this.fns[fnId]!;
     const index = key - f.spec.keys[0]!;
@@ -119,34 +153,62 @@ export class Dispatcher {
       if (--m.busy <= 0) this.finishDrain(f, index);
       return;
     }
-    if (!this.handNext(f, index) && !this.idle.give(fnId, index, f.spec.concurrency)) {
+    this.stats.settled++;
+    if (!this.settle(f, index)) {
       this.log.warn({ fn: f.spec.name, key }, 'idle notice from an instance with every token idle: ignored');
     }
   }
 
-  /** A request timed out or was answered: take it (and its calls) out of any queue. */
-  withdraw(reqId: number): void {
-    for (const f of this.fns) for (const [slot, d] of f.queue) if (d.reqId === reqId) f.queue.delete(slot);
+  /** Live descriptors of `fnId` waiting in its kernel queue (withdrawn ones not counted, though
+   *  they take room there until an instance passes them over). */
+  queued(fnId: number): number {
+    return this.idle.live(fnId);
   }
 
-  queued(fnId: number): number {
-    return this.fns[fnId]!.queue.size;
+  /** A descriptor of `fnId`'s queue was withdrawn (its request is over). */
+  withdrawn(fnId: number): void {
+    if (fnId >= 0 && fnId < this.fns.length) this.idle.addWithdrawn(fnId);
   }
 
   idleTokens(fnId: number): number {
     return this.idle.count(fnId);
   }
 
-  /** Gives the oldest live waiting descriptor to instance `index`; false if none waits. */
+  /** Live waiting descriptors and idle tokens of `fnId` at one instant (see IdleTokens). */
+  snapshot(fnId: number): { queued: number; idle: number; consistent: boolean; events: number } {
+    return this.idle.snapshot(fnId);
+  }
+
+  /** One of instance `index`'s tokens is free: it takes the oldest waiting descriptor, or the
+   *  token goes idle (then the queue is looked at again). False if every token was idle. */
+  private settle(f: FunctionState, index: number): boolean {
+    const { id, concurrency } = f.spec;
+    if (this.handNext(f, index)) return true;
+    const t = this.idle.give(id, index, concurrency);
+    if (t < 0) return false;
+    for (let round = 0; round < MAX_ROUNDS && this.idle.queued(id) > 0; round++) {
+      if (!this.idle.takeBack(id, t)) return true; // the kernel bound it meanwhile
+      if (this.handNext(f, index)) return true;
+      if (this.idle.give(id, index, concurrency) < 0) return true;
+    }
+    return true;
+  }
+
+  /** Takes the oldest live waiting descriptor out of the kernel queue for instance `index`;
+   *  false if none waits. */
   private handNext(f: FunctionState, index: number): boolean {
-    for (const [slot, d] of f.queue) {
-      f.queue.delete(slot);
-      if (!this.hooks.pending(d.reqId)) continue; // answered meanwhile (timeout)
+    for (;;) {
+      const d = this.queues.pop(f.spec.id);
+      if (!d) return false;
+      this.idle.addQueued(f.spec.id, -1);
+      if (!this.hooks.claim(d.slot, d.gen)) {
+        this.idle.addStale(f.spec.id); // withdrawn: its request is over
+        continue;
+      }
       this.stats.handedFromQueue++;
       this.bind(f, index, d);
       return true;
     }
-    return false;
   }
 
   private bind(f: FunctionState, index: number, d: Descriptor): void {

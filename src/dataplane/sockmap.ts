@@ -7,7 +7,8 @@
 // socket is gone ('lost').
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { GATEWAY_FN } from '../descriptor/index.ts';
+import { decode, DESC_SIZE, encodeInto, GATEWAY_FN, type Descriptor } from '../descriptor/index.ts';
+import type { KernelQueues } from '../binding/dispatcher.ts';
 import { native, type KeyCounters, type NativeDataplane } from '../native/index.ts';
 
 export interface KeySockets {
@@ -40,8 +41,9 @@ export const VIOLATIONS: Record<number, string> = {
 /** The function of a socket that runs none (it may call nothing). */
 export const NO_FUNCTION = 0xfffe;
 
-export class Sockmap extends EventEmitter<SockmapEvents> {
+export class Sockmap extends EventEmitter<SockmapEvents> implements KernelQueues {
   private readonly dp: NativeDataplane;
+  private readonly scratch = Buffer.alloc(DESC_SIZE);
   private readonly keys = new Map<number, { peer: net.Socket; port: number }>();
   private destroyed = false;
 
@@ -128,6 +130,20 @@ export class Sockmap extends EventEmitter<SockmapEvents> {
   /** Tells the program the pool's geometry: descriptors beyond it are refused. */
   configure(slots: number, capacity: number): void {
     native(() => this.dp.configure(slots, capacity));
+  }
+
+  /** Late binding's kernel queue of function `fnId`, `depth` descriptors deep. */
+  create(fnId: number, depth: number): void {
+    native(() => this.dp.createQueue(fnId, depth));
+  }
+
+  push(fnId: number, d: Descriptor): boolean {
+    encodeInto(d, this.scratch);
+    return native(() => this.dp.queuePush(fnId, this.scratch));
+  }
+
+  pop(fnId: number): Descriptor | undefined {
+    return native(() => this.dp.queuePop(fnId, this.scratch)) ? decode(this.scratch) : undefined;
   }
 
   /** Detaches the program and frees the maps; closes every peer end. */

@@ -84,7 +84,7 @@ export function decode(buf: Buffer, at = 0): Descriptor {
   const version = buf.readUInt8(at + F.version);
   if (version !== DESC_VERSION) fail(`unsupported version ${version}`);
   const kind = buf.readUInt8(at + F.kind);
-  if (kind < Kind.Call || kind > Kind.Grant) fail(`unknown kind ${kind}`);
+  if (kind < Kind.Call || kind > Kind.Ack) fail(`unknown kind ${kind}`);
   if (kind !== Kind.Idle && (reqId === 0 || reqId > 0x7fffffff)) fail(`bad request id ${reqId}`);
   const aux = buf.readUInt32LE(at + F.aux);
   if (aux !== 0 && kind !== Kind.Call && kind !== Kind.Return) fail('aux set on a kind without one');

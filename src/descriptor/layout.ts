@@ -39,6 +39,8 @@ export const enum Kind {
   Return = 5, // a called function's result (ctx.call), for the instance that called it
   Alloc = 6, // a function asks for `length` slots to call with; `slot` (one it holds) proves the request
   Grant = 7, // the gateway gives a slot for calls (status 503, no slot: none free)
+  Ack = 8, // the kernel did what the sender's descriptor asked (queued a call, took an Idle
+  //          notice) and hands the bytes back to it: ignored; nobody may send one
 }
 
 export const GATEWAY_KEY = 0;
@@ -50,7 +52,11 @@ export const MAX_KEYS = 4096;
 export const MAX_SLOTS = 65536;
 export const MAX_FUNCTIONS = 256;
 export const IDLE_WORDS = 8;
+/** u64 words of late binding's state per function (struct baton_idle). */
+export const IDLE_STRIDE = 24;
 export const MAX_TOKENS = IDLE_WORDS * 64;
+/** The holder of a slot whose descriptor waits in a kernel queue (BATON_HOLDER_QUEUED). */
+export const HOLDER_QUEUED = 0xfffffff0;
 
 export function fnAddress(fnId: number): number {
   return (FN_ADDR | fnId) >>> 0;

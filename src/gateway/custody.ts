@@ -6,11 +6,16 @@
 // descriptor (bpf/baton.bpf.c), and only the holder may send one for the slot. So the
 // gateway knows exactly which instance holds a request, even one sitting unread in a dead
 // instance's socket. A slot is freed only when no instance can touch it any more: its
-// request is done and the gateway holds it, or the instance holding it has exited.
-import { GATEWAY_KEY } from '../descriptor/index.ts';
+// request is done and the gateway holds it, or the instance holding it has exited. A slot
+// whose descriptor waits in a kernel queue (late binding) is held by nobody (HOLDER_QUEUED):
+// whoever takes it out claims it with one compare-and-swap of its generation and holder —
+// the kernel for an instance, or the gateway withdrawing a request that is over — so exactly
+// one of them gets it, and a withdrawn one is passed over.
+import { GATEWAY_KEY, HOLDER_QUEUED } from '../descriptor/index.ts';
 
-/** u32 words of a custody entry (struct baton_custody in bpf/baton_shared.h). */
-export const CUSTODY = { req: 0, gen: 1, holder: 2, moves: 3, words: 4 } as const;
+/** u32 words of a custody entry (struct baton_custody in bpf/baton_shared.h); gen and holder
+ *  share the entry's second u64 (gen | holder << 32), swapped as one. */
+export const CUSTODY = { req: 0, queue: 1, gen: 2, holder: 3, words: 4 } as const;
 
 export interface Overdue {
   slot: number;
@@ -22,6 +27,8 @@ export interface Overdue {
 
 export class SlotTable {
   private readonly words: Uint32Array;
+  /** The same memory as u64: each entry's gen | holder << 32 at index 2·slot + 1. */
+  private readonly genHolder: BigUint64Array;
   /** Request owning each slot; 0: free. */
   private readonly owners: Uint32Array;
   private readonly gens: Uint32Array;
@@ -41,6 +48,7 @@ export class SlotTable {
     this.count = domains * perDomain;
     this.words = new Uint32Array(custody, 0, this.count * CUSTODY.words);
     this.words.fill(0);
+    this.genHolder = new BigUint64Array(custody, 0, this.count * 2);
     this.owners = new Uint32Array(this.count);
     this.gens = new Uint32Array(this.count);
     // lowest slots first: a lightly loaded gateway keeps touching the same few pages
@@ -75,7 +83,7 @@ export class SlotTable {
     const at = slot * CUSTODY.words;
     Atomics.store(this.words, at + CUSTODY.holder, GATEWAY_KEY);
     Atomics.store(this.words, at + CUSTODY.gen, gen);
-    Atomics.store(this.words, at + CUSTODY.moves, 0);
+    Atomics.store(this.words, at + CUSTODY.queue, 0);
     Atomics.store(this.words, at + CUSTODY.req, reqId); // last: the kernel checks req first
     return { slot, gen };
   }
@@ -89,11 +97,45 @@ export class SlotTable {
     return this.owners[slot] ?? 0;
   }
 
-  /** Request `reqId` is done with `slot`: freed now if the gateway holds it, otherwise kept
-   *  from reuse until its holder hands it back or exits. Returns whether it was freed. */
+  /** Takes `slot` out of a kernel queue into the gateway's hands, if its descriptor waits
+   *  there (its request is over: the kernel will pass the descriptor over, and `withdrawn`
+   *  hears for which function). Returns whether it did; false if no descriptor of this
+   *  allocation waits (an instance may have taken it). */
+  withdraw(slot: number): boolean {
+    if (!this.swapQueued(slot)) return false;
+    this.withdrawn?.(Atomics.load(this.words, slot * CUSTODY.words + CUSTODY.queue) - 1);
+    return true;
+  }
+
+  /** Told the function whose queue a withdrawn descriptor is left in. */
+  withdrawn?: (fnId: number) => void;
+
+  /** Claims a queued `slot` of generation `gen` for the gateway (a descriptor it took out of a
+   *  kernel queue itself); false if it was withdrawn or claimed already: pass it over. */
+  claim(slot: number, gen: number): boolean {
+    return slot < this.count && this.gens[slot] === gen && this.swapQueued(slot);
+  }
+
+  /** holder: HOLDER_QUEUED → the gateway, for the slot's current generation, atomically. */
+  private swapQueued(slot: number): boolean {
+    const gen = BigInt(this.gens[slot]!);
+    const queued = gen | (BigInt(HOLDER_QUEUED) << 32n);
+    return Atomics.compareExchange(this.genHolder, slot * 2 + 1, queued, gen) === queued;
+  }
+
+  /** Marks `slot` as waiting in function `fnId`'s kernel queue (the gateway queues one of its
+   *  descriptors). */
+  park(slot: number, fnId: number): void {
+    Atomics.store(this.words, slot * CUSTODY.words + CUSTODY.queue, fnId + 1);
+    Atomics.store(this.words, slot * CUSTODY.words + CUSTODY.holder, HOLDER_QUEUED);
+  }
+
+  /** Request `reqId` is done with `slot`: freed now if the gateway holds it (or it waited in a
+   *  queue), otherwise kept from reuse until its holder hands it back or exits. Returns whether
+   *  it was freed. */
   release(slot: number, reqId: number): boolean {
     if (this.owners[slot] !== reqId) return false;
-    if (this.holder(slot) === GATEWAY_KEY) {
+    if (this.holder(slot) === GATEWAY_KEY || this.withdraw(slot)) {
       this.free1(slot);
       return true;
     }
@@ -129,7 +171,7 @@ export class SlotTable {
     const out: Overdue[] = [];
     for (const [slot, since] of this.quarantine) {
       const holder = this.holder(slot);
-      if (holder === GATEWAY_KEY) this.free1(slot);
+      if (holder === GATEWAY_KEY || this.withdraw(slot)) this.free1(slot);
       else if (now - since >= ms) out.push({ slot, reqId: this.owners[slot]!, holder, ms: now - since });
     }
     return out;

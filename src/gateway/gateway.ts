@@ -152,19 +152,25 @@ export class Gateway implements Backend {
     }
     this.slots = new SlotTable(deployment.domains.length, deployment.pool.slotCount, this.sockmap.custodyBuffer());
     this.requests = new RequestTable(this.slots, {
-      abandoned: (req) => this.dispatcher.withdraw(req.id),
+      // a descriptor still waiting in a kernel queue is taken out of it (passed over there)
+      abandoned: (req) => {
+        for (const slot of [req.slot, ...(req.callSlots ?? [])]) if (slot >= 0) this.slots.withdraw(slot);
+      },
       ended: (req) => this.requestOver(req),
     });
     this.dispatcher = new Dispatcher(
       deployment.functions,
       new IdleTokens(this.sockmap.idleBuffer()),
+      this.sockmap,
       {
         send: (d) => this.endpoint.send(d),
         fail: (reqId, error) => this.requests.answer(reqId, { error }),
-        pending: (reqId) => this.requests.pending(reqId),
+        park: (slot, fnId) => this.slots.park(slot, fnId),
+        claim: (slot, gen) => this.slots.claim(slot, gen),
       },
       this.log,
     );
+    this.slots.withdrawn = (fnId) => this.dispatcher.withdrawn(fnId);
     const cgroups = Cgroups.open();
     if (typeof cgroups === 'string') this.log.warn(`function memory, task and CPU limits are not enforced: ${cgroups}`);
     else this.cgroups = cgroups;
@@ -185,7 +191,7 @@ export class Gateway implements Backend {
       warn: (fields, message) => this.log.warn(fields, message),
     });
     const { fd } = this.sockmap.open(GATEWAY_KEY);
-    this.endpoint = new Endpoint(fd, (f) => this.inbox.onFrame(f), (n) => this.inbox.onGarbage(n));
+    this.endpoint = new Endpoint(fd, { frame: (f) => this.inbox.onFrame(f), garbage: (n) => this.inbox.onGarbage(n) });
 
     this.sockmap.on('refused', (key) => this.refuse(key, `refused by the kernel: it ${this.sockmap.refusal(key)}`));
     this.sockmap.on('lost', (key) => this.socketLost(key));
@@ -299,7 +305,6 @@ export class Gateway implements Backend {
     return fnId === GATEWAY_FN ? 'gateway' : (this.deployment.functions[fnId]?.name ?? `fn${fnId}`);
   }
 
-  /** Late binding in the kernel: descriptors bound at send time, and those sent to the dispatcher. */
   /** What /metrics reads at scrape time. */
   private metricsSource(): MetricsSource {
     const { deployment: d } = this;
@@ -324,16 +329,26 @@ export class Gateway implements Backend {
         }),
       counters: () => ({
         deadLetters: this.inbox.stats.deadLetters, badDescriptors: this.inbox.stats.badDescriptors,
-        strayDescriptors: this.inbox.stats.strayDescriptors, queuedForInstance: this.dispatcher.stats.queued,
+        strayDescriptors: this.inbox.stats.strayDescriptors, queuedForInstance: this.kernelBinds().queued + this.dispatcher.stats.queued,
         queueFull: this.dispatcher.stats.rejectedFull,
       }),
     };
   }
 
-  kernelBinds(): { boundFast: number; toDispatcher: number } {
+  /** Late binding in the kernel: descriptors bound at send time to an idle instance, those that
+   *  waited in a kernel queue, those the kernel handed from a queue to an instance reporting idle,
+   *  and those it passed to the dispatcher (a full queue, an instance that had just died). */
+  kernelBinds(): { boundFast: number; queued: number; handed: number; toDispatcher: number } {
     let boundFast = 0;
-    for (const inst of this.instances.all) boundFast += this.sockmap.counters(inst.key).boundFast;
-    return { boundFast, toDispatcher: this.sockmap.counters(GATEWAY_KEY).toDispatcher };
+    let queued = this.sockmap.counters(GATEWAY_KEY).queued;
+    let handed = 0;
+    for (const inst of this.instances.all) {
+      const c = this.sockmap.counters(inst.key);
+      boundFast += c.boundFast;
+      queued += c.queued;
+      handed += c.handed;
+    }
+    return { boundFast, queued, handed, toDispatcher: this.sockmap.counters(GATEWAY_KEY).toDispatcher };
   }
 
   private isLate(inst: Instance): boolean {

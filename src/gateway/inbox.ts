@@ -5,7 +5,9 @@
 //   - a chain's reply or error, for a request waiting for it;
 //   - a call addressed to a function with no idle instance: the dispatcher's;
 //   - a dead letter: a call for a key with no socket, sent again elsewhere or answered 502;
-//   - an instance's Idle notice (late binding);
+//   - an instance's Idle notice the kernel left to the dispatcher (late binding: a draining
+//     instance, or one the program could not settle in a few steps);
+//   - the kernel's acknowledgement of a call it queued (ignored);
 //   - a function's request for call slots (Alloc), granted from its request's domain;
 //   - a call slot coming back (given back by its caller, or a result whose caller is gone);
 //   - anything for a request already answered: its slot can be freed.
@@ -63,6 +65,7 @@ export class Inbox {
   constructor(private readonly deps: InboxDeps) {}
 
   onFrame(frame: Buffer): void {
+    if (frame[F.kind] === Kind.Ack) return; // the kernel queued a call we sent: nothing to do
     const sender = frame.readUInt32LE(F.sender);
     // Idle notices are most of the traffic here under late binding: read just what they say
     if (frame.readUInt8(F.kind) === Kind.Idle) {

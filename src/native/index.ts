@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import {
-  DESC_MAGIC, DESC_SIZE, DESC_VERSION, FN_ADDR, GATEWAY_FN, IDLE_WORDS, MAX_FUNCTIONS, MAX_KEYS, MAX_SLOTS,
+  DESC_MAGIC, DESC_SIZE, DESC_VERSION, FN_ADDR, GATEWAY_FN, HOLDER_QUEUED, IDLE_STRIDE, IDLE_WORDS, MAX_FUNCTIONS, MAX_KEYS, MAX_SLOTS,
 } from '../descriptor/layout.ts';
 import { BatonError, ERRORS, type BatonErrorCode } from '../errors.ts';
 
@@ -19,6 +19,10 @@ export interface KeyCounters {
   refused: number;
   /** Why the latest one was refused (VIOLATIONS in src/dataplane/sockmap.ts). */
   reason: number;
+  /** Function-addressed descriptors this key sent that waited in a kernel queue. */
+  queued: number;
+  /** Queued descriptors the kernel handed to this key when it reported idle. */
+  handed: number;
 }
 
 export interface NativeDataplane {
@@ -36,10 +40,27 @@ export interface NativeDataplane {
   allowCalls(from: number, to: number[], returnsTo: number[]): void;
   /** Pool geometry the program checks descriptors against. */
   configure(slots: number, capacity: number): void;
+  /** The kernel queue of late-bound function `fnId`, `depth` descriptors deep. */
+  createQueue(fnId: number, depth: number): void;
+  /** Appends a 64-byte descriptor to `fnId`'s queue; false when it is full. */
+  queuePush(fnId: number, desc: Buffer): boolean;
+  /** Takes the oldest descriptor of `fnId`'s queue into `into`; false when it is empty. */
+  queuePop(fnId: number, into: Buffer): boolean;
+  close(): void;
+}
+
+/** A data-plane socket read and written by the addon (native/endpoint.h). */
+export interface NativeRawSocket {
+  /** Bytes written now (fewer: the socket is full, call wantWritable), or -errno. */
+  write(buffer: Buffer, offset: number, length: number): number;
+  /** Calls onWritable once the socket takes bytes again. */
+  wantWritable(): void;
   close(): void;
 }
 
 interface Addon {
+  /** Reads `fd` into `buffer` as data arrives: onRead(bytes of whole descriptors from its start). */
+  RawSocket: new (fd: number, buffer: Buffer, onRead: (bytes: number) => void, onWritable: () => void, onEnd: (errno: number) => void) => NativeRawSocket;
   /** checks: false loads the bench's reference program (bpf/baton.bpf.c), which checks nothing. */
   Dataplane: new (options?: { checks?: boolean }) => NativeDataplane;
   createPool(size: number): { fd: number; buffer: ArrayBuffer };
@@ -58,6 +79,7 @@ interface Addon {
 const LAYOUT = {
   descSize: DESC_SIZE, descMagic: DESC_MAGIC, descVersion: DESC_VERSION, maxKeys: MAX_KEYS, fnAddr: FN_ADDR,
   maxFunctions: MAX_FUNCTIONS, idleWords: IDLE_WORDS, maxSlots: MAX_SLOTS, custodyEntry: 16, gatewayFn: GATEWAY_FN,
+  idleStride: IDLE_STRIDE, idleEntry: IDLE_STRIDE * 8, holderQueued: HOLDER_QUEUED, custodyGen: 8,
 };
 
 /** node-gyp's build, or another (the cmake-js developer build) named by BATON_ADDON. */

@@ -55,17 +55,14 @@ async function main(): Promise<void> {
   const pool = Pool.attach(WORKER_POOL_FD, cfg.deployment.pool);
   let runtime: WorkerRuntime | undefined;
   const warn = (message: string, reqId?: number) => tell({ type: 'log', level: 'warn', message, reqId });
-  const endpoint = new Endpoint(
-    WORKER_SOCKET_FD,
-    (frame) => runtime!.onFrame(frame),
-    (bytes) => warn(`descriptor stream lost alignment; skipped ${bytes} bytes`),
-  );
+  const leave = () => process.exit(0);
+  const endpoint = new Endpoint(WORKER_SOCKET_FD, {
+    frame: (frame) => runtime!.onFrame(frame),
+    garbage: (bytes) => warn(`skipped ${bytes} bytes that were not a descriptor`),
+    end: (errno) => (errno ? fatal(`socket error: errno ${errno}`) : leave()),
+  });
   const error = (message: string, reqId?: number) => tell({ type: 'log', level: 'error', message, reqId });
   runtime = new WorkerRuntime(cfg, pool, endpoint, mod.default.handler, { warn, error });
-  const leave = () => process.exit(0);
-  endpoint.socket.on('end', leave);
-  endpoint.socket.on('close', leave);
-  endpoint.socket.on('error', (err) => fatal(`socket error: ${err.message}`));
   process.on('disconnect', leave);
   process.on('message', (msg: GatewayMessage) => {
     if (msg.type === 'live') runtime!.router.setLive(msg.live);

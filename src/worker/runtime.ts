@@ -4,19 +4,19 @@
 // instance the holder, so the slot is this instance's until it sends the descriptor on. At
 // most `concurrency` handlers run at once; more wait in arrival order (early binding queues
 // here; late binding never sends more). A descriptor whose request deadline passed before it
-// ran is handed back unrun. A late-bound instance reports each finished descriptor to the
-// dispatcher (Idle notice). A throwing handler answers its request with a 500; the worker
+// ran is handed back unrun. A late-bound instance sends an Idle notice with each finished
+// descriptor: the kernel answers it with the next waiting descriptor, or returns its token. A throwing handler answers its request with a 500; the worker
 // keeps serving.
 import { Endpoint } from '../dataplane/endpoint.ts';
 import {
-  blankDescriptor, decode, DescriptorError, fnAddress, GATEWAY_FN, GATEWAY_KEY, Kind, NO_SLOT, nowUs, type Descriptor,
+  blankDescriptor, decode, DescriptorError, encode, F, fnAddress, GATEWAY_FN, GATEWAY_KEY, Kind, NO_SLOT, nowUs, type Descriptor,
 } from '../descriptor/index.ts';
 import { BatonError, batonError } from '../errors.ts';
 import type { Pool } from '../pool/index.ts';
 import { FunctionContext, materialize, type Handler } from '../sdk/index.ts';
 import type { WorkerConfig } from './config.ts';
 import { Calls, functionOfKey } from './calls.ts';
-import { requestScope } from './output.ts';
+import { requestScope, running } from './output.ts';
 import { Router } from './router.ts';
 
 /** How often waiting descriptors are checked against their deadline. */
@@ -43,6 +43,8 @@ export class WorkerRuntime {
   private readonly calls: Calls;
   private running = 0;
   private expiryTimer?: NodeJS.Timeout;
+  /** This instance's Idle notice, encoded once: it goes out with every result (late binding). */
+  private readonly idleBytes: Buffer;
 
   constructor(
     private readonly cfg: WorkerConfig,
@@ -59,9 +61,11 @@ export class WorkerRuntime {
     this.myAddress = fnAddress(cfg.fnId);
     this.timeoutUs = cfg.timeoutMs * 1000;
     this.calls = new Calls(cfg, pool, this.router, (...ds) => endpoint.send(...ds));
+    this.idleBytes = encode(blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Idle, fnId: cfg.fnId, sender: cfg.key }));
   }
 
   onFrame(frame: Buffer): void {
+    if (frame[F.kind] === Kind.Ack) return; // the kernel took one of our descriptors itself
     const recv = nowUs();
     let d: Descriptor;
     try {
@@ -145,8 +149,9 @@ export class WorkerRuntime {
     let next: { key: number; fnId: number; hop: number };
     try {
       try {
-        length = materialize(await requestScope.run(d.reqId, () => this.handler(req, ctx)), ctx, d.length);
+        length = materialize(await this.runHandler(d.reqId, req, ctx), ctx, d.length);
       } finally {
+        running.reqId = undefined;
         ctx.close();
       }
       if (caller && ctx.nextName !== undefined) {
@@ -179,9 +184,17 @@ export class WorkerRuntime {
     // the call slots it still holds, the result, and (late binding) this instance's Idle
     // notice leave in one write; the slots first, so the request holds none when answered
     const back = this.calls.finish(d, calls);
-    if (this.late) this.endpoint.send(...back, forward, this.idleNotice());
-    else this.endpoint.send(...back, forward);
+    back.push(forward);
+    if (this.late) this.endpoint.sendWith(back, this.idleBytes);
+    else this.endpoint.send(...back);
     return this.late;
+  }
+
+  /** The handler, with its request known to console output (see output.ts). */
+  private runHandler(reqId: number, req: Parameters<Handler>[0], ctx: FunctionContext): ReturnType<Handler> {
+    if (this.concurrency > 1) return requestScope.run(reqId, () => this.handler(req, ctx));
+    running.reqId = reqId;
+    return this.handler(req, ctx);
   }
 
   private writeError(out: Buffer, err: unknown, reqId: number): number {
@@ -210,13 +223,9 @@ export class WorkerRuntime {
     return fnId !== undefined && this.cfg.deployment.functions[fnId]!.calls.includes(this.cfg.fnId) ? fnId : undefined;
   }
 
-  /** Tells the dispatcher this instance can take one more descriptor. */
+  /** Tells the kernel this instance can take one more descriptor. */
   private notifyIdle(): void {
-    if (this.late) this.endpoint.send(this.idleNotice());
-  }
-
-  private idleNotice(): Descriptor {
-    return blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Idle, fnId: this.cfg.fnId, sender: this.cfg.key });
+    if (this.late) this.endpoint.sendEncoded(this.idleBytes);
   }
 
   /** Gives a descriptor back to the gateway unrun (an empty Error): 504, its deadline had
@@ -228,7 +237,7 @@ export class WorkerRuntime {
       reqId: d.reqId, gen: d.gen, slot: d.slot, status, sender: this.cfg.key, aux: caller !== undefined ? 1 : 0,
       fnId: caller ?? GATEWAY_FN, tArrive: d.tArrive, tSent: nowUs() - d.tArrive,
     });
-    if (this.late) this.endpoint.send(back, this.idleNotice());
+    if (this.late) this.endpoint.sendWith([back], this.idleBytes);
     else this.endpoint.send(back);
   }
 

@@ -1,141 +1,372 @@
-// Late binding's dispatcher without the kernel: idle tokens over ordinary memory (the same
-// layout the kernel's mapped map has), descriptors captured instead of sent.
+// Late binding without the kernel: idle tokens and slot custody over ordinary memory (the same
+// layouts the kernel's mapped maps have), the kernel queue as an array, and the SK_MSG
+// program's two binding steps modelled one program run at a time as bpf/baton.bpf.c does them
+// (bind: an idle token, else queue and look again; an Idle notice: the oldest live waiting
+// descriptor, else return a token and look again). Descriptors are captured instead of sent.
 import fc from 'fast-check';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { Dispatcher } from '../../src/binding/dispatcher.ts';
+import { Dispatcher, type KernelQueues } from '../../src/binding/dispatcher.ts';
 import { IdleTokens } from '../../src/binding/idle.ts';
 import { compileChainFile } from '../../src/chain/index.ts';
-import { blankDescriptor, fnAddress, IDLE_WORDS, Kind, MAX_FUNCTIONS, type Descriptor } from '../../src/descriptor/index.ts';
+import { blankDescriptor, fnAddress, HOLDER_QUEUED, IDLE_STRIDE, Kind, MAX_FUNCTIONS, type Descriptor } from '../../src/descriptor/index.ts';
 import type { BatonError } from '../../src/errors.ts';
+import { CUSTODY, SlotTable } from '../../src/gateway/custody.ts';
 import { FIXTURES } from '../helpers/gateway.ts';
 
 fc.configureGlobal({ seed: Number(process.env.BATON_FUZZ_SEED ?? 20261123) });
+
+const SLOTS = 512;
 
 function setup(fn: { instances?: number; concurrency?: number; queueDepth?: number } = {}) {
   const d = compileChainFile(
     { functions: { work: { module: 'echo.ts', instances: 2, maxInstances: 3, ...fn } }, routes: [{ method: 'POST', path: '/w', chain: ['work'] }] },
     FIXTURES,
   );
-  const tokens = new IdleTokens(new ArrayBuffer(MAX_FUNCTIONS * IDLE_WORDS * 8));
+  const spec = d.functions[0]!;
+  const tokens = new IdleTokens(new ArrayBuffer(MAX_FUNCTIONS * IDLE_STRIDE * 8));
+  const custody = new ArrayBuffer(SLOTS * CUSTODY.words * 4);
+  const slots = new SlotTable(1, SLOTS, custody);
+  const genHolder = new BigUint64Array(custody);
+  const queue: Descriptor[] = [];
+  const queues: KernelQueues = {
+    create: () => {},
+    push: (_, x) => queue.length < spec.queueDepth && queue.push({ ...x }) > 0,
+    pop: () => queue.shift(),
+  };
   const sent: Descriptor[] = [];
   const failed: [number, BatonError][] = [];
-  const answered = new Set<number>();
-  const dispatcher = new Dispatcher(d.functions, tokens, {
+  const dispatcher = new Dispatcher(d.functions, tokens, queues, {
     send: (x) => sent.push(x),
-    fail: (reqId, e) => (failed.push([reqId, e]), answered.add(reqId)),
-    pending: (reqId) => !answered.has(reqId),
+    fail: (reqId, e) => failed.push([reqId, e]),
+    park: (slot, fnId) => slots.park(slot, fnId),
+    claim: (slot, gen) => slots.claim(slot, gen),
   }, pino({ level: 'silent' }));
-  const spec = d.functions[0]!;
-  // each waiting descriptor holds its own slot (a request's nested calls wait as several)
-  const call = (reqId: number, slot = reqId) => blankDescriptor({ key: fnAddress(0), kind: Kind.Call, reqId, slot, tArrive: 1 });
-  return { dispatcher, tokens, sent, failed, answered, spec, call };
+  slots.withdrawn = (fnId) => dispatcher.withdrawn(fnId);
+
+  /** A request's call for the function, its slot held by the gateway. */
+  let nextReq = 1;
+  const call = (): Descriptor => {
+    const reqId = nextReq++;
+    const got = slots.acquire(reqId)!;
+    return blankDescriptor({ key: fnAddress(0), kind: Kind.Call, reqId, slot: got.slot, gen: got.gen, fnId: 0, tArrive: 1 });
+  };
+  const holder = (slot: number) => slots.holder(slot);
+  const instanceOf = (key: number) => spec.keys.indexOf(key);
+
+  /** The SK_MSG program, one run at a time. `deliver` gets what it hands an instance. */
+  const kernel = {
+    /** Claims a popped descriptor's slot for `to` (pop_for), or passes it over. */
+    claim(x: Descriptor, to: number): boolean {
+      const want = BigInt(x.gen) | (BigInt(HOLDER_QUEUED) << 32n);
+      return Atomics.compareExchange(genHolder, x.slot * 2 + 1, want, BigInt(x.gen) | (BigInt(to) << 32n)) === want;
+    },
+    popFor(to: number): Descriptor | undefined {
+      for (let x = queue.shift(); x; x = queue.shift()) {
+        tokens.addQueued(0, -1);
+        if (kernel.claim(x, to)) return x;
+        tokens.addStale(0);
+      }
+      return undefined;
+    },
+    /** A function-addressed descriptor: the instance key it (or, after queueing it, the
+     *  oldest waiting one) went to, or where it stayed. */
+    bind(x: Descriptor): { to: number; x: Descriptor } | 'queued' | 'dispatcher' {
+      const i = tokens.take(0, spec.concurrency);
+      if (i >= 0) return { to: spec.keys[i]!, x };
+      slots.park(x.slot, 0);
+      if (!queues.push(0, x)) return 'dispatcher';
+      tokens.addQueued(0, 1);
+      const late = tokens.take(0, spec.concurrency);
+      if (late >= 0) {
+        const popped = kernel.popFor(spec.keys[late]!);
+        if (popped) return { to: spec.keys[late]!, x: popped };
+        tokens.give(0, late, spec.concurrency);
+      }
+      return 'queued';
+    },
+    /** Instance `index` sent an Idle notice: what it got, or 'dispatcher'. */
+    idle(index: number): Descriptor | 'token' | 'dispatcher' {
+      if (!tokens.member(0, index, spec.concurrency)) return 'dispatcher';
+      const popped = kernel.popFor(spec.keys[index]!);
+      if (popped) return popped;
+      const t = tokens.give(0, index, spec.concurrency);
+      if (t < 0) return 'dispatcher';
+      if (tokens.queued(0) > 0 || !tokens.member(0, index, spec.concurrency)) {
+        if (tokens.takeBack(0, t)) {
+          if (tokens.member(0, index, spec.concurrency)) {
+            const again = kernel.popFor(spec.keys[index]!);
+            if (again) return again;
+          }
+          return 'dispatcher';
+        }
+      }
+      return 'token';
+    },
+  };
+  return { dispatcher, tokens, slots, queue, sent, failed, spec, call, holder, instanceOf, kernel };
 }
 
 describe('dispatcher', () => {
-  it('binds at once when a token came back between the kernel miss and now, else queues in arrival order', () => {
-    const { dispatcher, sent, spec, call } = setup();
+  it('takes a waiting descriptor for an instance that comes up, then leaves its other tokens idle', () => {
+    const { dispatcher, tokens, queue, sent, spec, call, holder, kernel } = setup({ concurrency: 2 });
+    const waiting = call();
+    expect(kernel.bind(waiting)).toBe('queued'); // no instance yet
+    expect(holder(waiting.slot)).toBe(HOLDER_QUEUED);
     dispatcher.activate(0, 0);
-    dispatcher.onCall(call(1)); // instance 0's token was idle: bound to its key
-    expect(sent.map((d) => [d.reqId, d.key])).toEqual([[1, spec.keys[0]]]);
-    dispatcher.onCall(call(2));
-    dispatcher.onCall(call(3));
-    expect(dispatcher.queued(0)).toBe(2);
-    dispatcher.onIdle(0, spec.keys[0]!); // finished 1: takes the oldest waiting
-    expect(sent.map((d) => d.reqId)).toEqual([1, 2]);
-    expect(sent[1]!.tBind).toBeGreaterThan(0);
+    expect(sent.map((d) => [d.reqId, d.key])).toEqual([[waiting.reqId, spec.keys[0]]]);
+    expect(sent[0]!.tBind).toBeGreaterThan(0);
+    expect(holder(waiting.slot)).toBe(0); // claimed by the gateway, which sends it on
+    expect(queue).toHaveLength(0);
+    expect(tokens.count(0)).toBe(1);
   });
 
-  it('skips requests answered while they waited, and withdraws on demand', () => {
-    const { dispatcher, sent, answered, spec, call } = setup();
+  it('binds a descriptor the kernel could not place, or queues it; a full queue answers 503', () => {
+    const { dispatcher, failed, queue, sent, spec, call } = setup({ queueDepth: 1 });
     dispatcher.activate(0, 0);
-    dispatcher.onCall(call(1));
-    for (const id of [2, 3, 4]) dispatcher.onCall(call(id));
-    answered.add(2); // timed out meanwhile
-    dispatcher.withdraw(3); // its client left
-    dispatcher.onIdle(0, spec.keys[0]!);
-    expect(sent.map((d) => d.reqId)).toEqual([1, 4]);
-    expect(dispatcher.queued(0)).toBe(0);
-  });
-
-  it("queues a request's parallel calls separately and withdraws them together", () => {
-    const { dispatcher, sent, spec, call } = setup();
-    dispatcher.activate(0, 0);
-    dispatcher.onCall(call(1)); // takes the only token
-    dispatcher.onCall(call(7, 70));
-    dispatcher.onCall(call(7, 71));
-    dispatcher.onCall(call(8, 80));
-    expect(dispatcher.queued(0)).toBe(3);
-    dispatcher.withdraw(7);
-    expect(dispatcher.queued(0)).toBe(1);
-    dispatcher.onIdle(0, spec.keys[0]!);
-    expect(sent.map((d) => [d.reqId, d.slot])).toEqual([[1, 1], [8, 80]]);
-  });
-
-  it('answers 503 when the queue is full', () => {
-    const { dispatcher, failed, call } = setup({ queueDepth: 1 });
-    dispatcher.onCall(call(1)); // no instance active: waits
-    dispatcher.onCall(call(2));
-    expect(failed.map(([id, e]) => [id, e.code])).toEqual([[2, 'BATON_ERR_QUEUE_FULL']]);
+    const first = call();
+    dispatcher.onCall(first); // its instance had just died with a token idle: another one is bound
+    expect(sent.map((d) => [d.reqId, d.key])).toEqual([[first.reqId, spec.keys[0]]]);
+    const second = call();
+    dispatcher.onCall(second);
+    expect(queue.map((d) => d.reqId)).toEqual([second.reqId]);
+    expect(dispatcher.stats.queued).toBe(1);
+    const third = call();
+    dispatcher.onCall(third);
+    expect(failed.map(([id, e]) => [id, e.code])).toEqual([[third.reqId, 'BATON_ERR_QUEUE_FULL']]);
     expect(dispatcher.stats.rejectedFull).toBe(1);
   });
 
-  it('drains an instance: no new work, resolves when what it holds is done', async () => {
-    const { dispatcher, sent, spec, call } = setup({ concurrency: 2 });
+  it('passes over withdrawn descriptors (their request is over) and hands the next live one', () => {
+    const { dispatcher, slots, sent, spec, call, kernel } = setup({ instances: 1 });
     dispatcher.activate(0, 0);
-    dispatcher.onCall(call(1)); // takes one of its two tokens
-    let drained = false;
-    const draining = dispatcher.drain(0, 0).then(() => (drained = true));
-    dispatcher.onCall(call(2)); // must not go to the draining instance
-    expect(sent).toHaveLength(1);
+    const running = call();
+    expect(kernel.bind(running)).toEqual({ to: spec.keys[0], x: running });
+    const [a, b, c] = [call(), call(), call()];
+    for (const x of [a, b, c]) expect(kernel.bind(x)).toBe('queued');
+    expect(slots.withdraw(a.slot)).toBe(true); // timed out while it waited
+    expect(slots.withdraw(a.slot)).toBe(false); // once
+    expect(dispatcher.queued(0)).toBe(2); // really waiting: b and c
+    expect(kernel.idle(0)).toMatchObject({ reqId: b.reqId });
     expect(dispatcher.queued(0)).toBe(1);
-    await Promise.resolve();
-    expect(drained).toBe(false);
-    dispatcher.onIdle(0, spec.keys[0]!);
-    await draining;
-    expect(dispatcher.idleTokens(0)).toBe(0);
+    expect(sent).toHaveLength(0);
   });
 
-  it('keeps the invariant under any sequence of events: nothing waits while a token is idle', () => {
+  it('drains an instance: no new work, resolves when what it holds is done', async () => {
+    const { dispatcher, tokens, spec, call, kernel } = setup({ concurrency: 2 });
+    dispatcher.activate(0, 0);
+    expect(kernel.bind(call())).toMatchObject({ to: spec.keys[0] }); // one of its two tokens
+    let drained = false;
+    const draining = dispatcher.drain(0, 0).then(() => (drained = true));
+    expect(kernel.bind(call())).toBe('queued'); // not to the draining instance
+    await Promise.resolve();
+    expect(drained).toBe(false);
+    expect(kernel.idle(0)).toBe('dispatcher'); // a draining instance's notice is counted there
+    dispatcher.onIdle(0, spec.keys[0]!);
+    await draining;
+    expect(tokens.count(0)).toBe(0);
+    expect(dispatcher.queued(0)).toBe(1); // still waiting for another instance
+  });
+
+  it('keeps the invariant under any interleaving of program runs and dispatcher steps', async () => {
     const event = fc.oneof(
       fc.record({ t: fc.constant('call' as const) }),
+      fc.record({ t: fc.constant('dispatcherCall' as const) }),
       fc.record({ t: fc.constant('idle' as const), i: fc.integer({ min: 0, max: 2 }) }),
       fc.record({ t: fc.constant('activate' as const), i: fc.integer({ min: 0, max: 2 }) }),
-      fc.record({ t: fc.constant('deactivate' as const), i: fc.integer({ min: 0, max: 2 }) }),
-      fc.record({ t: fc.constant('kernelTake' as const) }),
+      fc.record({ t: fc.constant('drain' as const), i: fc.integer({ min: 0, max: 2 }) }),
+      fc.record({ t: fc.constant('crash' as const), i: fc.integer({ min: 0, max: 2 }) }),
+      fc.record({ t: fc.constant('withdraw' as const), n: fc.nat() }),
     );
-    fc.assert(
-      fc.property(fc.array(event, { maxLength: 200 }), (events) => {
-        const { dispatcher, tokens, sent, spec, call } = setup({ concurrency: 2, instances: 3, queueDepth: 1000 });
-        const active = new Set<number>();
-        const busy = [0, 0, 0]; // descriptors each instance holds
-        let next = 1;
+    await fc.assert(
+      fc.asyncProperty(fc.array(event, { maxLength: 150 }), async (events) => {
+        const s = setup({ concurrency: 2, instances: 3, queueDepth: 1000 });
+        const { dispatcher, tokens, slots, queue, sent, spec, kernel } = s;
+        const state: ('off' | 'on' | 'draining')[] = ['off', 'off', 'off'];
+        const running: Descriptor[][] = [[], [], []]; // what each instance holds
+        const delivered = new Map<number, number>(); // request → times delivered
+        const withdrawn = new Set<number>();
+        const waiting = new Map<number, Descriptor>(); // calls not delivered (nor withdrawn) yet
+        const give = (i: number, x: Descriptor) => {
+          expect(state[i]).not.toBe('off');
+          running[i]!.push(x);
+          delivered.set(x.reqId, (delivered.get(x.reqId) ?? 0) + 1);
+          waiting.delete(x.reqId);
+        };
+        const step = async (run: () => void) => {
+          const before = sent.length;
+          run();
+          for (const x of sent.slice(before)) give(s.instanceOf(x.key), x);
+          await Promise.resolve(); // a finished drain settles
+        };
+        const finish = (i: number) => {
+          running[i]!.shift();
+          const r = kernel.idle(i);
+          if (typeof r === 'object') give(i, r);
+          else if (r === 'dispatcher') dispatcher.onIdle(0, spec.keys[i]!);
+        };
+        const check = () => {
+          // between program runs: a live waiting descriptor means no idle token
+          const live = queue.filter((x) => slots.holder(x.slot) === HOLDER_QUEUED);
+          if (live.length > 0) expect(tokens.count(0)).toBe(0);
+          for (let i = 0; i < 3; i++) expect(running[i]!.length).toBeLessThanOrEqual(spec.concurrency);
+          for (const n of delivered.values()) expect(n).toBe(1);
+          for (const id of withdrawn) expect(delivered.has(id)).toBe(false);
+        };
         for (const e of events) {
-          if (e.t === 'activate' && !active.has(e.i)) {
-            active.add(e.i);
-            busy[e.i] = 0;
-            dispatcher.activate(0, e.i);
-          } else if (e.t === 'deactivate' && active.has(e.i)) {
-            active.delete(e.i);
-            dispatcher.deactivate(0, e.i);
-          } else if (e.t === 'kernelTake') {
-            const i = tokens.take(0, spec.concurrency); // the kernel's fast path
-            if (i >= 0) busy[i]!++;
-          } else if (e.t === 'call') {
-            const before = sent.length;
-            dispatcher.onCall(call(next++));
-            if (sent.length > before) busy[spec.keys.indexOf(sent.at(-1)!.key)]!++;
-          } else if (e.t === 'idle' && active.has(e.i) && busy[e.i]! > 0) {
-            busy[e.i]!--;
-            const before = sent.length;
-            dispatcher.onIdle(0, spec.keys[e.i]!);
-            if (sent.length > before) busy[e.i]!++;
-          }
-          if (dispatcher.queued(0) > 0) expect(dispatcher.idleTokens(0)).toBe(0);
-          for (const i of active) expect(busy[i]).toBeLessThanOrEqual(spec.concurrency);
+          await step(() => {
+            if (e.t === 'activate' && state[e.i] === 'off') {
+              state[e.i] = 'on';
+              dispatcher.activate(0, e.i);
+            } else if (e.t === 'drain' && state[e.i] === 'on') {
+              state[e.i] = 'draining';
+              void dispatcher.drain(0, e.i).then(() => {
+                expect(running[e.i]).toEqual([]); // drained only once it holds nothing
+                state[e.i] = 'off';
+              });
+            } else if (e.t === 'crash' && state[e.i] !== 'off') {
+              state[e.i] = 'off'; // what it held is answered 502 by the gateway
+              running[e.i] = [];
+              dispatcher.deactivate(0, e.i);
+            } else if (e.t === 'call' || e.t === 'dispatcherCall') {
+              const x = s.call();
+              waiting.set(x.reqId, x);
+              const r = e.t === 'call' ? kernel.bind(x) : 'dispatcher';
+              if (typeof r === 'object') give(s.instanceOf(r.to), r.x);
+              else if (r === 'dispatcher') dispatcher.onCall({ ...x });
+            } else if (e.t === 'idle' && running[e.i]!.length > 0) {
+              finish(e.i);
+            } else if (e.t === 'withdraw' && waiting.size > 0) {
+              const x = [...waiting.values()][e.n % waiting.size]!;
+              if (slots.withdraw(x.slot)) {
+                withdrawn.add(x.reqId);
+                waiting.delete(x.reqId);
+              }
+            }
+          });
+          check();
         }
+        // then let every instance finish everything: each call not withdrawn runs exactly once
+        const off = state.indexOf('off');
+        if (!state.includes('on') && off >= 0) {
+          await step(() => {
+            state[off] = 'on';
+            dispatcher.activate(0, off);
+          });
+        }
+        for (let guard = 0; guard < 10_000; guard++) {
+          const i = running.findIndex((r) => r.length > 0);
+          if (i < 0) break;
+          await step(() => finish(i));
+          check();
+        }
+        if (state.includes('on')) expect([...waiting.keys()]).toEqual([]);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  // A model check of the protocol itself: the program's two binding steps as bpf/baton.bpf.c
+  // runs them (keep in step), cut at every atomic operation and interleaved as two CPUs could
+  // run them. Whatever the interleaving, once no run is in flight no live descriptor waits
+  // while a token is idle, and none is delivered twice or lost.
+  it('the binding steps, interleaved at every atomic operation, never leave a descriptor waiting by an idle token', () => {
+    const C = 1;
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { minLength: 1, maxLength: 120 }), (schedule) => {
+        const s = setup({ concurrency: C, instances: 2, queueDepth: 1000 });
+        const { tokens, slots, queue, spec, kernel } = s;
+        s.dispatcher.activate(0, 0);
+        s.dispatcher.activate(0, 1);
+        const running: number[] = [0, 0];
+        const delivered = new Map<number, number>();
+        const calls: Descriptor[] = [];
+        const give = (key: number, x: Descriptor) => {
+          running[s.instanceOf(key)]!++;
+          delivered.set(x.reqId, (delivered.get(x.reqId) ?? 0) + 1);
+        };
+        function* popFor(to: number): Generator<void, Descriptor | undefined> {
+          for (;;) {
+            const x = queue.shift();
+            yield;
+            if (!x) return undefined;
+            tokens.addQueued(0, -1);
+            yield;
+            if (kernel.claim(x, to)) return x;
+          }
+        }
+        function* bind(x: Descriptor): Generator<void, void> {
+          const i = tokens.take(0, C);
+          yield;
+          if (i >= 0) return give(spec.keys[i]!, x);
+          slots.park(x.slot, 0);
+          queue.push({ ...x });
+          yield;
+          tokens.addQueued(0, 1);
+          yield;
+          const late = tokens.take(0, C);
+          yield;
+          if (late < 0) return;
+          const popped = yield* popFor(spec.keys[late]!);
+          if (popped) return give(spec.keys[late]!, popped);
+          tokens.give(0, late, C);
+        }
+        function* idle(index: number): Generator<void, void> {
+          const key = spec.keys[index]!;
+          const popped = yield* popFor(key);
+          if (popped) return give(key, popped);
+          const t = tokens.give(0, index, C);
+          yield;
+          if (t < 0) throw new Error('an Idle notice too many');
+          const queued = tokens.queued(0);
+          yield;
+          if (queued === 0) return;
+          const back = tokens.takeBack(0, t);
+          yield;
+          if (!back) return;
+          const again = yield* popFor(key);
+          if (again) return give(key, again);
+          // the program hands this case to the dispatcher (the gateway, on another CPU)
+          s.dispatcher.onIdle(0, key);
+          for (const d of s.sent.splice(0)) give(d.key, d);
+        }
+        const inFlight: Generator<void, void>[] = [];
+        const quiet = () => {
+          const live = queue.filter((x) => slots.holder(x.slot) === HOLDER_QUEUED);
+          if (live.length > 0) expect(tokens.count(0)).toBe(0);
+        };
+        for (const n of schedule) {
+          const choice = n % 4;
+          if (choice === 0 && calls.length < 40) {
+            const x = s.call();
+            calls.push(x);
+            inFlight.push(bind(x));
+          } else if (choice === 1) {
+            const i = (n >> 2) % 2;
+            if (running[i]! > 0) {
+              running[i]!--;
+              inFlight.push(idle(i));
+            }
+          } else if (inFlight.length > 0) {
+            const g = inFlight[(n >> 2) % inFlight.length]!; // one step of one CPU's run
+            if (g.next().done) inFlight.splice(inFlight.indexOf(g), 1);
+          }
+          if (inFlight.length === 0) quiet();
+        }
+        // every run completes, then the instances finish what they hold, one run at a time
+        while (inFlight.length) if (inFlight[0]!.next().done) inFlight.shift();
+        quiet();
+        for (let guard = 0; guard < 1000 && running.some((r) => r > 0); guard++) {
+          const i = running[0]! > 0 ? 0 : 1;
+          running[i]!--;
+          const g = idle(i);
+          while (!g.next().done);
+          quiet();
+        }
+        expect(calls.filter((x) => delivered.get(x.reqId) !== 1)).toEqual([]);
+        expect(queue.filter((x) => slots.holder(x.slot) === HOLDER_QUEUED)).toEqual([]);
+      }),
+      { numRuns: 2000 },
     );
   });
 });

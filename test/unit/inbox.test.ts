@@ -2,11 +2,11 @@
 // frames are encoded by hand, custody moves as the kernel would move it.
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { Dispatcher } from '../../src/binding/dispatcher.ts';
+import { Dispatcher, type KernelQueues } from '../../src/binding/dispatcher.ts';
 import { IdleTokens } from '../../src/binding/idle.ts';
 import { compileChainFile } from '../../src/chain/index.ts';
 import {
-  blankDescriptor, encode, fnAddress, GATEWAY_KEY, IDLE_WORDS, Kind, MAX_FUNCTIONS, NO_SLOT, type Descriptor,
+  blankDescriptor, encode, fnAddress, GATEWAY_KEY, HOLDER_QUEUED, IDLE_STRIDE, Kind, MAX_FUNCTIONS, NO_SLOT, type Descriptor,
 } from '../../src/descriptor/index.ts';
 import { CUSTODY, SlotTable } from '../../src/gateway/custody.ts';
 import { Inbox, MAX_REDELIVERIES } from '../../src/gateway/inbox.ts';
@@ -29,10 +29,13 @@ function setup() {
   const sent: Descriptor[] = [];
   const refused: [number, string][] = [];
   const log = pino({ level: 'silent' });
-  const dispatcher = new Dispatcher(d.functions, new IdleTokens(new ArrayBuffer(MAX_FUNCTIONS * IDLE_WORDS * 8)), {
+  const queue: Descriptor[] = []; // the late function's kernel queue
+  const queues: KernelQueues = { create: () => {}, push: (_, x) => queue.push(x) > 0, pop: () => queue.shift() };
+  const dispatcher = new Dispatcher(d.functions, new IdleTokens(new ArrayBuffer(MAX_FUNCTIONS * IDLE_STRIDE * 8)), queues, {
     send: (x) => sent.push(x),
     fail: (id, error) => requests.answer(id, { error }),
-    pending: (id) => requests.pending(id),
+    park: (slot, fnId) => slots.park(slot, fnId),
+    claim: (slot, gen) => slots.claim(slot, gen),
   }, log);
   const router = new Router(d);
   const keyFn = new Map(d.functions.flatMap((f) => f.keys.map((k) => [k, f.id] as const)));
@@ -117,11 +120,14 @@ describe('inbox (key 0)', () => {
     expect(answers.get(bad.id)).toMatchObject({ error: { code: 'BATON_ERR_BAD_DESCRIPTOR' } });
   });
 
-  it('queues a call the kernel could not bind, for the dispatcher', () => {
-    const { d, dispatcher, start, arrive } = setup();
+  it('queues a call the kernel could not place, for the dispatcher; ignores the kernel\'s acknowledgements', () => {
+    const { d, dispatcher, start, arrive, inbox, sent, slots } = setup();
     const req = start();
     arrive({ kind: Kind.Call, key: fnAddress(0), fnId: 0, reqId: req.id, slot: req.slot, gen: req.gen, sender: GATEWAY_KEY });
     expect(dispatcher.queued(d.functions[0]!.id)).toBe(1);
+    expect(slots.holder(req.slot)).toBe(HOLDER_QUEUED);
+    inbox.onFrame(encode(blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Ack, sender: GATEWAY_KEY, reqId: req.id, slot: req.slot })));
+    expect([sent.length, inbox.stats.badDescriptors]).toEqual([0, 0]);
   });
 
   it('sends a dead letter again to another live instance, up to a limit, then answers 502', () => {

@@ -32,7 +32,7 @@ describe('slot custody', () => {
     const y = table.acquire(8)!;
     expect(x.slot).not.toBe(y.slot);
     expect(table.acquire(9)).toBeUndefined();
-    expect([...words.subarray(x.slot * 4, x.slot * 4 + 3)]).toEqual([7, x.gen, GATEWAY_KEY]);
+    expect([...words.subarray(x.slot * 4, x.slot * 4 + 4)]).toEqual([7, 0, x.gen, GATEWAY_KEY]); // req, queue, gen, holder
   });
 
   it('frees a slot the gateway holds at once, and keeps one an instance holds until it comes back', () => {

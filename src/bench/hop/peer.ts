@@ -1,6 +1,7 @@
 // One side of a hop measurement, in its own process. 'a' sends descriptors to 'b', which
 // sends each straight back: a round trip is two hops. Transports:
-//   sockmap — the socket on fd 3 is in baton's sockmap; keys 1 (a) and 2 (b)
+//   sockmap — the socket on fd 3 is in baton's sockmap; keys 1 (a) and 2 (b); read and
+//             written through baton's own endpoint, as its gateway and workers do
 //   broker  — a Unix socket to the user-space broker (a relay process), same frames
 //   http    — b is an HTTP server, a posts each 64-byte descriptor with keep-alive
 // Commands come over IPC: {cmd:'latency', n} → RTT samples (ns); {cmd:'saturate', inflight, ms}
@@ -9,6 +10,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { Agent, request } from 'undici';
+import { Endpoint } from '../../dataplane/endpoint.ts';
 import { FrameReader } from '../../dataplane/framing.ts';
 import { blankDescriptor, decode, encodeInto, DESC_SIZE, Kind, type Descriptor } from '../../descriptor/index.ts';
 
@@ -23,12 +25,18 @@ function frame(to: number, reqId: number): Buffer {
   return b;
 }
 
-/** A frame stream to the other side; resolves once connected. */
-async function stream(): Promise<net.Socket> {
-  if (transport === 'sockmap') return new net.Socket({ fd: 3, readable: true, writable: true });
+/** A frame stream to the other side, calling `onFrame` with each; resolves once connected. */
+async function stream(onFrame: (f: Buffer) => void): Promise<{ write(b: Buffer): void }> {
+  if (transport === 'sockmap') {
+    const endpoint = new Endpoint(3, { frame: onFrame });
+    return { write: (b) => endpoint.sendEncoded(b) };
+  }
   const s = net.connect(arg);
   await new Promise((r) => s.once('connect', r));
+  s.setNoDelay(true);
   s.write(Buffer.from([KEY[role]])); // the broker learns who this is
+  const reader = new FrameReader(onFrame);
+  s.on('data', (c: Buffer) => reader.push(c));
   return s;
 }
 
@@ -48,15 +56,12 @@ async function main(): Promise<void> {
   }
   if (transport === 'http') return httpClient();
 
-  const sock = await stream();
-  sock.setNoDelay(true);
   let onReply: (d: Descriptor) => void = () => {};
-  const reader = new FrameReader((f) => {
+  const sock = await stream((f) => {
     const d = decode(f);
     if (role === 'b') sock.write(frame(KEY.a, d.reqId));
     else onReply(d);
   });
-  sock.on('data', (c: Buffer) => reader.push(c));
   process.send!({ ready: true });
   if (role === 'b') return;
 

@@ -62,7 +62,7 @@ function hopSockmap(checks = true): Sockmap {
   map.allowCalls(1, [0]);
   const custody = new Uint32Array(map.custodyBuffer());
   for (let slot = 0; slot < INFLIGHT; slot++) {
-    custody.set([slot + 1, 1, 1, 0], slot * CUSTODY.words); // req, gen, holder (key 1), moves
+    custody.set([slot + 1, 0, 1, 1], slot * CUSTODY.words); // req, queue, gen, holder (key 1)
   }
   return map;
 }
