@@ -139,13 +139,13 @@ static __always_inline __u32 bit_index(__u64 b)
 }
 
 /* Claims an idle token of function fn; returns its instance's key, or 0 if none is idle. */
-static __always_inline __u32 take_idle(struct baton_idle *idle, struct baton_fn *f)
+static __noinline __u32 take_idle(struct baton_idle *idle, struct baton_fn *f)
 {
 	if (f->concurrency == 0)
 		return 0;
 	for (int w = 0; w < BATON_IDLE_WORDS; w++) {
 		/* another CPU may take the bit we saw: try again a few times, then move on */
-		for (int attempt = 0; attempt < 4; attempt++) {
+		for (int attempt = 0; attempt < 2; attempt++) {
 			__u64 bits = *(volatile __u64 *)&idle->bits[w];
 			if (!bits)
 				break;
@@ -160,45 +160,51 @@ static __always_inline __u32 take_idle(struct baton_idle *idle, struct baton_fn 
 	return 0;
 }
 
-/* Marks one busy token of instance `index` idle; returns it, or -1 if all its tokens are idle
- * already (an Idle notice too many). */
-static __always_inline int give_token(struct baton_idle *idle, __u32 index, __u32 conc)
-{
-	for (__u32 j = 0; j < BATON_MAX_TOKENS; j++) {
-		if (j >= conc)
-			break;
-		__u32 t = index * conc + j;
-		if (t >= BATON_MAX_TOKENS)
-			break;
-		__u64 bit = 1ull << (t & 63);
-		__u64 old = __sync_fetch_and_or(&idle->bits[(t >> 6) & (BATON_IDLE_WORDS - 1)], bit);
-		if (!(old & bit)) {
-			__sync_fetch_and_add(&idle->events, 1);
-			return t;
-		}
-	}
-	return -1;
-}
-
-/* Takes token t back if it is still idle. */
-static __always_inline int take_back(struct baton_idle *idle, __u32 t)
-{
-	__u64 bit = 1ull << (t & 63);
-	__u64 old = __sync_fetch_and_and(&idle->bits[(t >> 6) & (BATON_IDLE_WORDS - 1)], ~bit);
-	if (!(old & bit))
-		return 0;
-	__sync_fetch_and_add(&idle->events, 1);
-	return 1;
-}
-
 static __always_inline int member(struct baton_idle *idle, __u32 t)
 {
 	return (*(volatile __u64 *)&idle->members[(t >> 6) & (BATON_IDLE_WORDS - 1)] >> (t & 63)) & 1;
 }
 
+enum { TOKEN_IDLE = 1, TOKEN_TAKEN_BACK = 0, TOKEN_NONE_BUSY = -1 };
+
+/* Marks one busy token of instance `index` idle (its tokens are index·conc … index·conc + conc − 1),
+ * then looks at the queue: if a descriptor waits, or the instance stopped being a member, it
+ * takes the token back (TOKEN_TAKEN_BACK: the caller settles), unless someone bound it first.
+ * TOKEN_NONE_BUSY: every token of the instance was idle already (an Idle notice too many). The
+ * token's number never leaves this function, so the verifier need not follow each value. */
+static __noinline int give_token(struct baton_idle *idle, __u32 index, __u32 conc)
+{
+	__u32 first = index * conc, last = first + conc - 1;
+	if (conc == 0 || last >= BATON_MAX_TOKENS)
+		return TOKEN_NONE_BUSY;
+	for (__u32 w = first >> 6; w <= (last >> 6) && w < BATON_IDLE_WORDS; w++) {
+		__u32 lo = w == (first >> 6) ? (first & 63) : 0;
+		__u32 hi = w == (last >> 6) ? (last & 63) : 63;
+		__u64 mask = (hi == 63 ? ~0ull : ((1ull << (hi + 1)) - 1)) & ~((1ull << lo) - 1);
+		/* another CPU may set the bit we saw: try again, then move on */
+		for (int attempt = 0; attempt < 2; attempt++) {
+			__u64 free = ~*(volatile __u64 *)&idle->bits[w] & mask;
+			if (!free)
+				break;
+			__u64 bit = free & -free;
+			if (__sync_fetch_and_or(&idle->bits[w], bit) & bit)
+				continue;
+			__sync_fetch_and_add(&idle->events, 1);
+			/* a descriptor may have been queued, or a drain begun, since the caller looked */
+			if (!*(volatile __u64 *)&idle->queued && member(idle, first))
+				return TOKEN_IDLE;
+			if (!(__sync_fetch_and_and(&idle->bits[w], ~bit) & bit))
+				return TOKEN_IDLE; /* bound meanwhile: it is busy, as it should be */
+			__sync_fetch_and_add(&idle->events, 1);
+			return TOKEN_TAKEN_BACK;
+		}
+	}
+	return TOKEN_NONE_BUSY;
+}
+
 /* Takes the oldest live descriptor out of a function's queue for `to`, claiming its slot (a
  * withdrawn one fails the claim and is passed over). Returns 1 with it in *v. */
-static __always_inline int pop_for(void *q, struct baton_idle *idle, struct baton_raw_desc *v, __u32 to)
+static __noinline int pop_for(void *q, struct baton_idle *idle, struct baton_raw_desc *v, __u32 to)
 {
 	__u32 zero = 0;
 	struct baton_config *cfg = bpf_map_lookup_elem(&baton_config, &zero);
@@ -294,7 +300,7 @@ static __always_inline int rewrite(struct sk_msg_md *msg, struct baton_raw_desc 
 }
 
 /* The current descriptor goes back to its own sender marked ACK: the program did its work. */
-static __always_inline void ack(struct sk_msg_md *msg, __u32 me)
+static __noinline void ack(struct sk_msg_md *msg, __u32 me)
 {
 	void *data = msg->data, *end = msg->data_end;
 	if (data + sizeof(struct baton_desc) <= end)
@@ -305,7 +311,7 @@ static __always_inline void ack(struct sk_msg_md *msg, __u32 me)
 
 /* Hands a popped descriptor (its slot already claimed for `to`) to instance `to` in place of
  * the current one; an instance that just died makes it a dead letter, for the gateway. */
-static __always_inline void hand(struct sk_msg_md *msg, struct baton_raw_desc *v, __u32 to)
+static __noinline void hand(struct sk_msg_md *msg, struct baton_raw_desc *v, __u32 to)
 {
 	rewrite(msg, v);
 	count(to, C_HANDED);
@@ -324,7 +330,7 @@ static __always_inline void hand(struct sk_msg_md *msg, struct baton_raw_desc *v
 /* A descriptor for function `fn` (late binding): to an idle instance of it, else into its
  * queue until one is idle (with no queue, or a full one: to the dispatcher, which answers).
  * `c` is its slot's custody, held by the sender `me` (checked). */
-static __always_inline void bind(struct sk_msg_md *msg, __u32 me, __u32 fn, struct baton_custody *c)
+static __noinline void bind(struct sk_msg_md *msg, __u32 me, __u32 fn, struct baton_custody *c)
 {
 	struct baton_idle *idle = bpf_map_lookup_elem(&baton_idle, &fn);
 	struct baton_fn *f = bpf_map_lookup_elem(&baton_fns, &fn);
@@ -377,9 +383,21 @@ static __always_inline void bind(struct sk_msg_md *msg, __u32 me, __u32 fn, stru
 			hand(msg, &v, target);
 			return;
 		}
-		/* someone else emptied the queue: the token goes back */
-		__u32 index = target - f->base_key;
-		give_token(idle, index, f->concurrency);
+		/* someone else emptied the queue: the token goes back, unless more came meanwhile:
+		 * then the dispatcher settles it, told as by the instance's own Idle notice */
+		if (give_token(idle, target - f->base_key, f->concurrency) == TOKEN_TAKEN_BACK) {
+			struct baton_desc *d = msg->data;
+			if ((void *)(d + 1) <= msg->data_end) {
+				__builtin_memset(d, 0, sizeof(*d));
+				d->magic = BATON_DESC_MAGIC;
+				d->version = BATON_DESC_VERSION;
+				d->kind = BATON_IDLE;
+				d->fn = fn;
+				d->sender = target;
+			}
+			to_gateway(msg);
+			return;
+		}
 	}
 	ack(msg, me);
 }
@@ -387,7 +405,7 @@ static __always_inline void bind(struct sk_msg_md *msg, __u32 me, __u32 fn, stru
 /* Instance `me` of function `fn` finished one descriptor: it gets the oldest waiting one, or
  * one of its tokens goes idle. A draining instance's notice goes to the dispatcher, which
  * counts what it still holds; so does one the program cannot settle in a few steps. */
-static __always_inline void on_idle(struct sk_msg_md *msg, __u32 me, __u32 fn)
+static __noinline void on_idle(struct sk_msg_md *msg, __u32 me, __u32 fn)
 {
 	struct baton_idle *idle = bpf_map_lookup_elem(&baton_idle, &fn);
 	struct baton_fn *f = bpf_map_lookup_elem(&baton_fns, &fn);
@@ -407,23 +425,18 @@ static __always_inline void on_idle(struct sk_msg_md *msg, __u32 me, __u32 fn)
 		hand(msg, &v, me);
 		return;
 	}
-	int t = give_token(idle, index, f->concurrency);
-	if (t < 0) {
-		to_gateway(msg); /* every token idle already: the dispatcher says so */
+	int r = give_token(idle, index, f->concurrency);
+	if (r == TOKEN_IDLE) {
+		ack(msg, me);
 		return;
 	}
-	/* a descriptor may have been queued, or a drain begun, since we looked */
-	if (*(volatile __u64 *)&idle->queued || !member(idle, first)) {
-		if (take_back(idle, t)) {
-			if (member(idle, first) && pop_for(q, idle, &v, me)) {
-				hand(msg, &v, me);
-				return;
-			}
-			to_gateway(msg); /* the dispatcher settles it, token in hand */
-			return;
-		}
+	if (r == TOKEN_TAKEN_BACK && member(idle, first) && pop_for(q, idle, &v, me)) {
+		hand(msg, &v, me);
+		return;
 	}
-	ack(msg, me);
+	/* every token idle already, or a drain, or more waiting than we settle here: the
+	 * dispatcher decides, token in hand */
+	to_gateway(msg);
 }
 
 /* Set before load, never by the gateway: false makes a reference program that routes and

@@ -69,9 +69,18 @@ function setup(fn: { instances?: number; concurrency?: number; queueDepth?: numb
       }
       return undefined;
     },
+    /** give_token: a busy token of instance `index` goes idle, then the queue is looked at:
+     *  'idle', 'back' (taken back: the caller settles), or 'none' (every token was idle). */
+    give(index: number): 'idle' | 'back' | 'none' {
+      const t = tokens.give(0, index, spec.concurrency);
+      if (t < 0) return 'none';
+      if (tokens.queued(0) === 0 && tokens.member(0, index, spec.concurrency)) return 'idle';
+      return tokens.takeBack(0, t) ? 'back' : 'idle';
+    },
     /** A function-addressed descriptor: the instance key it (or, after queueing it, the
-     *  oldest waiting one) went to, or where it stayed. */
-    bind(x: Descriptor): { to: number; x: Descriptor } | 'queued' | 'dispatcher' {
+     *  oldest waiting one) went to, or where it stayed ('idle from': the instance whose
+     *  token the program hands to the dispatcher to settle). */
+    bind(x: Descriptor): { to: number; x: Descriptor } | 'queued' | 'dispatcher' | { idleFrom: number } {
       const i = tokens.take(0, spec.concurrency);
       if (i >= 0) return { to: spec.keys[i]!, x };
       slots.park(x.slot, 0);
@@ -81,7 +90,7 @@ function setup(fn: { instances?: number; concurrency?: number; queueDepth?: numb
       if (late >= 0) {
         const popped = kernel.popFor(spec.keys[late]!);
         if (popped) return { to: spec.keys[late]!, x: popped };
-        tokens.give(0, late, spec.concurrency);
+        if (kernel.give(late) === 'back') return { idleFrom: late };
       }
       return 'queued';
     },
@@ -90,18 +99,13 @@ function setup(fn: { instances?: number; concurrency?: number; queueDepth?: numb
       if (!tokens.member(0, index, spec.concurrency)) return 'dispatcher';
       const popped = kernel.popFor(spec.keys[index]!);
       if (popped) return popped;
-      const t = tokens.give(0, index, spec.concurrency);
-      if (t < 0) return 'dispatcher';
-      if (tokens.queued(0) > 0 || !tokens.member(0, index, spec.concurrency)) {
-        if (tokens.takeBack(0, t)) {
-          if (tokens.member(0, index, spec.concurrency)) {
-            const again = kernel.popFor(spec.keys[index]!);
-            if (again) return again;
-          }
-          return 'dispatcher';
-        }
+      const r = kernel.give(index);
+      if (r === 'idle') return 'token';
+      if (r === 'back' && tokens.member(0, index, spec.concurrency)) {
+        const again = kernel.popFor(spec.keys[index]!);
+        if (again) return again;
       }
-      return 'token';
+      return 'dispatcher';
     },
   };
   return { dispatcher, tokens, slots, queue, sent, failed, spec, call, holder, instanceOf, kernel };
@@ -232,7 +236,8 @@ describe('dispatcher', () => {
               const x = s.call();
               waiting.set(x.reqId, x);
               const r = e.t === 'call' ? kernel.bind(x) : 'dispatcher';
-              if (typeof r === 'object') give(s.instanceOf(r.to), r.x);
+              if (typeof r === 'object' && 'to' in r) give(s.instanceOf(r.to), r.x);
+              else if (typeof r === 'object') dispatcher.onIdle(0, spec.keys[r.idleFrom]!);
               else if (r === 'dispatcher') dispatcher.onCall({ ...x });
             } else if (e.t === 'idle' && running[e.i]!.length > 0) {
               finish(e.i);
@@ -269,104 +274,170 @@ describe('dispatcher', () => {
   // A model check of the protocol itself: the program's two binding steps as bpf/baton.bpf.c
   // runs them (keep in step), cut at every atomic operation and interleaved as two CPUs could
   // run them. Whatever the interleaving, once no run is in flight no live descriptor waits
-  // while a token is idle, and none is delivered twice or lost.
+  // while a token is idle, and none is delivered twice or lost. Random schedules, and the
+  // schedules of the races each look exists for, spelled out.
   it('the binding steps, interleaved at every atomic operation, never leave a descriptor waiting by an idle token', () => {
-    const C = 1;
     fc.assert(
       fc.property(fc.array(fc.nat(), { minLength: 1, maxLength: 120 }), (schedule) => {
-        const s = setup({ concurrency: C, instances: 2, queueDepth: 1000 });
-        const { tokens, slots, queue, spec, kernel } = s;
-        s.dispatcher.activate(0, 0);
-        s.dispatcher.activate(0, 1);
-        const running: number[] = [0, 0];
-        const delivered = new Map<number, number>();
-        const calls: Descriptor[] = [];
-        const give = (key: number, x: Descriptor) => {
-          running[s.instanceOf(key)]!++;
-          delivered.set(x.reqId, (delivered.get(x.reqId) ?? 0) + 1);
-        };
-        function* popFor(to: number): Generator<void, Descriptor | undefined> {
-          for (;;) {
-            const x = queue.shift();
-            yield;
-            if (!x) return undefined;
-            tokens.addQueued(0, -1);
-            yield;
-            if (kernel.claim(x, to)) return x;
-          }
-        }
-        function* bind(x: Descriptor): Generator<void, void> {
-          const i = tokens.take(0, C);
-          yield;
-          if (i >= 0) return give(spec.keys[i]!, x);
-          slots.park(x.slot, 0);
-          queue.push({ ...x });
-          yield;
-          tokens.addQueued(0, 1);
-          yield;
-          const late = tokens.take(0, C);
-          yield;
-          if (late < 0) return;
-          const popped = yield* popFor(spec.keys[late]!);
-          if (popped) return give(spec.keys[late]!, popped);
-          tokens.give(0, late, C);
-        }
-        function* idle(index: number): Generator<void, void> {
-          const key = spec.keys[index]!;
-          const popped = yield* popFor(key);
-          if (popped) return give(key, popped);
-          const t = tokens.give(0, index, C);
-          yield;
-          if (t < 0) throw new Error('an Idle notice too many');
-          const queued = tokens.queued(0);
-          yield;
-          if (queued === 0) return;
-          const back = tokens.takeBack(0, t);
-          yield;
-          if (!back) return;
-          const again = yield* popFor(key);
-          if (again) return give(key, again);
-          // the program hands this case to the dispatcher (the gateway, on another CPU)
-          s.dispatcher.onIdle(0, key);
-          for (const d of s.sent.splice(0)) give(d.key, d);
-        }
+        const m = programModel();
         const inFlight: Generator<void, void>[] = [];
-        const quiet = () => {
-          const live = queue.filter((x) => slots.holder(x.slot) === HOLDER_QUEUED);
-          if (live.length > 0) expect(tokens.count(0)).toBe(0);
-        };
         for (const n of schedule) {
           const choice = n % 4;
-          if (choice === 0 && calls.length < 40) {
-            const x = s.call();
-            calls.push(x);
-            inFlight.push(bind(x));
+          if (choice === 0 && m.calls.length < 40) {
+            inFlight.push(m.bind(m.call()));
           } else if (choice === 1) {
             const i = (n >> 2) % 2;
-            if (running[i]! > 0) {
-              running[i]!--;
-              inFlight.push(idle(i));
-            }
+            if (m.running[i]! > 0) inFlight.push(m.idle(i));
           } else if (inFlight.length > 0) {
             const g = inFlight[(n >> 2) % inFlight.length]!; // one step of one CPU's run
             if (g.next().done) inFlight.splice(inFlight.indexOf(g), 1);
           }
-          if (inFlight.length === 0) quiet();
+          if (inFlight.length === 0) m.quiet();
         }
-        // every run completes, then the instances finish what they hold, one run at a time
         while (inFlight.length) if (inFlight[0]!.next().done) inFlight.shift();
-        quiet();
-        for (let guard = 0; guard < 1000 && running.some((r) => r > 0); guard++) {
-          const i = running[0]! > 0 ? 0 : 1;
-          running[i]!--;
-          const g = idle(i);
-          while (!g.next().done);
-          quiet();
-        }
-        expect(calls.filter((x) => delivered.get(x.reqId) !== 1)).toEqual([]);
-        expect(queue.filter((x) => slots.holder(x.slot) === HOLDER_QUEUED)).toEqual([]);
+        m.finish();
       }),
       { numRuns: 2000 },
     );
   });
+
+  it('a token that comes back after a lost race looks at the queue again', () => {
+    const m = programModel();
+    m.complete(m.bind(m.call())); // both instances busy
+    m.complete(m.bind(m.call()));
+    const b1 = m.bind(m.call());
+    m.steps(b1, 1); // finds no idle token
+    m.complete(m.idle(1)); // instance 1 finishes: nothing waits yet, its token goes idle
+    m.steps(b1, 2); // queues its descriptor
+    m.complete(m.idle(0)); // instance 0 finishes and takes it
+    m.steps(b1, 2); // takes instance 1's token, finds the queue empty
+    m.complete(m.bind(m.call())); // another descriptor queued, no token idle
+    m.complete(b1); // gives instance 1's token back: sees the queue, takes it back, settles
+    m.quiet();
+    m.finish();
+  });
+
+  it('an Idle notice that races a descriptor being queued: one of the two binds it', () => {
+    const m = programModel();
+    m.complete(m.bind(m.call()));
+    m.complete(m.bind(m.call()));
+    const b = m.bind(m.call());
+    m.steps(b, 1); // no idle token
+    const i = m.idle(0);
+    m.steps(i, 1); // the queue is empty
+    m.complete(b); // queues it, finds no idle token
+    m.complete(i); // returns its token, then sees the queue: takes the token back and the descriptor
+    m.quiet();
+    m.finish();
+  });
 });
+
+/** The program's binding steps (bpf/baton.bpf.c: bind, on_idle, give_token, pop_for) as
+ *  generators that yield after each atomic operation, over the real IdleTokens and custody
+ *  memory, on a function with two instances of concurrency 1. */
+function programModel() {
+  const C = 1;
+  const s = setup({ concurrency: C, instances: 2, queueDepth: 1000 });
+  const { tokens, slots, queue, spec, kernel } = s;
+  s.dispatcher.activate(0, 0);
+  s.dispatcher.activate(0, 1);
+  const running: number[] = [0, 0];
+  const delivered = new Map<number, number>();
+  const calls: Descriptor[] = [];
+  const give = (key: number, x: Descriptor) => {
+    running[s.instanceOf(key)]!++;
+    delivered.set(x.reqId, (delivered.get(x.reqId) ?? 0) + 1);
+  };
+  function* popFor(to: number): Generator<void, Descriptor | undefined> {
+    for (;;) {
+      const x = queue.shift();
+      yield;
+      if (!x) return undefined;
+      tokens.addQueued(0, -1);
+      yield;
+      if (kernel.claim(x, to)) return x;
+    }
+  }
+  function* giveToken(index: number): Generator<void, 'idle' | 'back' | 'none'> {
+    const t = tokens.give(0, index, C);
+    yield;
+    if (t < 0) return 'none';
+    const queued = tokens.queued(0);
+    const isMember = tokens.member(0, index, C);
+    yield;
+    if (queued === 0 && isMember) return 'idle';
+    const back = tokens.takeBack(0, t);
+    yield;
+    return back ? 'back' : 'idle';
+  }
+  const settle = (key: number) => {
+    // the program hands it to the dispatcher (the gateway, on another CPU)
+    s.dispatcher.onIdle(0, key);
+    for (const d of s.sent.splice(0)) give(d.key, d);
+  };
+  function* bind(x: Descriptor): Generator<void, void> {
+    const i = tokens.take(0, C);
+    yield;
+    if (i >= 0) return give(spec.keys[i]!, x);
+    slots.park(x.slot, 0);
+    queue.push({ ...x });
+    yield;
+    tokens.addQueued(0, 1);
+    yield;
+    const late = tokens.take(0, C);
+    yield;
+    if (late < 0) return;
+    const popped = yield* popFor(spec.keys[late]!);
+    if (popped) return give(spec.keys[late]!, popped);
+    if ((yield* giveToken(late)) === 'back') settle(spec.keys[late]!);
+  }
+  /** Instance `index` finished one descriptor (counted at once) and sends its notice. */
+  const idle = (index: number): Generator<void, void> => {
+    running[index]!--;
+    return notice(index);
+  };
+  function* notice(index: number): Generator<void, void> {
+    const key = spec.keys[index]!;
+    const popped = yield* popFor(key);
+    if (popped) return give(key, popped);
+    const r = yield* giveToken(index);
+    if (r === 'none') throw new Error('an Idle notice too many');
+    if (r === 'idle') return;
+    const again = yield* popFor(key);
+    if (again) return give(key, again);
+    settle(key);
+  }
+  const m = {
+    running,
+    calls,
+    call: () => {
+      const x = s.call();
+      calls.push(x);
+      return x;
+    },
+    bind,
+    idle,
+    steps(g: Generator<void, void>, n: number) {
+      for (let i = 0; i < n; i++) expect(g.next().done).toBe(false);
+    },
+    complete(g: Generator<void, void>) {
+      while (!g.next().done);
+    },
+    /** Between program runs: a live waiting descriptor means no idle token. */
+    quiet() {
+      const live = queue.filter((x) => slots.holder(x.slot) === HOLDER_QUEUED);
+      if (live.length > 0) expect(tokens.count(0)).toBe(0);
+    },
+    /** The instances finish what they hold, one run at a time: every call ran exactly once. */
+    finish() {
+      m.quiet();
+      for (let guard = 0; guard < 1000 && running.some((r) => r > 0); guard++) {
+        m.complete(idle(running[0]! > 0 ? 0 : 1));
+        m.quiet();
+      }
+      expect(calls.filter((x) => delivered.get(x.reqId) !== 1)).toEqual([]);
+      expect(queue.filter((x) => slots.holder(x.slot) === HOLDER_QUEUED)).toEqual([]);
+    },
+  };
+  return m;
+}
