@@ -1,28 +1,23 @@
-// The HTTP edge (fastify): one route per chain route, each body streamed straight into a pool
-// slot (the only copy in), every answer and error written by respond.ts. The edge bounds what
-// a client can hold: a slot is taken only when a body starts, a body must arrive within the
-// body timeout (408), a response must be taken within the send timeout, and every request a
-// connection carried — pipelined, aborted or answered — is closed when the connection goes,
+// The HTTP edge. A request for a chain route is served on Node's own request and response
+// objects — matched by find-my-way (fastify's router), its body streamed straight into a pool
+// slot (the only copy in), its answer written by respond.ts — because fastify's hooks, reply
+// and serialisation layers cost more CPU per request than everything else the gateway does.
+// Everything else (unknown routes, malformed HTTP, errors) goes to fastify. The edge bounds
+// what a client can hold: a slot is taken only when a body starts, a body must arrive within
+// the body timeout (408), a response must be taken within the send timeout, and every request
+// a connection carried — pipelined, aborted or answered — is closed when the connection goes,
 // which gives its slot back.
-import http, { type IncomingMessage } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import FindMyWay from 'find-my-way';
 import type { Logger } from 'pino';
 import type { RouteSpec } from '../chain/index.ts';
 import { nowUs } from '../descriptor/index.ts';
 import { batonError, BatonError } from '../errors.ts';
 import type { RequestMeta } from '../pool/index.ts';
 import type { Request, RequestTable } from './requests.ts';
-import { asBatonError, rawError, sendAnswer, sendError, type Answer } from './respond.ts';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The gateway's record of this request. */
-    baton: Request;
-    /** Arrival, µs on CLOCK_MONOTONIC. */
-    batonArrive: number;
-  }
-}
+import { asBatonError, closesConnection, rawError, sendError, writeAnswer, writeError, type Answer } from './respond.ts';
 
 /** What the edge needs from the gateway. */
 export interface Backend {
@@ -47,6 +42,27 @@ export function buildHttp(backend: Backend): FastifyInstance {
   const { capacity, log, requests } = backend;
   /** Requests each connection carries that are not closed yet. */
   const carried = new WeakMap<Socket, Set<number>>();
+  /** A new request on `raw`'s connection… */
+  const open = (raw: IncomingMessage): Request => {
+    const req = requests.create();
+    carried.get(raw.socket)?.add(req.id);
+    return req;
+  };
+  /** …closed when its response is done, or its connection goes. */
+  const closeWith = (raw: IncomingMessage, res: ServerResponse, id: number): void => {
+    const socket = raw.socket;
+    res.once('close', () => {
+      carried.get(socket)?.delete(id);
+      requests.close(id);
+    });
+  };
+  const track = (raw: IncomingMessage, res: ServerResponse): Request => {
+    const req = open(raw);
+    closeWith(raw, res, req.id);
+    return req;
+  };
+  const chains = chainRoutes(backend, track);
+
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // a log line per request costs more than a hop: only at debug
@@ -59,13 +75,11 @@ export function buildHttp(backend: Backend): FastifyInstance {
           requestTimeout: 0, // bodies are timed where they are read, with our own error
           connectionsCheckingInterval: Math.min(1000, backend.bodyTimeoutMs),
         },
-        handler,
+        (req, res) => {
+          if (!chains(req, res)) handler(req, res);
+        },
       ),
-    genReqId: (raw) => {
-      const req = requests.create();
-      carried.get(raw.socket)?.add(req.id);
-      return String(req.id);
-    },
+    genReqId: (raw) => String(open(raw).id),
     bodyLimit: capacity,
     forceCloseConnections: true,
     return503OnClosing: true,
@@ -89,91 +103,102 @@ export function buildHttp(backend: Backend): FastifyInstance {
       ids.clear();
     });
   });
-  app.decorateRequest('baton', null as unknown as Request);
-  app.decorateRequest('batonArrive', 0);
-
   app.addHook('onRequest', (req, reply, done) => {
-    req.batonArrive = nowUs();
-    req.baton = requests.get(Number(req.id))!;
-    const id = req.baton.id;
-    const socket = req.raw.socket;
-    reply.raw.once('close', () => {
-      carried.get(socket)?.delete(id);
-      requests.close(id);
-    });
+    closeWith(req.raw, reply.raw, Number(req.id));
     done();
   });
-
+  // fastify sees only what is not a chain route: no body is kept anywhere
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (req, payload, done) => streamIntoSlot(backend, req, payload, done));
-
-  for (const route of backend.routes) {
-    app.route({
-      method: route.method as 'GET',
-      url: route.path,
-      config: { chainId: route.chainId },
-      handler: async (req, reply) => {
-        if (!backend.serving) throw batonError('BATON_ERR_SHUTTING_DOWN');
-        const slot = requests.takeSlot(req.baton, backend.domainOf(route.chainId));
-        const length = typeof req.body === 'number' ? req.body : 0;
-        const meta = { method: req.method, url: req.url, contentType: req.headers['content-type'] };
-        if (!backend.writeMeta(slot, meta)) throw batonError('BATON_ERR_URL_TOO_LONG', `${req.url.length} characters`);
-        const answer = await backend.dispatch(req.baton, route.chainId, length, req.batonArrive, meta);
-        if (!('error' in answer)) limitSend(reply.raw, backend.sendTimeoutMs);
-        sendAnswer(reply, answer, req.baton.id);
-        return reply;
-      },
-    });
-  }
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, 0));
 
   app.setNotFoundHandler((req, reply) => {
-    sendError(reply, batonError('BATON_ERR_ROUTE_NOT_FOUND', `${req.method} ${req.url.split('?')[0]}`), req.baton?.id);
+    sendError(reply, batonError('BATON_ERR_ROUTE_NOT_FOUND', `${req.method} ${req.url.split('?')[0]}`), Number(req.id));
   });
 
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
     const e = asBatonError(err, capacity);
     if (e.code === 'BATON_ERR_INTERNAL') req.log.error({ err }, 'unexpected gateway error');
-    // an unread body stays unread: drop the connection once the error is out
-    if (e.code === 'BATON_ERR_BODY_TOO_LARGE' || e.code === 'BATON_ERR_BODY_TIMEOUT') {
-      reply.raw.once('finish', () => req.raw.socket.destroy());
-    }
-    sendError(reply, e, req.baton?.id);
+    if (closesConnection(e)) reply.raw.once('finish', () => req.raw.socket.destroy());
+    sendError(reply, e, Number(req.id));
   });
 
   return app;
 }
 
+/** The chain routes' own request handler: true if it took the request. */
+function chainRoutes(backend: Backend, track: (raw: IncomingMessage, res: ServerResponse) => Request) {
+  const router = FindMyWay();
+  for (const route of backend.routes) {
+    // a GET route answers HEAD too (the body is left out), as fastify's routes do
+    const methods = route.method === 'GET' ? ['GET', 'HEAD'] : [route.method];
+    router.on(methods as FindMyWay.HTTPMethod[], route.path, () => {}, { chainId: route.chainId });
+  }
+  const debug = backend.log.isLevelEnabled('debug');
+  return (raw: IncomingMessage, res: ServerResponse): boolean => {
+    const url = raw.url ?? '/';
+    const q = url.indexOf('?');
+    const found = router.find(raw.method as FindMyWay.HTTPMethod, q < 0 ? url : url.slice(0, q));
+    if (!found) return false;
+    const chainId = (found.store as { chainId: number }).chainId;
+    const arrive = nowUs();
+    const req = track(raw, res);
+    if (debug) backend.log.debug({ reqId: req.id, method: raw.method, url }, 'incoming request');
+    if (!backend.serving) {
+      fail(raw, res, batonError('BATON_ERR_SHUTTING_DOWN'), req.id);
+      return true;
+    }
+    readBody(backend, raw, req, chainId, (err, length) => {
+      if (err) return fail(raw, res, err, req.id);
+      const meta = { method: raw.method!, url, contentType: raw.headers['content-type'] };
+      if (!backend.writeMeta(req.slot, meta)) return fail(raw, res, batonError('BATON_ERR_URL_TOO_LONG', `${url.length} characters`), req.id);
+      let answer: Promise<Answer>;
+      try {
+        answer = backend.dispatch(req, chainId, length, arrive, meta);
+      } catch (e) {
+        return fail(raw, res, asBatonError(e as Error, backend.capacity), req.id);
+      }
+      void answer.then((a) => {
+        if (!('error' in a)) limitSend(res, backend.sendTimeoutMs);
+        writeAnswer(res, a, req.id);
+      });
+    });
+    return true;
+  };
+}
+
+/** Answers with an error; one after which the connection cannot go on drops it once written. */
+function fail(raw: IncomingMessage, res: ServerResponse, err: BatonError, reqId: number): void {
+  if (closesConnection(err)) res.once('finish', () => raw.socket.destroy());
+  writeError(res, err, reqId);
+}
+
 /** A client that does not take its response within `ms` loses its connection (and with it
  *  the slot the response is read from). */
-function limitSend(res: http.ServerResponse, ms: number): void {
+function limitSend(res: ServerResponse, ms: number): void {
   const timer = setTimeout(() => res.socket?.destroy(), ms);
   res.once('close', () => clearTimeout(timer));
 }
 
-/** Copies the body, chunk by chunk as it arrives, into the request's slot; parses to its length. */
-function streamIntoSlot(
+/** Copies the body, chunk by chunk as it arrives, into the request's slot; calls `done` with
+ *  its length, or with the error that ends it (too large, too slow, cut short). */
+function readBody(
   backend: Backend,
-  req: FastifyRequest,
-  payload: IncomingMessage,
-  done: (err: Error | null, body?: number) => void,
+  raw: IncomingMessage,
+  req: Request,
+  chainId: number,
+  done: (err: BatonError | null, length: number) => void,
 ): void {
   const { capacity } = backend;
-  const declared = Number(req.headers['content-length'] ?? 0);
+  const declared = Number(raw.headers['content-length'] ?? 0);
   if (declared > capacity) {
-    done(batonError('BATON_ERR_BODY_TOO_LARGE', `${declared} bytes; the limit is ${capacity}`));
-    return;
-  }
-  const chainId = (req.routeOptions.config as { chainId?: number }).chainId;
-  if (chainId === undefined) {
-    done(null, 0); // no chain route (404): the body is not kept anywhere
+    done(batonError('BATON_ERR_BODY_TOO_LARGE', `${declared} bytes; the limit is ${capacity}`), 0);
     return;
   }
   let target: Buffer;
   try {
-    if (!backend.serving) throw batonError('BATON_ERR_SHUTTING_DOWN');
-    target = backend.payload(backend.requests.takeSlot(req.baton, backend.domainOf(chainId)));
+    target = backend.payload(backend.requests.takeSlot(req, backend.domainOf(chainId)));
   } catch (err) {
-    done(err as Error);
+    done(err as BatonError, 0);
     return;
   }
   let length = 0;
@@ -182,13 +207,13 @@ function streamIntoSlot(
     () => finish(batonError('BATON_ERR_BODY_TIMEOUT', `${length} of ${declared || 'unknown'} bytes in ${backend.bodyTimeoutMs} ms`)),
     backend.bodyTimeoutMs,
   );
-  const finish = (err: Error | null) => {
+  const finish = (err: BatonError | null) => {
     if (finished) return;
     finished = true;
     clearTimeout(timer);
     done(err, length);
   };
-  payload.on('data', (chunk: Buffer) => {
+  raw.on('data', (chunk: Buffer) => {
     if (finished) return;
     if (length + chunk.length > capacity) {
       finish(batonError('BATON_ERR_BODY_TOO_LARGE', `more than ${capacity} bytes`));
@@ -197,10 +222,10 @@ function streamIntoSlot(
     chunk.copy(target, length);
     length += chunk.length;
   });
-  payload.on('end', () => finish(null));
-  payload.on('error', (err) => finish(err instanceof BatonError ? err : batonError('BATON_ERR_BAD_REQUEST', err.message)));
-  payload.on('close', () => {
-    // 'close' follows 'end' on every request: build an error only for a body cut short
+  raw.on('end', () => finish(null));
+  raw.on('error', (err) => finish(err instanceof BatonError ? err : batonError('BATON_ERR_BAD_REQUEST', err.message)));
+  raw.on('close', () => {
+    // 'close' follows 'end' on every request: an error only for a body cut short
     if (!finished) finish(batonError('BATON_ERR_BAD_REQUEST', 'the client closed the connection mid-body'));
   });
 }

@@ -1,6 +1,8 @@
 // Every HTTP response the gateway writes, in one place: a chain's result (straight from its
 // pool slot: the only copy out) or an error from the table in src/errors.ts, as
-// {"error": CODE, "message": …, "requestId": N}.
+// {"error": CODE, "message": …, "requestId": N}. Written on Node's ServerResponse directly:
+// the chain routes' hot path goes around fastify's reply machinery (see http.ts).
+import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import { BatonError, batonError } from '../errors.ts';
 
@@ -19,22 +21,42 @@ export function errorBody(err: BatonError, requestId?: number): string {
 }
 
 /** Writes an answer; the caller frees the slot once the response is done ('close'). */
-export function sendAnswer(reply: FastifyReply, answer: Answer, requestId: number): void {
-  if (reply.sent) return;
+export function writeAnswer(res: ServerResponse, answer: Answer, requestId: number): void {
+  if (res.headersSent || res.destroyed) return;
   if ('error' in answer) {
-    sendError(reply, answer.error, requestId, answer.headers);
+    writeError(res, answer.error, requestId, answer.headers);
     return;
   }
-  reply.code(answer.status).headers(answer.headers).header('content-type', answer.type).send(answer.body);
+  const headers: Record<string, string | number> = {
+    ...answer.headers, 'content-type': answer.type, 'content-length': answer.body.length,
+  };
+  res.writeHead(answer.status, headers);
+  res.end(answer.body);
 }
 
-export function sendError(reply: FastifyReply, err: BatonError, requestId?: number, headers: Record<string, string> = {}): void {
-  if (reply.sent) return;
-  reply.code(err.status || 500).headers(headers).header('content-type', 'application/json');
-  if (requestId) reply.header('x-request-id', String(requestId));
+export function writeError(res: ServerResponse, err: BatonError, requestId?: number, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const body = errorBody(err, requestId);
+  const out: Record<string, string | number> = { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  if (requestId) out['x-request-id'] = String(requestId);
   // the rest of an unread body would be taken for the next request: close the connection
-  if (err.code === 'BATON_ERR_BODY_TOO_LARGE' || err.code === 'BATON_ERR_BODY_TIMEOUT') reply.header('connection', 'close');
+  if (closesConnection(err)) out.connection = 'close';
+  res.writeHead(err.status || 500, out);
+  res.end(body);
+}
+
+/** The same error through fastify's reply (the admin listener, and what is not a chain route). */
+export function sendError(reply: FastifyReply, err: BatonError, requestId?: number): void {
+  if (reply.sent) return;
+  reply.code(err.status || 500).header('content-type', 'application/json');
+  if (requestId) reply.header('x-request-id', String(requestId));
+  if (closesConnection(err)) reply.header('connection', 'close');
   reply.send(errorBody(err, requestId));
+}
+
+/** Errors after which the connection cannot carry another request (its body was not read). */
+export function closesConnection(err: BatonError): boolean {
+  return err.code === 'BATON_ERR_BODY_TOO_LARGE' || err.code === 'BATON_ERR_BODY_TIMEOUT';
 }
 
 /** The error table's version of whatever fastify or Node threw. */
