@@ -2,7 +2,7 @@
 // observes per answer (each hop's wait and run, response time and JCT, status) as histograms
 // and counters, and its state (requests in flight, queues, instances, pool slots, refusals) read
 // at scrape time. Seconds and bytes, as Prometheus expects.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Counter as CounterT } from 'prom-client';
 import type { HopTrace } from '../pool/index.ts';
 import { isCall } from './timing.ts';
 
@@ -26,6 +26,13 @@ export class Metrics {
   private readonly duration: Histogram<'route'>;
   private readonly answers: Counter<'route' | 'status'>;
   private readonly starts: Histogram<'function'>;
+  /** Children with their labels bound, by function id and route: an observation then skips
+   *  hashing its labels (the per-answer cost, for every hop). */
+  private readonly waitOf = new Map<number, Histogram.Internal<'function'>>();
+  private readonly runOf = new Map<number, Histogram.Internal<'function'>>();
+  private readonly routes = new Map<string, {
+    response: Histogram.Internal<'route'>; duration: Histogram.Internal<'route'>; answers: Map<number, CounterT.Internal>;
+  }>();
 
   constructor(source: MetricsSource, private readonly fnName: (fnId: number) => string) {
     const registers = [this.registry];
@@ -72,14 +79,26 @@ export class Metrics {
   /** A chain's answer: each hop's (and call's) wait and run, the request's times, its status. */
   answered(route: string, status: number, trace: HopTrace[], receivedUs: number): void {
     for (const t of trace) {
-      const fn = this.fnName(t.fnId);
-      this.wait.observe({ function: fn }, Math.max(0, t.start - t.sent) / 1e6);
-      this.run.observe({ function: fn }, Math.max(0, t.end - t.start) / 1e6);
+      this.bound(this.waitOf, this.wait, t.fnId).observe(Math.max(0, t.start - t.sent) / 1e6);
+      this.bound(this.runOf, this.run, t.fnId).observe(Math.max(0, t.end - t.start) / 1e6);
+    }
+    let r = this.routes.get(route);
+    if (!r) {
+      r = { response: this.response.labels({ route }), duration: this.duration.labels({ route }), answers: new Map() };
+      this.routes.set(route, r);
     }
     const first = trace.find((t) => !isCall(t));
-    if (first) this.response.observe({ route }, first.start / 1e6);
-    this.duration.observe({ route }, receivedUs / 1e6);
-    this.answers.inc({ route, status: String(status) });
+    if (first) r.response.observe(first.start / 1e6);
+    r.duration.observe(receivedUs / 1e6);
+    let answers = r.answers.get(status);
+    if (!answers) r.answers.set(status, (answers = this.answers.labels({ route, status: String(status) })));
+    answers.inc();
+  }
+
+  private bound(cache: Map<number, Histogram.Internal<'function'>>, h: Histogram<'function'>, fnId: number): Histogram.Internal<'function'> {
+    let child = cache.get(fnId);
+    if (!child) cache.set(fnId, (child = h.labels({ function: this.fnName(fnId) })));
+    return child;
   }
 
   instanceReady(fn: string, ms: number): void {

@@ -21,7 +21,8 @@ export interface Request {
   callSlots?: Set<number>;
   /** Set when it enters a chain: sends the answer. */
   answer?: (outcome: Outcome) => void;
-  timer?: NodeJS.Timeout;
+  /** Its number among the requests started (tells its deadline from an earlier one's). */
+  seq?: number;
   answered: boolean;
 }
 
@@ -34,9 +35,79 @@ export interface RequestHooks {
   ended?(req: Request): void;
 }
 
+/** Request timeouts, in the order they fall: every request gets the same timeout, so the
+ *  order they start in is the order they expire in, and one timer at the oldest deadline does
+ *  for all (no timer per request). Ids and deadlines in typed arrays: an entry of a request
+ *  answered long ago costs 12 bytes until its deadline passes. */
+class Deadlines {
+  private ids = new Uint32Array(1024);
+  /** Each entry's start number: an id can come back (random, unique only among open requests). */
+  private seqs = new Uint32Array(1024);
+  private at = new Float64Array(1024);
+  private head = 0;
+  private size = 0;
+  private timer?: NodeJS.Timeout;
+  private armedFor = Infinity;
+
+  constructor(private readonly expire: (id: number, seq: number) => void) {}
+
+  add(id: number, seq: number, deadline: number): void {
+    if (this.size === this.ids.length) this.grow();
+    const i = (this.head + this.size++) & (this.ids.length - 1);
+    this.ids[i] = id;
+    this.seqs[i] = seq;
+    this.at[i] = deadline;
+    if (this.size === 1) this.arm();
+  }
+
+  private grow(): void {
+    const n = this.ids.length * 2;
+    const [ids, seqs, at] = [new Uint32Array(n), new Uint32Array(n), new Float64Array(n)];
+    for (let k = 0; k < this.size; k++) {
+      const i = (this.head + k) & (this.ids.length - 1);
+      ids[k] = this.ids[i]!;
+      seqs[k] = this.seqs[i]!;
+      at[k] = this.at[i]!;
+    }
+    [this.ids, this.seqs, this.at, this.head] = [ids, seqs, at, 0];
+  }
+
+  private arm(): void {
+    if (this.size === 0) return;
+    const next = this.at[this.head]!;
+    if (this.timer && next >= this.armedFor) return;
+    clearTimeout(this.timer);
+    this.armedFor = next;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, next - performance.now()));
+    this.timer.unref?.();
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.armedFor = Infinity;
+    const now = performance.now();
+    while (this.size > 0 && this.at[this.head]! <= now) {
+      const [id, seq] = [this.ids[this.head]!, this.seqs[this.head]!];
+      this.head = (this.head + 1) & (this.ids.length - 1);
+      this.size--;
+      this.expire(id, seq);
+    }
+    this.arm();
+  }
+
+  clear(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.size = 0;
+  }
+}
+
 export class RequestTable {
   private readonly open = new Map<number, Request>();
   private waiting = 0;
+  private readonly deadlines = new Deadlines((id, seq) => this.expire(id, seq));
+  private timeoutMs = 0;
+  private started = 0;
   /** Random ids, drawn a batch at a time. */
   private readonly random = new Uint32Array(1024);
   private drawn = this.random.length;
@@ -109,15 +180,21 @@ export class RequestTable {
     return true;
   }
 
-  /** The request enters its chain: `answer` gets its one answer, at the latest after `timeoutMs`. */
+  /** The request enters its chain: `answer` gets its one answer, at the latest after
+   *  `timeoutMs` (the same for every request of a table). */
   start(req: Request, timeoutMs: number, answer: (outcome: Outcome) => void): void {
     req.answer = answer;
     this.waiting++;
-    req.timer = setTimeout(() => {
-      if (!this.pending(req.id)) return;
-      this.hooks.abandoned(req); // queueing counts toward the timeout
-      this.answer(req.id, { error: batonError('BATON_ERR_TIMEOUT', `no answer within ${timeoutMs} ms`) });
-    }, timeoutMs);
+    this.timeoutMs = timeoutMs;
+    req.seq = this.started = (this.started + 1) >>> 0;
+    this.deadlines.add(req.id, req.seq, performance.now() + timeoutMs);
+  }
+
+  private expire(id: number, seq: number): void {
+    const req = this.open.get(id);
+    if (!req || req.seq !== seq || !this.pending(id)) return; // answered already, or the id now names another request
+    this.hooks.abandoned(req); // queueing counts toward the timeout
+    this.answer(id, { error: batonError('BATON_ERR_TIMEOUT', `no answer within ${this.timeoutMs} ms`) });
   }
 
   /** Answers a request in a chain; false if it was answered already (or never sent). */
@@ -126,7 +203,6 @@ export class RequestTable {
     if (!req || req.answered || !req.answer) return false;
     req.answered = true;
     this.waiting--;
-    clearTimeout(req.timer);
     req.answer(outcome);
     this.hooks.ended?.(req);
     return true;
@@ -142,7 +218,6 @@ export class RequestTable {
     if (waited) {
       req.answered = true;
       this.waiting--;
-      clearTimeout(req.timer);
       this.hooks.abandoned(req);
       this.hooks.ended?.(req);
     }

@@ -101,6 +101,23 @@ describe('request table', () => {
     expect(abandoned).toEqual([req.id]);
   });
 
+  it('times many requests out in order with one timer, none early, none answered twice', async () => {
+    const { requests, answers, start } = setup(2048);
+    const all = [...Array(1500)].map(() => start(40)); // past the deadline ring's first size
+    const answered = all.filter((_, i) => i % 3 === 0);
+    for (const r of answered) requests.answer(r.id, { error: batonError('BATON_ERR_HANDLER') });
+    for (const r of answered) requests.close(r.id);
+    // a new request may draw an id an answered one had: its deadline is its own
+    const later = start(200);
+    await new Promise((r) => setTimeout(r, 80));
+    const timedOut = all.filter((r) => answers.get(r.id)?.[0] && 'error' in answers.get(r.id)![0]! && answers.get(r.id)![0]!.error.code === 'BATON_ERR_TIMEOUT');
+    expect(timedOut).toHaveLength(1000);
+    for (const r of all) expect(answers.get(r.id)).toHaveLength(1);
+    expect(answers.get(later.id)).toBeUndefined(); // not yet: 200 ms
+    await new Promise((r) => setTimeout(r, 160));
+    expect(answers.get(later.id)?.[0]).toMatchObject({ error: { code: 'BATON_ERR_TIMEOUT' } });
+  });
+
   it('forgets a request whose client left, without answering it', () => {
     const { requests, answers, abandoned, start } = setup();
     const req = start();
