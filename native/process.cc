@@ -3,6 +3,7 @@
 // to SIGKILL it when its parent exits. Nothing in the worker's JS has to run for that.
 #include "process.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -31,6 +32,13 @@ Napi::Value DieWithParent(const Napi::CallbackInfo& info) {
 // binaries, file capabilities) from here on.
 Napi::Value NoNewPrivileges(const Napi::CallbackInfo& info) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) ThrowErrno(info.Env(), "prctl(PR_SET_NO_NEW_PRIVS)");
+  return info.Env().Undefined();
+}
+
+// schedYield(): lets another runnable process have this CPU (a spinning event loop calls it
+// between polls, so spinning never keeps a process with work off the CPU).
+Napi::Value SchedYield(const Napi::CallbackInfo& info) {
+  sched_yield();
   return info.Env().Undefined();
 }
 

@@ -4,4 +4,5 @@
 namespace baton {
 Napi::Value DieWithParent(const Napi::CallbackInfo& info);
 Napi::Value NoNewPrivileges(const Napi::CallbackInfo& info);
+Napi::Value SchedYield(const Napi::CallbackInfo& info);
 }  // namespace baton

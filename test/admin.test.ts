@@ -58,7 +58,8 @@ describe.skipIf(dataplaneUnavailable)('admin probes and baton status', () => {
     expect(value('baton_dead_letters_total')).toBe(0);
     expect(text).toMatch(/^baton_gateway_process_resident_memory_bytes \d+/m);
     // every sample line is `name{labels} number`
-    for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? ([-+\d.eE]+|NaN|[+-]Inf)$/);
+    // prom-client writes NaN (a gauge with no sample yet) as "Nan"; Prometheus reads floats case-insensitively
+    for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? ([-+\d.eE]+|NaN|Nan|[+-]Inf)$/);
   });
 
   it('baton status prints each function with its ready instances; --json is the admin JSON; top redraws', async () => {

@@ -9,7 +9,7 @@ import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type BuildOptions, type Message, type Metafile } from 'esbuild';
+import { build, stop, type BuildOptions, type Message, type Metafile } from 'esbuild';
 import type { Deployment } from '../chain/index.ts';
 import { batonError } from '../errors.ts';
 import { ADDON_PATH } from '../native/index.ts';
@@ -100,6 +100,10 @@ export async function bundle(entryPoints: Record<string, string>, outdir: string
     const errors = (err as { errors?: Message[] }).errors ?? [];
     const lines = errors.map((e) => (e.location ? `${e.location.file}:${e.location.line}:${e.location.column}: ${e.text}` : e.text));
     throw batonError('BATON_ERR_BUILD', lines.length ? lines.join('\n  ') : (err as Error).message);
+  } finally {
+    // esbuild's service process would stay for the gateway's life (its memory, its idle
+    // wake-ups); the next build starts a new one
+    await stop();
   }
 }
 

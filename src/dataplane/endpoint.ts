@@ -5,6 +5,9 @@
 // own cost in this process is then a few JS calls and two syscalls.
 import { DESC_MAGIC, DESC_SIZE, DESC_VERSION, encodeInto, F, type Descriptor } from '../descriptor/index.ts';
 import { native, type NativeRawSocket } from '../native/index.ts';
+import { Spinner } from './spin.ts';
+
+const spinner = new Spinner(Number(process.env.BATON_SPIN_US ?? 0)); // EXPERIMENT
 
 /** Descriptors per write. The program sees a write as one message and judges it descriptor
  *  by descriptor; a message too large for one kernel buffer (~64 KiB) could be split mid-
@@ -104,6 +107,7 @@ export class Endpoint {
   }
 
   private read(bytes: number): void {
+    spinner.poke();
     const b = this.input;
     for (let at = 0; at < bytes; at += DESC_SIZE) {
       if (b[at + F.magic] === SIG_0 && b[at + F.magic + 1] === SIG_1 && b[at + F.version] === DESC_VERSION) {

@@ -73,7 +73,8 @@ export class Metrics {
     counter('baton_stray_descriptors_total', 'Descriptors for requests no longer known', () => source.counters().strayDescriptors);
     counter('baton_queued_total', 'Descriptors that had to wait for an idle instance', () => source.counters().queuedForInstance);
     counter('baton_queue_full_total', 'Requests refused 503 because a queue was full', () => source.counters().queueFull);
-    collectDefaultMetrics({ register: this.registry, prefix: 'baton_gateway_' });
+    // the event-loop lag sampler wakes the process at its precision: once a second, not 100 times
+    collectDefaultMetrics({ register: this.registry, prefix: 'baton_gateway_', eventLoopMonitoringPrecision: 1000 });
   }
 
   /** A chain's answer: each hop's (and call's) wait and run, the request's times, its status. */

@@ -72,6 +72,8 @@ interface Addon {
   dieWithParent(parentPid: number): void;
   /** PR_SET_NO_NEW_PRIVS: nothing this process runs gains privileges. */
   noNewPrivileges(): void;
+  /** sched_yield(2): another runnable process may have this CPU. */
+  schedYield(): void;
   layout: Record<keyof typeof LAYOUT, number>;
 }
 

@@ -110,7 +110,8 @@ describe('request table', () => {
     // a new request may draw an id an answered one had: its deadline is its own
     const later = start(200);
     await new Promise((r) => setTimeout(r, 80));
-    const timedOut = all.filter((r) => answers.get(r.id)?.[0] && 'error' in answers.get(r.id)![0]! && answers.get(r.id)![0]!.error.code === 'BATON_ERR_TIMEOUT');
+    const code = (o?: Outcome) => (o && 'error' in o ? o.error.code : undefined);
+    const timedOut = all.filter((r) => code(answers.get(r.id)?.[0]) === 'BATON_ERR_TIMEOUT');
     expect(timedOut).toHaveLength(1000);
     for (const r of all) expect(answers.get(r.id)).toHaveLength(1);
     expect(answers.get(later.id)).toBeUndefined(); // not yet: 200 ms
