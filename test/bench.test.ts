@@ -117,7 +117,7 @@ describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
     expect(chainFigure('bare fastify hello', 'gateway CPU per request')?.value).toBeGreaterThan(0);
     expect(chainFigure('C floor (sockmap hop)', 'worker CPU per hop')?.value).toBeGreaterThan(0);
     expect(systems('payload')).toEqual(['baton', 'HTTP chain']);
-    expect(systems('coldstart')).toEqual(['baton instance (parse)', 'baton up (parse)', 'HTTP service (fastify)', 'node floor (tsx, no code)']);
+    expect(systems('coldstart')).toEqual(['baton instance (parse)', 'baton instance, no spare (parse)', 'baton up (parse)', 'HTTP service (fastify)', 'node floor (no code)']);
     expect(systems('binding')).toEqual(['early binding', 'late binding']);
     expect(systems('idle')).toEqual(['baton', 'HTTP services']);
     expect(results.find((r) => r.scenario === 'idle' && r.system === 'baton' && r.metric === 'resident memory per instance')!.value).toBeGreaterThan(0);

@@ -102,7 +102,7 @@ describe.skipIf(dataplaneUnavailable)('binding', () => {
     expect(Math.max(...results.map((r) => r.peak!))).toBe(1);
     const pids = new Set(results.map((r) => r.pid));
     expect(pids.size).toBe(3); // round robin reached every instance
-    expect(pids).toEqual(new Set(g.instances.of(0).filter((i) => i.child).map((i) => i.child!.pid)));
+    expect(pids).toEqual(new Set(g.instances.of(0).filter((i) => i.state === 'ready').map((i) => i.child!.pid)));
     expect(g.kernelBinds().boundFast).toBe(0);
     await poolSettled(g);
   });

@@ -20,6 +20,8 @@ export interface FunctionSpec {
   instances: number;
   minInstances: number;
   maxInstances: number;
+  /** Warm processes kept for instances to come (at most the keys no instance uses). */
+  spares: number;
   concurrency: number;
   binding: Binding;
   queueDepth: number;
@@ -28,6 +30,8 @@ export interface FunctionSpec {
   memory: number;
   pids: number;
   cpu?: number;
+  /** µs its instances keep polling after each descriptor before they sleep (0: never). */
+  spinUs: number;
   /** Sockmap keys reserved for its instances, maxInstances of them: instance i has keys[i]. */
   keys: number[];
   /** Functions (ids, same domain) it may call with ctx.call(). */
@@ -71,6 +75,8 @@ export interface Deployment {
     sendTimeoutMs: number;
     startTimeoutMs: number;
     logLevel: string;
+    /** µs the gateway keeps polling after each descriptor before it sleeps (0: never). */
+    spinUs: number;
     admin: { host: string; port: number };
   };
 }

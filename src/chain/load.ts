@@ -83,8 +83,9 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
     return {
       id, name: u.name, domain: u.domain, label: repeated.has(u.name) ? `${u.name}@${domainNames[u.domain]}` : u.name,
       module: b.module, instances: f.instances, minInstances: b.min, maxInstances: b.max,
+      spares: Math.min(f.spares ?? (b.max > f.instances ? 1 : 0), b.max - b.min),
       concurrency: f.concurrency, binding: f.binding ?? cf.binding, queueDepth: f.queueDepth, env: f.env, keys: keys[id]!,
-      memory: f.memory, pids: f.pids, cpu: f.cpu, calls: [] as number[],
+      memory: f.memory, pids: f.pids, cpu: f.cpu, spinUs: f.spinUs, calls: [] as number[],
     };
   });
   const unitOf = new Map(functions.map((f) => [`${f.domain} ${f.name}`, f.id]));

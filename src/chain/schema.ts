@@ -37,6 +37,8 @@ export const chainFileSchema = z.strictObject({
       /** A function instance must be ready within this from its spawn. */
       startTimeoutMs: z.number().int().positive().default(10_000),
       logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** After each descriptor, keep polling this long before sleeping (see README: costs CPU). */
+      spinUs: z.number().int().min(0).max(1_000_000).default(0),
       /** Status and scaling: an address apart from the public one (0: any free port). */
       admin: z
         .strictObject({
@@ -67,6 +69,9 @@ export const chainFileSchema = z.strictObject({
       /** Bounds for run-time scaling (default: the starting count). */
       minInstances: z.number().int().min(1).max(512).optional(),
       maxInstances: z.number().int().min(1).max(512).optional(),
+      /** Processes kept started, runtime loaded, for instances to come (default 1 when it can
+       *  scale up, else 0): adding an instance then costs loading the module only. */
+      spares: z.number().int().min(0).max(512).optional(),
       /** Descriptors one instance runs at once (containerConcurrency). */
       concurrency: z.number().int().min(1).max(512).default(1),
       binding: binding.optional(),
@@ -80,6 +85,8 @@ export const chainFileSchema = z.strictObject({
       memory: byteSize.default(512 * 1024 * 1024),
       pids: z.number().int().min(16).max(100_000).default(128),
       cpu: z.number().positive().max(1024).optional(),
+      /** After each descriptor, its instances keep polling this long before sleeping. */
+      spinUs: z.number().int().min(0).max(1_000_000).default(0),
     }),
   ),
   routes: z

@@ -7,8 +7,6 @@ import { DESC_MAGIC, DESC_SIZE, DESC_VERSION, encodeInto, F, type Descriptor } f
 import { native, type NativeRawSocket } from '../native/index.ts';
 import { Spinner } from './spin.ts';
 
-const spinner = new Spinner(Number(process.env.BATON_SPIN_US ?? 0)); // EXPERIMENT
-
 /** Descriptors per write. The program sees a write as one message and judges it descriptor
  *  by descriptor; a message too large for one kernel buffer (~64 KiB) could be split mid-
  *  descriptor, which the program refuses. 16 KiB stays far below that. */
@@ -28,6 +26,11 @@ export interface EndpointEvents {
   end?(errno: number): void;
 }
 
+export interface EndpointOptions {
+  /** µs to keep polling after each read before sleeping (spin.ts); 0: never. */
+  spinUs?: number;
+}
+
 export class Endpoint {
   private readonly raw: NativeRawSocket;
   private readonly input = Buffer.allocUnsafe(READ_BYTES);
@@ -35,8 +38,10 @@ export class Endpoint {
   /** Bytes the socket could not take yet, in order. */
   private backlog: Buffer[] = [];
   private closed = false;
+  private readonly spinner: Spinner;
 
-  constructor(fd: number, private readonly on: EndpointEvents) {
+  constructor(fd: number, private readonly on: EndpointEvents, options: EndpointOptions = {}) {
+    this.spinner = new Spinner(options.spinUs ?? 0);
     this.raw = native((a) => new a.RawSocket(fd, this.input, (n) => this.read(n), () => this.flush(), (errno) => this.ended(errno)));
   }
 
@@ -107,7 +112,7 @@ export class Endpoint {
   }
 
   private read(bytes: number): void {
-    spinner.poke();
+    this.spinner.poke();
     const b = this.input;
     for (let at = 0; at < bytes; at += DESC_SIZE) {
       if (b[at + F.magic] === SIG_0 && b[at + F.magic + 1] === SIG_1 && b[at + F.version] === DESC_VERSION) {

@@ -18,8 +18,7 @@ import { batonError, type BatonError, type BatonErrorCode } from '../errors.ts';
 import { PoolSet, type RequestMeta } from '../pool/index.ts';
 import { Router } from '../worker/router.ts';
 import { SlotTable } from './custody.ts';
-import { buildAdmin } from './admin.ts';
-import { buildHttp, type Backend } from './http.ts';
+import type { Backend } from './http.ts';
 import { Inbox, requestOverNotice } from './inbox.ts';
 import { checkUidRange, workerCredentials } from '../isolation/credentials.ts';
 import { Cgroups } from '../isolation/cgroups.ts';
@@ -28,7 +27,7 @@ import { checkPort, listenError } from './port.ts';
 import { RequestTable, type Outcome, type Request } from './requests.ts';
 import type { Answer } from './respond.ts';
 import { TimingStats } from './stats.ts';
-import { Metrics, type MetricsSource } from './metrics.ts';
+import type { Metrics, MetricsSource } from './metrics.ts';
 import { serverTiming } from './timing.ts';
 
 export interface GatewayOptions {
@@ -62,7 +61,8 @@ export class Gateway implements Backend {
   readonly routes: RouteSpec[];
   readonly capacity: number;
   readonly timing: TimingStats;
-  readonly metrics: Metrics;
+  /** Set once the listeners' modules are loaded (see start). */
+  metrics!: Metrics;
   readonly sockmap: Sockmap;
   readonly pools: PoolSet;
   readonly slots: SlotTable;
@@ -80,6 +80,8 @@ export class Gateway implements Backend {
   private admin?: FastifyInstance;
   private readonly cgroups?: Cgroups;
   private stopped = false;
+  /** Instances ready before the metrics existed. */
+  private readonly readyEarly: Instance[] = [];
 
   /** Loads the data plane, starts every instance, then listens. Nothing stays behind if it fails. */
   static async start(deployment: Deployment, options: GatewayOptions = {}): Promise<Gateway> {
@@ -101,7 +103,16 @@ export class Gateway implements Backend {
       throw err;
     }
     try {
-      await gw.instances.startAll();
+      // the instances' processes boot (on other CPUs) while this one loads what serves HTTP
+      // (fastify, prom-client: a good part of the start)
+      const starting = gw.instances.startAll();
+      starting.catch(() => {}); // awaited below
+      const [{ buildAdmin }, { buildHttp }, { Metrics }] = await Promise.all([
+        import('./admin.ts'), import('./http.ts'), import('./metrics.ts'),
+      ]);
+      gw.metrics = new Metrics(gw.metricsSource(), (id) => gw.fnName(id));
+      for (const inst of gw.readyEarly.splice(0)) gw.instanceReady(inst);
+      await starting;
       gw.admin = buildAdmin(gw);
       gw.adminUrl = await gw.admin.listen({ port: adminPort, host: adminHost }).catch((err: NodeJS.ErrnoException) => {
         throw listenError(err, adminPort, adminHost);
@@ -132,7 +143,6 @@ export class Gateway implements Backend {
     this.routes = deployment.routes;
     this.router = new Router(deployment);
     this.timing = new TimingStats(deployment.functions.map((f) => f.label));
-    this.metrics = new Metrics(this.metricsSource(), (id) => this.fnName(id));
 
     this.sockmap = new Sockmap({ checks: options.kernelChecks }); // needs eBPF privilege: the first thing that can fail for it
     if (options.kernelChecks === false) this.log.warn('kernel checks are OFF: any function can forge descriptors (for measuring their cost only)');
@@ -191,13 +201,14 @@ export class Gateway implements Backend {
       warn: (fields, message) => this.log.warn(fields, message),
     });
     const { fd } = this.sockmap.open(GATEWAY_KEY);
-    this.endpoint = new Endpoint(fd, { frame: (f) => this.inbox.onFrame(f), garbage: (n) => this.inbox.onGarbage(n) });
+    this.endpoint = new Endpoint(fd, { frame: (f) => this.inbox.onFrame(f), garbage: (n) => this.inbox.onGarbage(n) }, { spinUs: g.spinUs });
 
     this.sockmap.on('refused', (key) => this.refuse(key, `refused by the kernel: it ${this.sockmap.refusal(key)}`));
     this.sockmap.on('lost', (key) => this.socketLost(key));
     this.instances.on('ready', (inst) => {
       if (this.isLate(inst)) this.dispatcher.activate(inst.fnId, inst.index);
-      this.metrics.instanceReady(deployment.functions[inst.fnId]!.label, inst.coldStartMs ?? 0);
+      if (this.metrics) this.instanceReady(inst);
+      else this.readyEarly.push(inst); // counted once the metrics exist (see start)
     });
     this.instances.on('exit', (inst, reason, code) => this.instanceExited(inst, reason, code));
     this.instances.on('live', (live) => {
@@ -269,6 +280,10 @@ export class Gateway implements Backend {
     for (const key of holders) this.endpoint.send(requestOverNotice(key, req.id));
   }
 
+  private instanceReady(inst: Instance): void {
+    this.metrics.instanceReady(this.deployment.functions[inst.fnId]!.label, inst.coldStartMs ?? 0);
+  }
+
   /** Kills an instance that sent what no function may send; its requests are answered 502. */
   private refuse(key: number, why: string): void {
     const inst = this.instances.byKey(key);
@@ -301,19 +316,19 @@ export class Gateway implements Backend {
     }
   }
 
-  private fnName(fnId: number): string {
+  fnName(fnId: number): string {
     return fnId === GATEWAY_FN ? 'gateway' : (this.deployment.functions[fnId]?.name ?? `fn${fnId}`);
   }
 
   /** What /metrics reads at scrape time. */
-  private metricsSource(): MetricsSource {
+  metricsSource(): MetricsSource {
     const { deployment: d } = this;
     return {
       inFlight: () => this.requests.inFlight,
       functions: () =>
         d.functions.map((f) => {
           const mine = this.instances.of(f.id);
-          const instances: Record<string, number> = { starting: 0, ready: 0, draining: 0 };
+          const instances: Record<string, number> = { warming: 0, spare: 0, starting: 0, ready: 0, draining: 0 };
           for (const i of mine) if (i.state !== 'stopped') instances[i.state]!++;
           return {
             name: f.label, queued: this.dispatcher.queued(f.id), idleTokens: this.dispatcher.idleTokens(f.id), instances,
@@ -380,6 +395,7 @@ export class Gateway implements Backend {
     const old = this.build;
     this.build = next;
     this.instances.setBuild(next);
+    await this.instances.renewSpares(); // warmed on the old build's runtime
     await Promise.all(
       this.deployment.functions
         .filter((f) => changed.includes(f.name))

@@ -1,2 +1,1 @@
 export { Gateway, type GatewayOptions } from './gateway.ts';
-export { SCALE_PATH, STATUS_PATH } from './admin.ts';

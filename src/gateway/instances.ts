@@ -4,6 +4,10 @@
 // (no new work, finish what they hold, then stop). One that exits while wanted is
 // replaced, with backoff; one that keeps failing before it is ready is given up on. One that
 // is not ready within the start timeout (a module that loops at import) is killed.
+// A process starts in two steps: warming (Node, baton's runtime, its cgroup, socket and pool;
+// then it says 'spare') and serving (it loads the function's bundle; then 'ready'). A function
+// that can scale keeps `spares` processes warmed on keys no instance uses, so adding an
+// instance (scaling up, replacing one) costs loading the module only.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -20,7 +24,9 @@ import { WORKER_ENV, type GatewayMessage, type WorkerConfig, type WorkerMessage 
 const MAX_FAST_FAILURES = 5;
 const STOP_GRACE_MS = 2000;
 
-export type InstanceState = 'stopped' | 'starting' | 'ready' | 'draining';
+/** warming → spare: a process with baton's runtime loaded, no function yet (not an instance);
+ *  starting → ready → draining → stopped: an instance. */
+export type InstanceState = 'stopped' | 'warming' | 'spare' | 'starting' | 'ready' | 'draining';
 
 export interface Instance {
   fnId: number;
@@ -36,11 +42,16 @@ export interface Instance {
   failures: number;
   lastError?: string;
   gaveUp: boolean;
+  /** When the current start was asked for (performance.now()). */
   startedAt: number;
-  /** ms from spawn to ready, for the last start. */
+  /** ms from the start asked for to ready (spawned then, or from a spare), for the last start. */
   coldStartMs?: number;
   /** Why the gateway killed the current process, and the error its requests get. */
   killedFor?: { why: string; code: BatonErrorCode };
+  /** Whether the process should go on to serve once warm (false: it stays a spare). */
+  serveWhenWarm?: boolean;
+  /** Settles the start in progress (ready, or the process is gone). */
+  started?: { resolve(): void; reject(err: Error): void };
 }
 
 export interface InstancesOptions {
@@ -109,13 +120,14 @@ export class Instances extends EventEmitter<InstancesEvents> {
     return this.deployment.functions.map((f) => this.of(f.id).filter((i) => i.state === 'ready').map((i) => i.key));
   }
 
-  /** Starts each function's initial instances; rejects with the first failure. */
+  /** Starts each function's initial instances, then its spares; rejects with the first failure. */
   async startAll(): Promise<void> {
     const first = this.deployment.functions.flatMap((f) => this.of(f.id).slice(0, f.instances));
     await Promise.all(first.map((inst) => this.start(inst)));
+    for (const f of this.deployment.functions) this.keepSpares(f.id);
   }
 
-  /** Brings function `fnId` to `count` running instances: starts or drains the difference. */
+  /** Brings function `fnId` to `count` running instances: starts (spares first) or drains the difference. */
   async scale(fnId: number, count: number, drainer: Drainer): Promise<void> {
     const f = this.deployment.functions[fnId];
     if (!f) throw batonError('BATON_ERR_SCALE', `no function ${fnId}`);
@@ -125,11 +137,38 @@ export class Instances extends EventEmitter<InstancesEvents> {
     const mine = this.of(fnId);
     const running = mine.filter((i) => i.wanted);
     if (count > running.length) {
-      const idle = mine.filter((i) => !i.wanted && i.state === 'stopped').slice(0, count - running.length);
-      await Promise.all(idle.map((inst) => this.start(inst)));
+      await Promise.all(this.unused(fnId).slice(0, count - running.length).map((inst) => this.start(inst)));
     } else {
       await Promise.all(running.slice(count).reverse().map((inst) => this.retire(inst, drainer)));
     }
+    this.keepSpares(fnId);
+  }
+
+  /** Keys of `fnId` no instance uses, warm spares first. */
+  private unused(fnId: number): Instance[] {
+    const free = this.of(fnId).filter((i) => !i.wanted && !i.gaveUp && (i.state === 'stopped' || i.state === 'spare' || i.state === 'warming'));
+    return [...free.filter((i) => i.state === 'spare'), ...free.filter((i) => i.state === 'warming'), ...free.filter((i) => i.state === 'stopped')];
+  }
+
+  /** Warms processes on unused keys until the function has its `spares`. */
+  private keepSpares(fnId: number): void {
+    if (this.stopping) return;
+    const f = this.deployment.functions[fnId]!;
+    const free = this.unused(fnId);
+    let warm = free.filter((i) => i.state !== 'stopped').length;
+    for (const inst of free.filter((i) => i.state === 'stopped')) {
+      if (warm >= f.spares) break;
+      warm++;
+      this.spawn(inst, false).catch((err: Error) => {
+        this.log.warn({ fn: f.name, key: inst.key, err: err.message }, 'a spare process did not warm up');
+      });
+    }
+  }
+
+  /** Stops every spare of every function (they run the previous build) and warms new ones. */
+  async renewSpares(): Promise<void> {
+    await Promise.all(this.all.filter((i) => !i.wanted && (i.state === 'spare' || i.state === 'warming')).map((i) => this.stop(i)));
+    for (const f of this.deployment.functions) this.keepSpares(f.id);
   }
 
   /** What instances started from now on run (`baton up --watch` swaps in a new build). */
@@ -137,12 +176,12 @@ export class Instances extends EventEmitter<InstancesEvents> {
     this.options.build = build;
   }
 
-  /** Replaces a running instance by a fresh process: a spare key is started first when the
+  /** Replaces a running instance by a fresh process: an unused key is started first when the
    *  function has one (it never stops serving), else the instance is drained and restarted. */
   async replace(inst: Instance, drainer: Drainer): Promise<void> {
-    const spare = this.of(inst.fnId).find((i) => !i.wanted && i.state === 'stopped');
-    if (spare) {
-      await this.start(spare);
+    const other = this.unused(inst.fnId)[0];
+    if (other) {
+      await this.start(other);
       await this.retire(inst, drainer);
     } else {
       await this.retire(inst, drainer);
@@ -150,6 +189,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
       inst.failures = 0;
       await this.start(inst);
     }
+    this.keepSpares(inst.fnId);
   }
 
   /** Drains an instance (nothing new, finish what it holds), then stops it. */
@@ -163,15 +203,44 @@ export class Instances extends EventEmitter<InstancesEvents> {
     await this.stop(inst);
   }
 
-  /** Starts one instance; resolves when it is ready to serve. */
+  /** Starts one instance (from its spare process if it has one); resolves when it is ready. */
   private start(inst: Instance): Promise<void> {
+    const ready = new Promise<void>((resolve, reject) => {
+      inst.started = { resolve, reject };
+    });
+    inst.wanted = true;
+    inst.startedAt = performance.now();
+    if (inst.state === 'spare') this.serve(inst);
+    else if (inst.state === 'warming') inst.serveWhenWarm = true;
+    else this.spawn(inst, true).catch(() => {}); // its failure settles `ready`
+    return ready;
+  }
+
+  /** Tells a warm process to load its function and serve. */
+  private serve(inst: Instance): void {
+    const fn = this.deployment.functions[inst.fnId]!;
+    const child = inst.child!;
+    inst.state = 'starting';
+    child.send({ type: 'serve', entry: this.options.build.modules.get(fn.name)! } satisfies GatewayMessage);
+    this.startTimer(inst, child, `not ready within ${this.options.startTimeoutMs} ms of loading its module`);
+  }
+
+  private startTimer(inst: Instance, child: ChildProcess, why: string): void {
+    const state = inst.state;
+    setTimeout(() => {
+      if (inst.child === child && inst.state === state) this.kill(inst, why, 'BATON_ERR_START_TIMEOUT');
+    }, this.options.startTimeoutMs).unref();
+  }
+
+  /** Starts a process on `inst`'s key; resolves once it is warm (a spare). `serve`: it goes on
+   *  to load its function and serve at once. */
+  private spawn(inst: Instance, serve: boolean): Promise<void> {
     const fn = this.deployment.functions[inst.fnId]!;
     this.options.cgroups?.prepare(inst.key, { memoryBytes: fn.memory, pids: fn.pids, cpu: fn.cpu });
     const { fd } = this.sockmap.open(inst.key, inst.fnId);
     const cfg: WorkerConfig = {
       fnId: inst.fnId,
       key: inst.key,
-      entry: this.options.build.modules.get(fn.name)!,
       gatewayPid: process.pid,
       timeoutMs: this.options.timeoutMs,
       deployment: { functions: this.deployment.functions, chains: this.deployment.chains, pool: this.deployment.pool },
@@ -192,7 +261,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
     } finally {
       native((a) => a.closeFd(fd)); // the child has its copy; ours would keep the socket alive
     }
-    Object.assign(inst, { child, state: 'starting', wanted: true, startedAt: performance.now(), killedFor: undefined });
+    Object.assign(inst, { child, state: 'warming', serveWhenWarm: serve, killedFor: undefined });
     // into its cgroup before any function code runs; the worker waits for 'start'
     try {
       if (child.pid) this.options.cgroups?.place(inst.key, child.pid);
@@ -200,27 +269,28 @@ export class Instances extends EventEmitter<InstancesEvents> {
     } catch (err) {
       this.kill(inst, `could not be placed in its cgroup: ${(err as Error).message}`, 'BATON_ERR_START_FAILED');
     }
-    const startTimer = setTimeout(() => {
-      if (inst.child === child && inst.state === 'starting') {
-        this.kill(inst, `not ready within ${this.options.startTimeoutMs} ms`, 'BATON_ERR_START_TIMEOUT');
-      }
-    }, this.options.startTimeoutMs);
-
+    this.startTimer(inst, child, `not ready within ${this.options.startTimeoutMs} ms`);
     this.logOutput(child, fn.name, inst.key);
     return new Promise((resolve, reject) => {
       // a worker runs untrusted code: believe only well-formed messages, each at its time
       child.on('message', (msg: WorkerMessage) => {
-        if (typeof msg !== 'object' || msg === null) return;
-        if (msg.type === 'ready' && inst.child === child && inst.state === 'starting') {
-          clearTimeout(startTimer);
+        if (typeof msg !== 'object' || msg === null || inst.child !== child) return;
+        if (msg.type === 'spare' && inst.state === 'warming') {
+          resolve();
+          if (inst.serveWhenWarm) this.serve(inst);
+          else inst.state = 'spare';
+        } else if (msg.type === 'ready' && inst.state === 'starting') {
           inst.state = 'ready';
           inst.failures = 0;
           inst.coldStartMs = performance.now() - inst.startedAt;
           this.log.debug({ fn: fn.name, key: inst.key, pid: child.pid, ms: inst.coldStartMs }, 'instance ready');
           this.emit('ready', inst);
           this.emit('live', this.live());
-          resolve();
-        } else if (msg.type === 'fatal' && inst.state === 'starting') {
+          const started = inst.started;
+          inst.started = undefined;
+          started?.resolve();
+          this.keepSpares(inst.fnId); // it may have been one
+        } else if (msg.type === 'fatal' && (inst.state === 'warming' || inst.state === 'starting')) {
           inst.lastError = String(msg.message).slice(0, 8192);
         } else if (msg.type === 'log' && (msg.level === 'warn' || msg.level === 'error')) {
           const reqId = Number.isInteger(msg.reqId) ? msg.reqId : undefined;
@@ -235,26 +305,30 @@ export class Instances extends EventEmitter<InstancesEvents> {
         inst.lastError = err.message;
       });
       child.on('exit', (code, signal) => {
-        clearTimeout(startTimer);
         const overMemory = signal === 'SIGKILL' && !inst.killedFor && this.options.cgroups?.killedForMemory(inst.key);
         const killed = overMemory
           ? { why: `over its memory limit (${fn.memory} bytes) — the kernel killed it`, code: 'BATON_ERR_MEMORY_LIMIT' as const }
           : inst.killedFor;
         const reason = killed ? `killed: ${killed.why}` : signal ? `killed by ${signal}` : `exited with code ${code}`;
         const wasReady = inst.state === 'ready' || inst.state === 'draining';
+        const wasInstance = wasReady || inst.state === 'starting' || inst.serveWhenWarm === true;
         inst.state = 'stopped';
         inst.child = undefined;
         this.sockmap.close(inst.key);
+        const what = `function '${fn.name}' (${fn.module}) instance ${inst.key}`;
+        const failure =
+          killed?.code === 'BATON_ERR_START_TIMEOUT'
+            ? batonError('BATON_ERR_START_TIMEOUT', `${what} was ${reason}: does the module loop or block when it is imported?`)
+            : batonError('BATON_ERR_START_FAILED', `${what} ${reason}: ${inst.lastError ?? 'no message'}`);
+        reject(failure); // (a no-op once it was warm)
+        if (!wasInstance) return; // a spare: nothing depended on it
         this.emit('exit', inst, reason, killed?.code ?? 'BATON_ERR_WORKER_CRASHED');
         if (wasReady) this.emit('live', this.live());
         if (!wasReady) {
           inst.failures++;
-          const what = `function '${fn.name}' (${fn.module}) instance ${inst.key}`;
-          reject(
-            killed?.code === 'BATON_ERR_START_TIMEOUT'
-              ? batonError('BATON_ERR_START_TIMEOUT', `${what} was ${reason}: does the module loop or block when it is imported?`)
-              : batonError('BATON_ERR_START_FAILED', `${what} ${reason}: ${inst.lastError ?? 'no message'}`),
-          );
+          const started = inst.started;
+          inst.started = undefined;
+          started?.reject(failure);
         }
         if (this.stopping || !inst.wanted) return;
         this.log.warn({ fn: fn.name, key: inst.key, reason }, 'instance exited; replacing it');

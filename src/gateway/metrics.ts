@@ -56,7 +56,7 @@ export class Metrics {
     gauge('baton_idle_tokens', 'Idle instance tokens the kernel can bind to (late binding)', ['function'], (g) => {
       for (const f of source.functions()) g.set({ function: f.name }, f.idleTokens);
     });
-    gauge('baton_instances', 'Instances by state', ['function', 'state'], (g) => {
+    gauge('baton_instances', 'Instances by state (warming and spare: processes kept warm for instances to come)', ['function', 'state'], (g) => {
       for (const f of source.functions()) for (const [state, n] of Object.entries(f.instances)) g.set({ function: f.name, state }, n);
     });
     gauge('baton_instance_restarts', 'Instances replaced after exiting (since start)', ['function'], (g) => {

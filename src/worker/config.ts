@@ -9,8 +9,6 @@ export const WORKER_ENV = 'BATON_WORKER';
 export interface WorkerConfig {
   fnId: number;
   key: number;
-  /** The function's bundle (src/build). */
-  entry: string;
   /** The worker dies with this process, whatever state it is in. */
   gatewayPid: number;
   /** Request timeout: a descriptor whose deadline passed before it ran is handed back. */
@@ -24,11 +22,14 @@ export interface WorkerConfig {
 
 /** Messages a worker sends the gateway over the IPC channel. */
 export type WorkerMessage =
+  /** Runtime loaded, placed in its cgroup: it waits for 'serve' (a spare until then). */
+  | { type: 'spare' }
   | { type: 'ready' }
   | { type: 'fatal'; message: string }
   | { type: 'log'; level: 'warn' | 'error'; message: string; reqId?: number }
   /** What function code wrote to process.stdout / process.stderr (console.*). */
   | { type: 'output'; stream: 'stdout' | 'stderr'; text: string; reqId?: number };
 
-/** Messages the gateway sends a worker. */
-export type GatewayMessage = { type: 'live'; live: number[][] } | { type: 'start' };
+/** Messages the gateway sends a worker: 'start' once it is in its cgroup, 'serve' to load the
+ *  function's bundle (`entry`) and serve. */
+export type GatewayMessage = { type: 'live'; live: number[][] } | { type: 'start' } | { type: 'serve'; entry: string };

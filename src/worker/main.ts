@@ -22,6 +22,18 @@ function fatal(message: string): never {
   process.exit(1);
 }
 
+/** The next message of `type` from the gateway. */
+function nextMessage<T extends GatewayMessage['type']>(type: T): Promise<Extract<GatewayMessage, { type: T }>> {
+  return new Promise((resolve) => {
+    const on = (msg: GatewayMessage) => {
+      if (msg?.type !== type) return;
+      process.off('message', on);
+      resolve(msg as Extract<GatewayMessage, { type: T }>);
+    };
+    process.on('message', on);
+  });
+}
+
 async function main(): Promise<void> {
   const raw = process.env[WORKER_ENV];
   if (!raw || !process.send) fatal('not started by a baton gateway (no config or IPC channel)');
@@ -31,20 +43,24 @@ async function main(): Promise<void> {
   native((a) => (a.dieWithParent(cfg.gatewayPid), a.noNewPrivileges()));
   const fn = cfg.deployment.functions[cfg.fnId];
   if (!fn) fatal(`unknown function id ${cfg.fnId}`);
-  // the gateway puts this process in its cgroup first: its limits hold from the first byte
-  await new Promise<void>((resolve) => {
-    const onStart = (msg: GatewayMessage) => {
-      if (msg.type !== 'start') return;
-      process.off('message', onStart);
-      resolve();
-    };
-    process.on('message', onStart);
+  // which instances are running (early binding picks among them), from now on
+  let live = cfg.live;
+  process.on('message', (msg: GatewayMessage) => {
+    if (msg?.type !== 'live') return;
+    live = msg.live;
+    runtime?.router.setLive(live);
   });
-
+  let runtime: WorkerRuntime | undefined;
+  // the gateway puts this process in its cgroup first: its limits hold from the first byte
+  await nextMessage('start');
   captureOutput(tell); // from here on, console output reaches the gateway's log labelled
+  const pool = Pool.attach(WORKER_POOL_FD, cfg.deployment.pool);
+  // warm: everything but the function itself; a spare waits here until an instance is wanted
+  tell({ type: 'spare' });
+  const { entry } = await nextMessage('serve');
   let mod: { default?: unknown };
   try {
-    mod = (await import(pathToFileURL(cfg.entry).href)) as { default?: unknown };
+    mod = (await import(pathToFileURL(entry).href)) as { default?: unknown };
   } catch (err) {
     fatal(`function '${fn.name}': cannot load ${fn.module}: ${(err as Error).stack ?? err}`);
   }
@@ -52,21 +68,16 @@ async function main(): Promise<void> {
     fatal(`function '${fn.name}': ${fn.module} must \`export default defineFunction(...)\` from 'baton/sdk'`);
   }
 
-  const pool = Pool.attach(WORKER_POOL_FD, cfg.deployment.pool);
-  let runtime: WorkerRuntime | undefined;
   const warn = (message: string, reqId?: number) => tell({ type: 'log', level: 'warn', message, reqId });
   const leave = () => process.exit(0);
   const endpoint = new Endpoint(WORKER_SOCKET_FD, {
     frame: (frame) => runtime!.onFrame(frame),
     garbage: (bytes) => warn(`skipped ${bytes} bytes that were not a descriptor`),
     end: (errno) => (errno ? fatal(`socket error: errno ${errno}`) : leave()),
-  });
+  }, { spinUs: fn.spinUs });
   const error = (message: string, reqId?: number) => tell({ type: 'log', level: 'error', message, reqId });
-  runtime = new WorkerRuntime(cfg, pool, endpoint, mod.default.handler, { warn, error });
+  runtime = new WorkerRuntime({ ...cfg, live }, pool, endpoint, mod.default.handler, { warn, error });
   process.on('disconnect', leave);
-  process.on('message', (msg: GatewayMessage) => {
-    if (msg.type === 'live') runtime!.router.setLive(msg.live);
-  });
   tell({ type: 'ready' });
 }
 

@@ -7,6 +7,8 @@
 // at every fixed load, and the CPU each process spends at saturation is divided among the
 // requests answered: the gateway's per request, the workers' per hop — next to bare
 // fastify's per request and the C floor's per sockmap hop, measured in the same scenario.
+// Full runs also measure the 3-function chain with every process spinning 1 ms after each
+// descriptor (spinUs), and the CPU every system's processes use at each paced load.
 import { fileURLToPath } from 'node:url';
 import { loadChainFile } from '../../chain/index.ts';
 import type { BenchContext, Scenario } from '../context.ts';
@@ -21,6 +23,9 @@ const CONNECTIONS = 16;
 /** The same chain with the kernel's reference program that checks nothing: what the checks cost. */
 const UNCHECKED = 'baton, no kernel checks';
 const FLOOR = 'C floor (sockmap hop)';
+/** The same 3-function chain with every process polling 1 ms after each descriptor (spinUs). */
+const SPIN_US = 1000;
+const SPIN = `baton (3 functions, spinUs ${SPIN_US})`;
 const EXAMPLE_CHAIN = fileURLToPath(new URL('../../../examples/text-pipeline/chain.yaml', import.meta.url));
 const TEXT = 'the quick brown fox jumps over the lazy dog and the dog sleeps '.repeat(16); // ~1 KiB
 
@@ -47,14 +52,22 @@ interface ChainSystem {
 export const chain: Scenario = {
   name: 'chain',
   title: 'Chains of trivial functions behind the gateway, warm, under HTTP load',
-  baselines: ['bare fastify hello', 'HTTP chain', UNCHECKED, FLOOR],
+  baselines: ['bare fastify hello', 'HTTP chain', UNCHECKED, FLOOR, 'baton (3 functions)'],
   async run(ctx: BenchContext) {
     const lengths = ctx.pick({ smoke: [2], quick: [3], full: [5, 3] });
     const main = lengths[0]!;
     const rates = ctx.pick({ smoke: [100], quick: [250, 1000], full: [250, 1000, 2000] });
     const duration = ctx.pick({ smoke: 1, quick: 2, full: 10 });
+    const spinning = (n: number) => {
+      const c = echoChain(n);
+      for (const f of Object.values(c.functions!)) Object.assign(f, { spinUs: SPIN_US });
+      return { ...c, gateway: { spinUs: SPIN_US } };
+    };
     const systems: ChainSystem[] = [
       ...lengths.map((n) => ({ name: `baton (${n} functions)`, start: () => startBaton(ctx.tmp, `chain${n}`, echoChain(n)), path: '/chain', functions: n, baton: true })),
+      ...(ctx.mode === 'full'
+        ? [{ name: SPIN, start: () => startBaton(ctx.tmp, 'spin', spinning(3)), path: '/chain', functions: 3, baton: true }]
+        : []),
       { name: UNCHECKED, start: () => startBaton(ctx.tmp, 'chain', echoChain(main), ['--bench-no-kernel-checks']), path: '/chain', functions: main, baton: true },
       { name: 'baton example (text-pipeline)', start: () => startBaton(ctx.tmp, 'example', exampleChain()), path: '/stats', body: TEXT, functions: 3, baton: true },
       { name: 'bare fastify hello', start: startFastifyHello, path: '/', functions: 0, baton: false },
@@ -67,14 +80,17 @@ export const chain: Scenario = {
       try {
         const url = sys.url + s.path;
         if (ctx.mode !== 'smoke') await httpLoad({ url, connections: CONNECTIONS, duration: 1, bodyText: s.body }); // warm-up
-        const byRate = new Map<number, { p50: number[]; p99: number[]; hop: number[] }>();
+        const byRate = new Map<number, { p50: number[]; p99: number[]; hop: number[]; cpu: number[] }>();
         const hops = { first: [] as number[], inside: [] as number[], back: [] as number[] };
         const sat = { p50: [] as number[], p99: [] as number[], rps: [] as number[], gateway: [] as number[], worker: [] as number[], all: [] as number[] };
         for (let r = 0; r < ctx.reps; r++) {
           for (const rate of rates) {
             ctx.progress(done++, steps, `${s.name}: ${rate} req/s for ${duration} s (rep ${r + 1}/${ctx.reps})`);
+            const before = cpuMs(sys.pids());
+            const t0 = performance.now();
             const res = await httpLoad({ url, connections: CONNECTIONS, duration, overallRate: rate, bodyText: s.body, timing: s.baton });
-            const m = byRate.get(rate) ?? { p50: [], p99: [], hop: [] };
+            const m = byRate.get(rate) ?? { p50: [], p99: [], hop: [], cpu: [] };
+            m.cpu.push((100 * (cpuMs(sys.pids()) - before)) / (performance.now() - t0));
             m.p50.push(res.latencyMs.p50);
             m.p99.push(res.latencyMs.p99);
             if (res.hops) {
@@ -104,6 +120,7 @@ export const chain: Scenario = {
           ctx.record.metric(s.name, 'p50 latency', m.p50, 'ms', 'lower', config);
           ctx.record.metric(s.name, 'p99 latency', m.p99, 'ms', 'lower', config);
           if (m.hop.length) ctx.record.metric(s.name, 'p50 hop inside the chain (Server-Timing)', m.hop, 'µs', 'lower', config);
+          ctx.record.metric(s.name, 'CPU of its processes at this load', m.cpu, '% of a core', 'lower', config);
         }
         if (s.baton) {
           ctx.record.distribution(s.name, `gateway → first function hop at ${rates[0]} req/s`, hops.first, 'µs');

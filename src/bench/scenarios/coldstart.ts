@@ -1,7 +1,8 @@
 // coldstart: from "start an instance" to it serving, per function of the text-pipeline
-// example, and from `baton up` to the first reply; against the same steps for an HTTP
-// service (a fastify process: spawn → listening → first reply) and Node's own floor (a
-// bare process with the same TypeScript loader: spawn → first IPC message).
+// example — from a warm spare (the default where a function can scale) and from nothing
+// (spares: 0) — and from `baton up` to the first reply; against the same steps for an HTTP
+// service (a fastify process: spawn → listening → first reply) and Node's own floor (a bare
+// process: spawn → first IPC message).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pack } from 'msgpackr';
@@ -27,6 +28,23 @@ const INPUT: Record<string, Buffer | string> = {
   render: pack({ words: 3, chars: 12, distinct: 3, top: [['a', 1]] }),
 };
 
+async function scale(adminUrl: string, fn: string, instances: number): Promise<void> {
+  const res = await fetch(`${adminUrl}/scale`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ function: fn, instances }),
+  });
+  if (res.status !== 200) throw new Error(`scale answered ${res.status}`);
+}
+
+/** Until the gateway at `adminUrl` shows a warm spare. */
+async function waitForSpare(adminUrl: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const status = (await (await fetch(`${adminUrl}/status`)).json()) as { functions: { instances: { state: string }[] }[] };
+    if (status.functions.some((f) => f.instances.some((x) => x.state === 'spare'))) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('no spare warmed up within 5 s');
+}
+
 async function firstReply(url: string, body: Buffer | string): Promise<void> {
   const res = await fetch(url, { method: 'POST', body: body as BodyInit });
   if (res.status !== 200) throw new Error(`first reply was ${res.status}`);
@@ -36,43 +54,40 @@ async function firstReply(url: string, body: Buffer | string): Promise<void> {
 export const coldstart: Scenario = {
   name: 'coldstart',
   title: 'Cold start: start an instance → serving, and start → first reply',
-  baselines: ['HTTP service (fastify)', 'node floor (tsx, no code)'],
+  baselines: ['HTTP service (fastify)', 'node floor (no code)'],
   async run(ctx: BenchContext) {
     const reps = ctx.pick({ smoke: 1, quick: 2, full: 10 });
     const fns = ctx.pick({ smoke: ['parse'], quick: ['parse', 'transform', 'render'], full: ['parse', 'transform', 'render'] });
-    const steps = (fns.length * 2 + 2) * reps;
+    const steps = (fns.length * 4 + 2) * reps;
     let done = 0;
 
     for (const fn of fns) {
       const ready: number[] = [];
+      const cold: number[] = [];
       const first: number[] = [];
-      const chain = {
-        functions: { [fn]: { module: path.join(EXAMPLE, `${fn}.ts`), instances: 1, maxInstances: 2 } },
+      const chain = (spares: number) => ({
+        functions: { [fn]: { module: path.join(EXAMPLE, `${fn}.ts`), instances: 1, maxInstances: 2, spares } },
         routes: [{ method: 'POST', path: '/f', chain: [fn] }],
-      };
+      });
       for (let r = 0; r < reps; r++) {
-        ctx.progress(done++, steps, `baton: up → first reply (${fn}, ${r + 1}/${reps})`);
-        const t0 = performance.now();
-        const sys = await startBaton(ctx.tmp, `cold-${fn}`, chain);
-        try {
-          await firstReply(`${sys.url}/f`, INPUT[fn]!);
-          first.push(performance.now() - t0);
-        } catch (err) {
-          await sys.stop();
-          throw err;
+        for (const spares of [1, 0]) {
+          ctx.progress(done++, steps, `baton: up → first reply (${fn}, spares: ${spares}, ${r + 1}/${reps})`);
+          const t0 = performance.now();
+          const sys = await startBaton(ctx.tmp, `cold-${fn}`, chain(spares));
+          try {
+            await firstReply(`${sys.url}/f`, INPUT[fn]!);
+            if (spares) first.push(performance.now() - t0);
+            ctx.progress(done++, steps, `baton: one more ${fn} instance → ready (spares: ${spares}, ${r + 1}/${reps})`);
+            if (spares) await waitForSpare(sys.adminUrl); // warmed after start, in the background
+            const [readyMs] = await time(() => scale(sys.adminUrl, fn, 2));
+            (spares ? ready : cold).push(readyMs);
+          } finally {
+            await sys.stop();
+          }
         }
-        ctx.progress(done++, steps, `baton: one more ${fn} instance → ready (${r + 1}/${reps})`);
-        const scale = (instances: number) =>
-          fetch(`${sys.adminUrl}/scale`, {
-            method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ function: fn, instances }),
-          }).then((res) => {
-            if (res.status !== 200) throw new Error(`scale answered ${res.status}`);
-          });
-        const [readyMs] = await time(() => scale(2));
-        ready.push(readyMs);
-        await sys.stop();
       }
       ctx.record.metric(`baton instance (${fn})`, 'start → serving', ready, 'ms', 'lower');
+      ctx.record.metric(`baton instance, no spare (${fn})`, 'start → serving', cold, 'ms', 'lower');
       ctx.record.metric(`baton up (${fn})`, 'start → first reply', first, 'ms', 'lower');
     }
 
@@ -94,6 +109,6 @@ export const coldstart: Scenario = {
     }
     ctx.record.metric('HTTP service (fastify)', 'start → serving', httpReady, 'ms', 'lower');
     ctx.record.metric('HTTP service (fastify)', 'start → first reply', httpFirst, 'ms', 'lower');
-    ctx.record.metric('node floor (tsx, no code)', 'start → serving', floor, 'ms', 'lower');
+    ctx.record.metric('node floor (no code)', 'start → serving', floor, 'ms', 'lower');
   },
 };
