@@ -55,10 +55,19 @@ export const ERRORS = {
 
 export type BatonErrorCode = keyof typeof ERRORS;
 
+/** Marks a BatonError whichever copy of this module made it (the `up` command runs from its
+ *  own bundle, beside the CLI's modules: `instanceof` must hold across the two). */
+const BRAND = Symbol.for('baton.error');
+
 export class BatonError extends Error {
   readonly code: BatonErrorCode;
   /** HTTP status a client sees for this error (0: not a request error). */
   readonly status: number;
+  readonly [BRAND] = true;
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as { [BRAND]?: boolean })[BRAND] === true;
+  }
 
   constructor(code: BatonErrorCode, detail?: string, options?: { cause?: unknown }) {
     super(detail ? `${ERRORS[code].message}: ${detail}` : ERRORS[code].message, options);

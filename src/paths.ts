@@ -1,10 +1,16 @@
 // Files baton finds beside its own code, whether it runs from its TypeScript sources (a
 // checkout, through tsx) or compiled (dist/, an installed package).
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The package's root directory (src/ and dist/ both sit right under it). */
-export const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** The package's root directory (src/ and dist/ sit right under it): the nearest directory up
+ *  from this module with baton's package.json (a bundle of this module lives deeper). */
+export const PACKAGE_ROOT = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir + path.sep;
+})();
 
 /** A module beside `base` (an import.meta.url), named as in the sources (.ts): its compiled .js
  *  when `base` is compiled code. */

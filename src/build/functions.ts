@@ -1,15 +1,18 @@
 // Builds what workers run, once, when the gateway starts: the worker runtime and every function
 // module, bundled by esbuild into one directory that the gateway owns and workers can only read.
-// `baton/sdk` resolves to this package's SDK wherever a module lives on disk; the runtime and
-// the functions share one copy of it (code splitting). Workers then run plain JavaScript: no
-// transpiler at run time, no loader thread, and no compile cache that one function could
-// write for another to run.
+// The runtime (the worker and baton's SDK) does not depend on the chain file: an installed,
+// compiled baton has it prebuilt (`npm run build` → dist/runtime) and only copies it; a checkout
+// running its sources builds it here. Each function is bundled with `baton/sdk` left as an
+// import of the runtime's own SDK module, wherever the function lives on disk, so the runtime
+// and the functions share one copy of it. Workers then run plain JavaScript: no transpiler at
+// run time, no loader thread, and no compile cache that one function could write for another
+// to run.
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, stop, type BuildOptions, type Message, type Metafile } from 'esbuild';
+import { build, stop, type BuildOptions, type Message, type Metafile, type Plugin } from 'esbuild';
 import type { Deployment } from '../chain/index.ts';
 import { batonError } from '../errors.ts';
 import { ADDON_PATH } from '../native/index.ts';
@@ -18,6 +21,9 @@ import { sibling } from '../paths.ts';
 /** baton's own code (src/, or dist/ when compiled): never a function's source to watch. */
 const CODE = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const WORKER_ENTRY = sibling(import.meta.url, '../worker/main.ts');
+const SDK_ENTRY = sibling(import.meta.url, '../sdk/index.ts');
+/** The runtime `npm run build` bundled (only beside compiled code: dist/runtime). */
+const PREBUILT = import.meta.url.endsWith('.js') ? sibling(import.meta.url, '../runtime/') : undefined;
 /** One copy of the SDK for everything baton bundles, wherever the importing file lives. */
 export const SDK_ALIASES = { 'baton/sdk': sibling(import.meta.url, '../sdk/index.ts'), 'baton/testing': sibling(import.meta.url, '../sdk/testing.ts') };
 
@@ -39,16 +45,32 @@ export interface FunctionBuild {
   remove(): void;
 }
 
+/** Bundles the worker runtime and baton's SDK into `outdir` (worker.mjs, sdk.mjs and the chunks
+ *  they share). */
+export async function buildRuntime(outdir: string): Promise<void> {
+  await bundle({ worker: WORKER_ENTRY, sdk: SDK_ENTRY }, outdir, { splitting: true });
+}
+
+/** A function's `baton/sdk`: the runtime's SDK module, one directory up from functions/. */
+const sharedSdk: Plugin = {
+  name: 'baton-sdk',
+  setup(b) {
+    b.onResolve({ filter: /^baton\/sdk$/ }, () => ({ path: '../sdk.mjs', external: true }));
+  },
+};
+
 /** Bundles the runtime and `deployment`'s functions; BATON_ERR_BUILD lists what does not build. */
 export async function buildFunctions(deployment: Pick<Deployment, 'functions'>): Promise<FunctionBuild> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-build-'));
   const remove = () => rmSync(dir, { recursive: true, force: true });
   const names = [...new Set(deployment.functions.map((f) => f.name))];
-  const entryPoints: Record<string, string> = { worker: WORKER_ENTRY };
+  const entryPoints: Record<string, string> = {};
   for (const name of names) entryPoints[`functions/${name}`] = deployment.functions.find((f) => f.name === name)!.module;
   let meta: Metafile;
   try {
-    meta = await bundle(entryPoints, dir, { splitting: true });
+    if (PREBUILT && existsSync(path.join(PREBUILT, 'worker.mjs'))) cpSync(PREBUILT, dir, { recursive: true });
+    else await buildRuntime(dir);
+    meta = await bundle(entryPoints, dir, { plugins: [sharedSdk], alias: { 'baton/testing': SDK_ALIASES['baton/testing'] } });
   } catch (err) {
     remove();
     throw err;
@@ -66,7 +88,7 @@ export async function buildFunctions(deployment: Pick<Deployment, 'functions'>):
     worker: path.join(dir, 'worker.mjs'),
     addon,
     modules: new Map(names.map((n) => [n, path.join(dir, 'functions', `${n}.mjs`)])),
-    // a bundle names its chunks by content hash: its own bytes change when any import does
+    // a bundle's own bytes change when any of its imports does (baton's SDK aside)
     digests: new Map(names.map((n) => [n, createHash('sha256').update(readFileSync(path.join(dir, 'functions', `${n}.mjs`))).digest('hex')])),
     sources: Object.keys(meta.inputs)
       .map((f) => path.resolve(f))
