@@ -18,7 +18,7 @@ describe.skipIf(dataplaneUnavailable).each(['late', 'early'] as const)('nested c
   let gw: Gateway;
   const logs: string[] = [];
   const plan = async (p: object) => {
-    const res = await fetch(`${gw.url}/fan`, { method: 'POST', body: JSON.stringify(p) });
+    const res = await fetch(`${gw.url}/fan`, { method: 'POST', body: JSON.stringify(p), headers: { 'x-baton-timing': '1' } });
     const text = await res.text();
     return { status: res.status, timing: res.headers.get('server-timing') ?? '', body: JSON.parse(text) as { results: Result[]; error?: string; message?: string } };
   };

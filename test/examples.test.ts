@@ -31,7 +31,7 @@ describe.skipIf(dataplaneUnavailable)('examples', () => {
   it('social-network: compose-post fans out (text fans out again), then stores and delivers', async () => {
     const g = await start('social-network');
     const draft = { user: 'ada', text: 'hi @grace and @nobody, see https://example.org/a/long/path', media: ['png', 'exe', 'mp4'] };
-    const res = await fetch(`${g.url}/compose`, { method: 'POST', body: JSON.stringify(draft), headers: { 'content-type': 'application/json' } });
+    const res = await fetch(`${g.url}/compose`, { method: 'POST', body: JSON.stringify(draft), headers: { 'content-type': 'application/json', 'x-baton-timing': '1' } });
     expect(res.status).toBe(201);
     const body = (await res.json()) as { post: { id: string; text: string }; stored: object; timeline: object };
     expect(body.post).toMatchObject({
@@ -54,7 +54,7 @@ describe.skipIf(dataplaneUnavailable)('examples', () => {
     const short = await (await fetch(`${g.url}/summarize`, { method: 'POST', body: 'Hi there.' })).json();
     expect(short).toMatchObject({ branch: 'short', summary: 'Hi there.', path: '/summarize' });
     const long = 'First sentence here. ' + 'More words follow. '.repeat(20);
-    const res = await fetch(`${g.url}/summarize`, { method: 'POST', body: long });
+    const res = await fetch(`${g.url}/summarize`, { method: 'POST', body: long, headers: { 'x-baton-timing': '1' } });
     expect(res.headers.get('server-timing')).toMatch(/h2-summarize-long;.*h3-label;/);
     expect(await res.json()).toMatchObject({ branch: 'long', summary: 'First sentence here.' });
   });
@@ -67,7 +67,7 @@ describe.skipIf(dataplaneUnavailable)('heavy-tail example', () => {
       logger: pino({ level: 'silent' }),
     });
     try {
-      const res = await fetch(`${gw.url}/task?units=20`, { method: 'POST' });
+      const res = await fetch(`${gw.url}/task?units=20`, { method: 'POST', headers: { 'x-baton-timing': '1' } });
       expect(await res.json()).toMatchObject({ units: 20, ms: 10, mode: 'sleep' });
       expect(res.headers.get('server-timing')).toMatch(/h1-work;dur=(\d+)/);
       const run = Number(/h1-work;dur=([\d.]+)/.exec(res.headers.get('server-timing')!)![1]);

@@ -38,7 +38,7 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
 
   it.each([0, 1024, 1024 * 1024])('carries a %i-byte body through three functions byte-exact', async (size) => {
     const body = randomBytes(size);
-    const res = await post('/bytes', body, { 'content-type': 'application/x-test' });
+    const res = await post('/bytes', body, { 'content-type': 'application/x-test', 'x-baton-timing': '1' });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/x-test');
     expect(Buffer.from(await res.arrayBuffer()).equals(body)).toBe(true);
@@ -70,9 +70,11 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
   });
 
   it('follows the branch a function picks at run time, and rejects a branch the chain lacks', async () => {
-    const ok = await post('/branch?next=other', 'x');
+    const ok = await post('/branch?next=other', 'x', { 'x-baton-timing': '1' });
     expect(ok.status).toBe(200);
     expect(ok.headers.get('server-timing')).toMatch(/h2-other;/);
+    // asked for only: a result without the header has none (errors always carry it)
+    expect((await post('/branch?next=other', 'x')).headers.get('server-timing')).toBeNull();
     const bad = await post('/branch?next=xor', 'x');
     expect(bad.status).toBe(500);
     expect(await bad.json()).toMatchObject({ error: 'BATON_ERR_BAD_NEXT', message: expect.stringMatching(/one of: echo, other/) });

@@ -75,6 +75,8 @@ export interface Deployment {
     sendTimeoutMs: number;
     startTimeoutMs: number;
     logLevel: string;
+    /** Server-Timing on successful answers: when the request asks for it, or always. */
+    serverTiming: 'asked' | 'always';
     /** µs the gateway keeps polling after each descriptor before it sleeps (0: never). */
     spinUs: number;
     admin: { host: string; port: number };

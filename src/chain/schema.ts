@@ -37,6 +37,8 @@ export const chainFileSchema = z.strictObject({
       /** A function instance must be ready within this from its spawn. */
       startTimeoutMs: z.number().int().positive().default(10_000),
       logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** Server-Timing on a successful answer: when the request asks (x-baton-timing), or always. */
+      serverTiming: z.enum(['asked', 'always']).default('asked'),
       /** After each descriptor, keep polling this long before sleeping (see README: costs CPU). */
       spinUs: z.number().int().min(0).max(1_000_000).default(0),
       /** Status and scaling: an address apart from the public one (0: any free port). */

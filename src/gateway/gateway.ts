@@ -82,6 +82,9 @@ export class Gateway implements Backend {
   private stopped = false;
   /** Instances ready before the metrics existed. */
   private readonly readyEarly: Instance[] = [];
+  /** "METHOD path" of route i (it runs chain i), as the metrics label it. */
+  private readonly routeLabels: string[];
+  private readonly alwaysTiming: boolean;
 
   /** Loads the data plane, starts every instance, then listens. Nothing stays behind if it fails. */
   static async start(deployment: Deployment, options: GatewayOptions = {}): Promise<Gateway> {
@@ -141,6 +144,8 @@ export class Gateway implements Backend {
     this.sendTimeoutMs = options.sendTimeoutMs ?? g.sendTimeoutMs;
     this.startTimeoutMs = options.startTimeoutMs ?? g.startTimeoutMs;
     this.routes = deployment.routes;
+    this.routeLabels = deployment.routes.map((r) => `${r.method} ${r.path}`);
+    this.alwaysTiming = g.serverTiming === 'always';
     this.router = new Router(deployment);
     this.timing = new TimingStats(deployment.functions.map((f) => f.label));
 
@@ -236,11 +241,11 @@ export class Gateway implements Backend {
   }
 
   /** Sends a request whose body is in its slot into chain `chainId`; resolves with its answer. */
-  dispatch(req: Request, chainId: number, length: number, tArrive: number, meta: RequestMeta): Promise<Answer> {
+  dispatch(req: Request, chainId: number, length: number, tArrive: number, meta: RequestMeta, timing = false): Promise<Answer> {
     if (this.stopped) throw batonError('BATON_ERR_SHUTTING_DOWN');
     const first = this.router.first(chainId);
     return new Promise((resolve) => {
-      this.requests.start(req, this.timeoutMs, (outcome) => resolve(this.toAnswer(req, chainId, outcome, tArrive, meta.contentType)));
+      this.requests.start(req, this.timeoutMs, (outcome) => resolve(this.toAnswer(req, chainId, outcome, tArrive, meta.contentType, timing)));
       this.endpoint.send({
         key: first.key, kind: Kind.Call, reqId: req.id, gen: req.gen, slot: req.slot, length, chainId,
         hop: first.hop, fnId: first.fnId, status: 0, sender: GATEWAY_KEY, tArrive,
@@ -249,20 +254,23 @@ export class Gateway implements Backend {
     });
   }
 
-  private toAnswer(req: Request, chainId: number, outcome: Outcome, tArrive: number, requestType?: string): Answer {
+  /** A request's answer; its hop trace goes into the metrics, and into a Server-Timing header
+   *  on every error and, when asked (`timing`, or `gateway.serverTiming: always`), on a result. */
+  private toAnswer(req: Request, chainId: number, outcome: Outcome, tArrive: number, requestType: string | undefined, timing: boolean): Answer {
     const received = nowUs() - tArrive;
     const trace = this.pools.readTrace(req.slot);
-    const timing = serverTiming(trace, (id) => this.fnName(id), 'reply' in outcome ? outcome.reply.tSent : received, received);
-    const route = this.routes[chainId]!; // route i runs chain i
-    this.metrics.answered(`${route.method} ${route.path}`, 'error' in outcome ? outcome.error.status || 500 : outcome.reply.status, trace, received);
-    if ('error' in outcome) return { error: outcome.error, headers: { 'server-timing': timing } };
+    const header = () => serverTiming(trace, (id) => this.fnName(id), 'reply' in outcome ? outcome.reply.tSent : received, received);
+    this.metrics.answered(this.routeLabels[chainId]!, 'error' in outcome ? outcome.error.status || 500 : outcome.reply.status, trace, received);
+    if ('error' in outcome) return { error: outcome.error, headers: { 'server-timing': header() } };
     const d = outcome.reply;
     this.timing.record(trace, received);
+    const headers: Record<string, string> = { 'x-request-id': String(req.id) };
+    if (timing || this.alwaysTiming) headers['server-timing'] = header();
     return {
       status: d.status,
       type: d.kind === Kind.Error ? 'application/json' : (this.pools.readType(req.slot) ?? requestType ?? 'application/octet-stream'),
       body: this.pools.view(req.slot, d.length),
-      headers: { 'x-request-id': String(req.id), 'server-timing': timing },
+      headers,
     };
   }
 

@@ -34,9 +34,14 @@ export interface Backend {
   /** The security domain whose pool chain `chainId`'s requests use. */
   domainOf(chainId: number): number;
   writeMeta(slot: number, meta: RequestMeta): boolean;
-  /** Sends the request into chain `chainId`; resolves with its one answer. */
-  dispatch(req: Request, chainId: number, length: number, arrive: number, meta: RequestMeta): Promise<Answer>;
+  /** Sends the request into chain `chainId`; resolves with its one answer. `timing`: the
+   *  client asked for the hop trace on a result (TIMING_HEADER). */
+  dispatch(req: Request, chainId: number, length: number, arrive: number, meta: RequestMeta, timing: boolean): Promise<Answer>;
 }
+
+/** A request header (any value) asking for Server-Timing on a successful answer; errors always
+ *  carry it. */
+export const TIMING_HEADER = 'x-baton-timing';
 
 export function buildHttp(backend: Backend): FastifyInstance {
   const { capacity, log, requests } = backend;
@@ -153,7 +158,7 @@ function chainRoutes(backend: Backend, track: (raw: IncomingMessage, res: Server
       if (!backend.writeMeta(req.slot, meta)) return fail(raw, res, batonError('BATON_ERR_URL_TOO_LONG', `${url.length} characters`), req.id);
       let answer: Promise<Answer>;
       try {
-        answer = backend.dispatch(req, chainId, length, arrive, meta);
+        answer = backend.dispatch(req, chainId, length, arrive, meta, raw.headers[TIMING_HEADER] !== undefined);
       } catch (e) {
         return fail(raw, res, asBatonError(e as Error, backend.capacity), req.id);
       }

@@ -45,7 +45,7 @@ async function drive(url: string, runMs: number): Promise<Outcome[]> {
       while (performance.now() < until) {
         const units = next();
         const t0 = performance.now();
-        const res = await fetch(`${url}/task?units=${units}`, { method: 'POST' });
+        const res = await fetch(`${url}/task?units=${units}`, { method: 'POST', headers: { 'x-baton-timing': '1' } });
         await res.arrayBuffer();
         const timing = res.headers.get('server-timing') ?? '';
         const response = /(?:^|, )response;dur=([\d.]+)/.exec(timing);
