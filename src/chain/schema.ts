@@ -34,7 +34,7 @@ export const chainFileSchema = z.strictObject({
       bodyTimeoutMs: z.number().int().positive().default(10_000),
       /** A client must take its response within this, or loses the connection. */
       sendTimeoutMs: z.number().int().positive().default(10_000),
-      /** A function instance must be ready within this from its spawn. */
+      /** Each step of an instance start (the process up and warm; its module loaded) must finish within this. */
       startTimeoutMs: z.number().int().positive().default(10_000),
       logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       /** Server-Timing on a successful answer: when the request asks (x-baton-timing), or always. */

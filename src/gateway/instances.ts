@@ -222,7 +222,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
     const child = inst.child!;
     inst.state = 'starting';
     child.send({ type: 'serve', entry: this.options.build.modules.get(fn.name)! } satisfies GatewayMessage);
-    this.startTimer(inst, child, `not ready within ${this.options.startTimeoutMs} ms of loading its module`);
+    this.startTimer(inst, child, `not ready within ${this.options.startTimeoutMs} ms`);
   }
 
   private startTimer(inst: Instance, child: ChildProcess, why: string): void {
