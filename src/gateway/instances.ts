@@ -23,6 +23,9 @@ import { WORKER_ENV, type GatewayMessage, type WorkerConfig, type WorkerMessage 
 
 const MAX_FAST_FAILURES = 5;
 const STOP_GRACE_MS = 2000;
+/** Spares are warmed this long after the first instances are up: booting Node takes a CPU for
+ *  ~100 ms, which the gateway's first requests should not have to share. */
+const SPARES_AFTER_MS = 250;
 
 /** warming → spare: a process with baton's runtime loaded, no function yet (not an instance);
  *  starting → ready → draining → stopped: an instance. */
@@ -79,6 +82,8 @@ export type Drainer = (inst: Instance) => Promise<void>;
 export class Instances extends EventEmitter<InstancesEvents> {
   readonly all: Instance[];
   private stopping = false;
+  /** Set once the first instances are up (see startAll). */
+  private sparesWanted = false;
 
   constructor(
     private readonly deployment: Deployment,
@@ -120,11 +125,15 @@ export class Instances extends EventEmitter<InstancesEvents> {
     return this.deployment.functions.map((f) => this.of(f.id).filter((i) => i.state === 'ready').map((i) => i.key));
   }
 
-  /** Starts each function's initial instances, then its spares; rejects with the first failure. */
+  /** Starts each function's initial instances (then, a moment later, its spares); rejects with
+   *  the first failure. */
   async startAll(): Promise<void> {
     const first = this.deployment.functions.flatMap((f) => this.of(f.id).slice(0, f.instances));
     await Promise.all(first.map((inst) => this.start(inst)));
-    for (const f of this.deployment.functions) this.keepSpares(f.id);
+    setTimeout(() => {
+      this.sparesWanted = true;
+      for (const f of this.deployment.functions) this.keepSpares(f.id);
+    }, SPARES_AFTER_MS).unref();
   }
 
   /** Brings function `fnId` to `count` running instances: starts (spares first) or drains the difference. */
@@ -152,7 +161,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
 
   /** Warms processes on unused keys until the function has its `spares`. */
   private keepSpares(fnId: number): void {
-    if (this.stopping) return;
+    if (this.stopping || !this.sparesWanted) return;
     const f = this.deployment.functions[fnId]!;
     const free = this.unused(fnId);
     let warm = free.filter((i) => i.state !== 'stopped').length;
