@@ -241,18 +241,17 @@ export class Gateway implements Backend {
   }
 
   /** Sends a request whose body is in its slot into chain `chainId`; resolves with its answer. */
-  dispatch(req: Request, chainId: number, length: number, tArrive: number, meta: RequestMeta, timing = false): Promise<Answer> {
+  dispatch(req: Request, chainId: number, length: number, tArrive: number, meta: RequestMeta, timing: boolean, done: (a: Answer) => void): void {
     if (this.stopped) throw batonError('BATON_ERR_SHUTTING_DOWN');
     const first = this.router.first(chainId);
-    return new Promise((resolve) => {
-      this.requests.start(req, this.timeoutMs, (outcome) => resolve(this.toAnswer(req, chainId, outcome, tArrive, meta.contentType, timing)));
-      this.endpoint.send({
-        key: first.key, kind: Kind.Call, reqId: req.id, gen: req.gen, slot: req.slot, length, chainId,
-        hop: first.hop, fnId: first.fnId, status: 0, sender: GATEWAY_KEY, tArrive,
-        tSent: nowUs() - tArrive, tBind: 0, tStart: 0, tEnd: 0,
-      });
+    this.requests.start(req, this.timeoutMs, (outcome) => done(this.toAnswer(req, chainId, outcome, tArrive, meta.contentType, timing)));
+    this.endpoint.send({
+      key: first.key, kind: Kind.Call, reqId: req.id, gen: req.gen, slot: req.slot, length, chainId,
+      hop: first.hop, fnId: first.fnId, status: 0, sender: GATEWAY_KEY, tArrive,
+      tSent: nowUs() - tArrive, tBind: 0, tStart: 0, tEnd: 0,
     });
   }
+
 
   /** A request's answer; its hop trace goes into the metrics, and into a Server-Timing header
    *  on every error and, when asked (`timing`, or `gateway.serverTiming: always`), on a result. */

@@ -16,6 +16,7 @@ import type { RouteSpec } from '../chain/index.ts';
 import { nowUs } from '../descriptor/index.ts';
 import { batonError, BatonError } from '../errors.ts';
 import type { RequestMeta } from '../pool/index.ts';
+import { Deadlines } from './deadlines.ts';
 import type { Request, RequestTable } from './requests.ts';
 import { asBatonError, closesConnection, rawError, sendError, writeAnswer, writeError, type Answer } from './respond.ts';
 
@@ -34,19 +35,67 @@ export interface Backend {
   /** The security domain whose pool chain `chainId`'s requests use. */
   domainOf(chainId: number): number;
   writeMeta(slot: number, meta: RequestMeta): boolean;
-  /** Sends the request into chain `chainId`; resolves with its one answer. `timing`: the
-   *  client asked for the hop trace on a result (TIMING_HEADER). */
-  dispatch(req: Request, chainId: number, length: number, arrive: number, meta: RequestMeta, timing: boolean): Promise<Answer>;
+  /** Sends the request into chain `chainId`; `done` gets its one answer. `timing`: the client
+   *  asked for the hop trace on a result (TIMING_HEADER). */
+  dispatch(req: Request, chainId: number, length: number, arrive: number, meta: RequestMeta, timing: boolean, done: (a: Answer) => void): void;
 }
 
 /** A request header (any value) asking for Server-Timing on a successful answer; errors always
  *  carry it. */
 export const TIMING_HEADER = 'x-baton-timing';
 
+/** The body timeout and the send timeout of the chain routes' requests: one clock each (every
+ *  body gets the same time, every response too), not a timer per request. */
+class Clocks {
+  private started = 0;
+  private readonly reading = new Map<number, { seq: number; expire(): void }>();
+  private readonly sending = new Map<number, { seq: number; res: ServerResponse }>();
+  private readonly bodies: Deadlines;
+  private readonly sends: Deadlines;
+
+  constructor(private readonly bodyMs: number, private readonly sendMs: number) {
+    this.bodies = new Deadlines((id, seq) => {
+      const b = this.reading.get(id);
+      if (b?.seq === seq) b.expire();
+    });
+    // a client that does not take its response in time loses its connection (and with it the
+    // slot the response is read from)
+    this.sends = new Deadlines((id, seq) => {
+      const x = this.sending.get(id);
+      if (x?.seq === seq) x.res.socket?.destroy();
+    });
+  }
+
+  /** Request `id`'s body must have arrived within the body timeout, or `expire` runs. */
+  body(id: number, expire: () => void): void {
+    const seq = ++this.started;
+    this.reading.set(id, { seq, expire });
+    this.bodies.add(id, seq, performance.now() + this.bodyMs);
+  }
+
+  bodyDone(id: number): void {
+    this.reading.delete(id);
+  }
+
+  /** Request `id`'s response must be taken within the send timeout. */
+  send(id: number, res: ServerResponse): void {
+    const seq = ++this.started;
+    this.sending.set(id, { seq, res });
+    this.sends.add(id, seq, performance.now() + this.sendMs);
+  }
+
+  /** Request `id` is closed. */
+  done(id: number): void {
+    this.reading.delete(id);
+    this.sending.delete(id);
+  }
+}
+
 export function buildHttp(backend: Backend): FastifyInstance {
   const { capacity, log, requests } = backend;
   /** Requests each connection carries that are not closed yet. */
   const carried = new WeakMap<Socket, Set<number>>();
+  const clocks = new Clocks(backend.bodyTimeoutMs, backend.sendTimeoutMs);
   /** A new request on `raw`'s connection… */
   const open = (raw: IncomingMessage): Request => {
     const req = requests.create();
@@ -58,6 +107,7 @@ export function buildHttp(backend: Backend): FastifyInstance {
     const socket = raw.socket;
     res.once('close', () => {
       carried.get(socket)?.delete(id);
+      clocks.done(id);
       requests.close(id);
     });
   };
@@ -66,7 +116,7 @@ export function buildHttp(backend: Backend): FastifyInstance {
     closeWith(raw, res, req.id);
     return req;
   };
-  const chains = chainRoutes(backend, track);
+  const chains = chainRoutes(backend, track, clocks);
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -131,7 +181,7 @@ export function buildHttp(backend: Backend): FastifyInstance {
 }
 
 /** The chain routes' own request handler: true if it took the request. */
-function chainRoutes(backend: Backend, track: (raw: IncomingMessage, res: ServerResponse) => Request) {
+function chainRoutes(backend: Backend, track: (raw: IncomingMessage, res: ServerResponse) => Request, clocks: Clocks) {
   const router = FindMyWay();
   for (const route of backend.routes) {
     // a GET route answers HEAD too (the body is left out), as fastify's routes do
@@ -152,20 +202,18 @@ function chainRoutes(backend: Backend, track: (raw: IncomingMessage, res: Server
       fail(raw, res, batonError('BATON_ERR_SHUTTING_DOWN'), req.id);
       return true;
     }
-    readBody(backend, raw, req, chainId, (err, length) => {
+    readBody(backend, clocks, raw, req, chainId, (err, length) => {
       if (err) return fail(raw, res, err, req.id);
       const meta = { method: raw.method!, url, contentType: raw.headers['content-type'] };
       if (!backend.writeMeta(req.slot, meta)) return fail(raw, res, batonError('BATON_ERR_URL_TOO_LONG', `${url.length} characters`), req.id);
-      let answer: Promise<Answer>;
       try {
-        answer = backend.dispatch(req, chainId, length, arrive, meta, raw.headers[TIMING_HEADER] !== undefined);
+        backend.dispatch(req, chainId, length, arrive, meta, raw.headers[TIMING_HEADER] !== undefined, (a) => {
+          if (!('error' in a)) clocks.send(req.id, res);
+          writeAnswer(res, a, req.id);
+        });
       } catch (e) {
-        return fail(raw, res, asBatonError(e as Error, backend.capacity), req.id);
+        fail(raw, res, asBatonError(e as Error, backend.capacity), req.id);
       }
-      void answer.then((a) => {
-        if (!('error' in a)) limitSend(res, backend.sendTimeoutMs);
-        writeAnswer(res, a, req.id);
-      });
     });
     return true;
   };
@@ -177,17 +225,11 @@ function fail(raw: IncomingMessage, res: ServerResponse, err: BatonError, reqId:
   writeError(res, err, reqId);
 }
 
-/** A client that does not take its response within `ms` loses its connection (and with it
- *  the slot the response is read from). */
-function limitSend(res: ServerResponse, ms: number): void {
-  const timer = setTimeout(() => res.socket?.destroy(), ms);
-  res.once('close', () => clearTimeout(timer));
-}
-
 /** Copies the body, chunk by chunk as it arrives, into the request's slot; calls `done` with
  *  its length, or with the error that ends it (too large, too slow, cut short). */
 function readBody(
   backend: Backend,
+  clocks: Clocks,
   raw: IncomingMessage,
   req: Request,
   chainId: number,
@@ -208,14 +250,11 @@ function readBody(
   }
   let length = 0;
   let finished = false;
-  const timer = setTimeout(
-    () => finish(batonError('BATON_ERR_BODY_TIMEOUT', `${length} of ${declared || 'unknown'} bytes in ${backend.bodyTimeoutMs} ms`)),
-    backend.bodyTimeoutMs,
-  );
+  clocks.body(req.id, () => finish(batonError('BATON_ERR_BODY_TIMEOUT', `${length} of ${declared || 'unknown'} bytes in ${backend.bodyTimeoutMs} ms`)));
   const finish = (err: BatonError | null) => {
     if (finished) return;
     finished = true;
-    clearTimeout(timer);
+    clocks.bodyDone(req.id);
     done(err, length);
   };
   raw.on('data', (chunk: Buffer) => {

@@ -6,6 +6,7 @@ import { randomFillSync } from 'node:crypto';
 import type { Descriptor } from '../descriptor/index.ts';
 import { batonError, type BatonError } from '../errors.ts';
 import type { SlotTable } from './custody.ts';
+import { Deadlines } from './deadlines.ts';
 
 export type Outcome = { error: BatonError } | { reply: Descriptor };
 
@@ -33,73 +34,6 @@ export interface RequestHooks {
   /** A request got its answer (or lost its client) while instances may still work on it: a
    *  caller waiting on its nested calls must hear it is over. */
   ended?(req: Request): void;
-}
-
-/** Request timeouts, in the order they fall: every request gets the same timeout, so the
- *  order they start in is the order they expire in, and one timer at the oldest deadline does
- *  for all (no timer per request). Ids and deadlines in typed arrays: an entry of a request
- *  answered long ago costs 12 bytes until its deadline passes. */
-class Deadlines {
-  private ids = new Uint32Array(1024);
-  /** Each entry's start number: an id can come back (random, unique only among open requests). */
-  private seqs = new Uint32Array(1024);
-  private at = new Float64Array(1024);
-  private head = 0;
-  private size = 0;
-  private timer?: NodeJS.Timeout;
-  private armedFor = Infinity;
-
-  constructor(private readonly expire: (id: number, seq: number) => void) {}
-
-  add(id: number, seq: number, deadline: number): void {
-    if (this.size === this.ids.length) this.grow();
-    const i = (this.head + this.size++) & (this.ids.length - 1);
-    this.ids[i] = id;
-    this.seqs[i] = seq;
-    this.at[i] = deadline;
-    if (this.size === 1) this.arm();
-  }
-
-  private grow(): void {
-    const n = this.ids.length * 2;
-    const [ids, seqs, at] = [new Uint32Array(n), new Uint32Array(n), new Float64Array(n)];
-    for (let k = 0; k < this.size; k++) {
-      const i = (this.head + k) & (this.ids.length - 1);
-      ids[k] = this.ids[i]!;
-      seqs[k] = this.seqs[i]!;
-      at[k] = this.at[i]!;
-    }
-    [this.ids, this.seqs, this.at, this.head] = [ids, seqs, at, 0];
-  }
-
-  private arm(): void {
-    if (this.size === 0) return;
-    const next = this.at[this.head]!;
-    if (this.timer && next >= this.armedFor) return;
-    clearTimeout(this.timer);
-    this.armedFor = next;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, next - performance.now()));
-    this.timer.unref?.();
-  }
-
-  private fire(): void {
-    this.timer = undefined;
-    this.armedFor = Infinity;
-    const now = performance.now();
-    while (this.size > 0 && this.at[this.head]! <= now) {
-      const [id, seq] = [this.ids[this.head]!, this.seqs[this.head]!];
-      this.head = (this.head + 1) & (this.ids.length - 1);
-      this.size--;
-      this.expire(id, seq);
-    }
-    this.arm();
-  }
-
-  clear(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.size = 0;
-  }
 }
 
 export class RequestTable {

@@ -27,10 +27,10 @@ export function writeAnswer(res: ServerResponse, answer: Answer, requestId: numb
     writeError(res, answer.error, requestId, answer.headers);
     return;
   }
-  const headers: Record<string, string | number> = {
-    ...answer.headers, 'content-type': answer.type, 'content-length': answer.body.length,
-  };
-  res.writeHead(answer.status, headers);
+  // a flat [name, value, …] list: Node takes it as it is, without walking an object
+  const headers: (string | number)[] = ['content-type', answer.type, 'content-length', answer.body.length];
+  for (const name in answer.headers) headers.push(name, answer.headers[name]!);
+  res.writeHead(answer.status, headers as unknown as string[]);
   res.end(answer.body);
 }
 
