@@ -68,7 +68,7 @@ class Clocks {
 
   /** Request `id`'s body must have arrived within the body timeout, or `expire` runs. */
   body(id: number, expire: () => void): void {
-    const seq = ++this.started;
+    const seq = (this.started = (this.started + 1) >>> 0); // as the ring keeps it: u32
     this.reading.set(id, { seq, expire });
     this.bodies.add(id, seq, performance.now() + this.bodyMs);
   }
@@ -79,7 +79,7 @@ class Clocks {
 
   /** Request `id`'s response must be taken within the send timeout. */
   send(id: number, res: ServerResponse): void {
-    const seq = ++this.started;
+    const seq = (this.started = (this.started + 1) >>> 0); // as the ring keeps it: u32
     this.sending.set(id, { seq, res });
     this.sends.add(id, seq, performance.now() + this.sendMs);
   }
