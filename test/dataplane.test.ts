@@ -118,6 +118,8 @@ describe.skipIf(dataplaneUnavailable)('sockmap data plane', () => {
     ['a slot the sender does not hold', 7, (to, from) => call(to, from, { slot: 1 })],
     ['a stale request for the slot', 7, (to, from) => call(to, from, { reqId: 6 })],
     ['a call naming another function than the one addressed', 9, (to, from) => call(to, from, { fnId: 2 })],
+    // only the kernel hands a sender's bytes back as ACK: a function writing one is forging
+    ['an acknowledgement (the kernel\'s own kind)', 5, (to, from) => call(to, from, { kind: Kind.Ack })],
   ];
   it.each(refusals)('refuses %s: nothing reaches the target, the sender is reported on its peer end', async (_what, reason, bytes) => {
     const a = open(1);

@@ -58,6 +58,8 @@ export interface DispatcherStats {
   rejectedFull: number;
   /** Idle notices the kernel passed to the gateway to settle. */
   settled: number;
+  /** Idle notices from an instance with every token idle already (ignored). */
+  spurious: number;
 }
 
 /** Rounds of "give a token, find the queue non-empty, take it back, pop" before giving up
@@ -66,7 +68,9 @@ const MAX_ROUNDS = 1000;
 
 export class Dispatcher {
   private readonly fns: FunctionState[];
-  readonly stats: DispatcherStats = { queued: 0, handedFromQueue: 0, rejectedFull: 0, settled: 0 };
+  readonly stats: DispatcherStats = { queued: 0, handedFromQueue: 0, rejectedFull: 0, settled: 0, spurious: 0 };
+  /** When an instance's spurious notice was last logged, by key. */
+  private readonly warnedAt = new Map<number, number>();
 
   constructor(
     functions: FunctionSpec[],
@@ -155,7 +159,13 @@ export class Dispatcher {
     }
     this.stats.settled++;
     if (!this.settle(f, index)) {
-      this.log.warn({ fn: f.spec.name, key }, 'idle notice from an instance with every token idle: ignored');
+      // only a broken or hostile worker sends these: counted, logged at most once a second
+      this.stats.spurious++;
+      const now = Date.now();
+      if (now - (this.warnedAt.get(key) ?? 0) >= 1000) {
+        this.warnedAt.set(key, now);
+        this.log.warn({ fn: f.spec.name, key, spurious: this.stats.spurious }, 'idle notice from an instance with every token idle: ignored');
+      }
     }
   }
 

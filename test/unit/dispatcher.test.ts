@@ -156,6 +156,17 @@ describe('dispatcher', () => {
     expect(sent).toHaveLength(0);
   });
 
+  it('ignores Idle notices an instance does not owe (every token idle), counting them and logging once a second', () => {
+    const { dispatcher, tokens, spec } = setup();
+    const warnings: string[] = [];
+    (dispatcher as unknown as { log: { warn(o: object, m: string): void } }).log = { warn: (_o, m) => warnings.push(m) };
+    dispatcher.activate(0, 0);
+    for (let i = 0; i < 1000; i++) dispatcher.onIdle(0, spec.keys[0]!); // a flood from a hostile worker
+    expect(dispatcher.stats.spurious).toBe(1000);
+    expect(warnings).toHaveLength(1);
+    expect(tokens.count(0)).toBe(1); // still exactly its one token
+  });
+
   it('drains an instance: no new work, resolves when what it holds is done', async () => {
     const { dispatcher, tokens, spec, call, kernel } = setup({ concurrency: 2 });
     dispatcher.activate(0, 0);
