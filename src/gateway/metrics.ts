@@ -2,7 +2,8 @@
 // observes per answer (each hop's wait and run, response time and JCT, status) as histograms
 // and counters, and its state (requests in flight, queues, instances, pool slots, refusals) read
 // at scrape time. Seconds and bytes, as Prometheus expects.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Counter as CounterT } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { HotCounter, HotHistogram, type CounterChild, type HistogramChild } from './hot-metrics.ts';
 import type { HopTrace } from '../pool/index.ts';
 import { isCall } from './timing.ts';
 
@@ -20,30 +21,27 @@ export interface MetricsSource {
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly wait: Histogram<'function'>;
-  private readonly run: Histogram<'function'>;
-  private readonly response: Histogram<'route'>;
-  private readonly duration: Histogram<'route'>;
-  private readonly answers: Counter<'route' | 'status'>;
-  private readonly starts: Histogram<'function'>;
+  private readonly wait: HotHistogram;
+  private readonly run: HotHistogram;
+  private readonly response: HotHistogram;
+  private readonly duration: HotHistogram;
+  private readonly answers: HotCounter;
+  private readonly starts: HotHistogram;
   /** Children with their labels bound, by function id and route: an observation then skips
-   *  hashing its labels (the per-answer cost, for every hop). */
-  private readonly waitOf = new Map<number, Histogram.Internal<'function'>>();
-  private readonly runOf = new Map<number, Histogram.Internal<'function'>>();
-  private readonly routes = new Map<string, {
-    response: Histogram.Internal<'route'>; duration: Histogram.Internal<'route'>; answers: Map<number, CounterT.Internal>;
-  }>();
+   *  looking its labels up (the per-answer cost, for every hop). */
+  private readonly waitOf = new Map<number, HistogramChild>();
+  private readonly runOf = new Map<number, HistogramChild>();
+  private readonly routes = new Map<string, { response: HistogramChild; duration: HistogramChild; answers: Map<number, CounterChild> }>();
 
   constructor(source: MetricsSource, private readonly fnName: (fnId: number) => string) {
     const registers = [this.registry];
-    const histogram = <L extends string>(name: string, help: string, label: L) =>
-      new Histogram<L>({ name, help, labelNames: [label], buckets: LATENCY_BUCKETS, registers });
-    this.wait = histogram('baton_hop_wait_seconds', 'A hop (or nested call) from send to its handler starting: delivery, binding, queueing', 'function');
-    this.run = histogram('baton_hop_run_seconds', "A function's handler run", 'function');
-    this.response = histogram('baton_request_response_seconds', 'Arrival to the first handler starting', 'route');
-    this.duration = histogram('baton_request_duration_seconds', 'Arrival to the answer at the gateway (job completion time)', 'route');
-    this.starts = histogram('baton_instance_start_seconds', 'Instance spawn to ready (its count: instances started)', 'function');
-    this.answers = new Counter({ name: 'baton_responses_total', help: 'Chain answers by route and HTTP status', labelNames: ['route', 'status'], registers });
+    const histogram = (name: string, help: string) => new HotHistogram(name, help, LATENCY_BUCKETS, this.registry);
+    this.wait = histogram('baton_hop_wait_seconds', 'A hop (or nested call) from send to its handler starting: delivery, binding, queueing');
+    this.run = histogram('baton_hop_run_seconds', "A function's handler run");
+    this.response = histogram('baton_request_response_seconds', 'Arrival to the first handler starting');
+    this.duration = histogram('baton_request_duration_seconds', 'Arrival to the answer at the gateway (job completion time)');
+    this.starts = histogram('baton_instance_start_seconds', 'Instance spawn to ready (its count: instances started)');
+    this.answers = new HotCounter('baton_responses_total', 'Chain answers by route and HTTP status', this.registry);
 
     const gauge = <L extends string>(name: string, help: string, labelNames: L[], collect: (g: Gauge<L>) => void) =>
       new Gauge<L>({ name, help, labelNames, registers, collect() { this.reset(); collect(this); } });
@@ -96,14 +94,14 @@ export class Metrics {
     answers.inc();
   }
 
-  private bound(cache: Map<number, Histogram.Internal<'function'>>, h: Histogram<'function'>, fnId: number): Histogram.Internal<'function'> {
+  private bound(cache: Map<number, HistogramChild>, h: HotHistogram, fnId: number): HistogramChild {
     let child = cache.get(fnId);
     if (!child) cache.set(fnId, (child = h.labels({ function: this.fnName(fnId) })));
     return child;
   }
 
   instanceReady(fn: string, ms: number): void {
-    this.starts.observe({ function: fn }, ms / 1000);
+    this.starts.labels({ function: fn }).observe(ms / 1000);
   }
 
   text(): Promise<string> {
