@@ -17,6 +17,7 @@ class RawSocket : public Napi::ObjectWrap<RawSocket> {
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
   void Readable();
+  size_t DropAcks(size_t whole);
   void Writable();
   void Stop(int err);
   void Shutdown();

@@ -4,6 +4,7 @@
 // sender's own peer end, never reaching another socket.
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Endpoint } from '../src/dataplane/endpoint.ts';
 import { Sockmap, VIOLATIONS } from '../src/dataplane/sockmap.ts';
 import { blankDescriptor, encode, F, GATEWAY_KEY, Kind, type Descriptor } from '../src/descriptor/index.ts';
 import { CUSTODY } from '../src/gateway/custody.ts';
@@ -221,6 +222,23 @@ describe.skipIf(dataplaneUnavailable)('sockmap data plane', () => {
     await got;
     expect(map.counters(1).refused).toBe(0);
     expect(holderOf(0)).toBe(2); // custody still moves with delivery
+  });
+
+  it('an endpoint never hands the kernel\'s acknowledgements to JS: the frames around them arrive, in order', async () => {
+    const { fd, peer } = map.open(3, 2);
+    socks.push({ end: peer, peer });
+    const got: number[] = [];
+    const garbage: number[] = [];
+    const ep = new Endpoint(fd, { frame: (f) => got.push(f.readUInt32LE(F.reqId)), garbage: (n) => garbage.push(n) });
+    const d = (reqId: number, kind: Kind) => encode(blankDescriptor({ key: 3, kind, reqId, sender: GATEWAY_KEY, tArrive: 1 }));
+    peer.write(Buffer.concat([d(1, Kind.Ack), d(2, Kind.Call), d(3, Kind.Ack), d(4, Kind.Return), d(5, Kind.Ack)]));
+    await waitFor('the first two frames', () => got.length === 2);
+    peer.write(Buffer.concat([d(6, Kind.Ack), d(7, Kind.Ack)]));
+    peer.write(d(8, Kind.Call));
+    await waitFor('the third frame', () => got.length === 3);
+    expect(got).toEqual([2, 4, 8]);
+    expect(garbage).toEqual([]);
+    ep.destroy();
   });
 
   it('rejects keys outside the map', () => {
