@@ -329,13 +329,15 @@ static __noinline void hand(struct sk_msg_md *msg, struct baton_raw_desc *v, __u
 
 /* A descriptor for function `fn` (late binding): to an idle instance of it, else into its
  * queue until one is idle (with no queue, or a full one: to the dispatcher, which answers).
+ * A function with no instance serving (concurrency 0: scaled to zero, or all restarting) is
+ * the dispatcher's too: it queues the descriptor and has an instance started (the activator).
  * `c` is its slot's custody, held by the sender `me` (checked). */
 static __noinline void bind(struct sk_msg_md *msg, __u32 me, __u32 fn, struct baton_custody *c)
 {
 	struct baton_idle *idle = bpf_map_lookup_elem(&baton_idle, &fn);
 	struct baton_fn *f = bpf_map_lookup_elem(&baton_fns, &fn);
 	void *q = bpf_map_lookup_elem(&baton_queues, &fn);
-	if (!idle || !f) {
+	if (!idle || !f || f->concurrency == 0) {
 		count(BATON_GATEWAY_KEY, C_TO_DISPATCHER);
 		if (c)
 			c->holder = to_gateway(msg);

@@ -212,7 +212,8 @@ Napi::Value Dataplane::Configure(const Napi::CallbackInfo& info) {
 }
 
 // setFunction(fnId, baseKey, concurrency, keys): token t of fnId belongs to key
-// baseKey + t / concurrency; keys baseKey..baseKey+keys-1 are its instances'.
+// baseKey + t / concurrency; keys baseKey..baseKey+keys-1 are its instances'. Concurrency 0:
+// no instance serves it now (the program passes its descriptors to the dispatcher).
 Napi::Value Dataplane::SetFunction(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!skel_) {
@@ -226,7 +227,7 @@ Napi::Value Dataplane::SetFunction(const Napi::CallbackInfo& info) {
   uint32_t fn = info[0].As<Napi::Number>().Uint32Value();
   struct baton_fn f = {info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Uint32Value()};
   uint32_t keys = info[3].As<Napi::Number>().Uint32Value();
-  if (fn >= BATON_MAX_FUNCTIONS || f.base_key >= BATON_MAX_KEYS || f.concurrency == 0 || f.concurrency > BATON_MAX_TOKENS ||
+  if (fn >= BATON_MAX_FUNCTIONS || f.base_key >= BATON_MAX_KEYS || f.concurrency > BATON_MAX_TOKENS ||
       keys > BATON_MAX_KEYS - f.base_key) {
     Napi::RangeError::New(env, "function id, base key, concurrency or key count out of range").ThrowAsJavaScriptException();
     return env.Undefined();

@@ -54,6 +54,8 @@ describe.skipIf(dataplaneUnavailable)('admin probes and baton status', () => {
     expect(value('baton_pool_slots{domain="POST /e",state="free"}')).toBe(64);
     expect(value('baton_instance_start_seconds_count{function="faulty"}')).toBe(2); // started, then replaced
     expect(value('baton_instance_restarts{function="faulty"}')).toBe(1);
+    expect(value('baton_scaler_wanted_instances{function="echo"}')).toBe(2);
+    expect(value('baton_scaler_decisions_total{kind="from_zero"}')).toBe(0);
     expect(value('baton_kernel_refusals{function="echo"}')).toBe(0);
     expect(value('baton_dead_letters_total')).toBe(0);
     expect(text).toMatch(/^baton_gateway_process_resident_memory_bytes \d+/m);
@@ -66,8 +68,9 @@ describe.skipIf(dataplaneUnavailable)('admin probes and baton status', () => {
     for (let i = 0; i < 3; i++) await fetch(`${gw.url}/e`, { method: 'POST', body: 'x' });
     const text = await baton('status', '--admin', gw.adminUrl);
     expect(text).toMatch(/^baton at http:\/\/127\.0\.0\.1:\d+: 0 in flight; pool 0\/128 slots used/); // two domains of 64
-    expect(text).toMatch(/│ echo +│ POST \/e +│ late +│ 2\/2 +│/);
-    expect(text).toMatch(/│ faulty +│ POST \/f +│ late +│ 1\/1 +│ 1 +│/); // its restart above
+    expect(text).toMatch(/│ echo +│ POST \/e +│ late +│ 2\/2 +│ 2 +│/); // ready, and what the scaler wants
+    expect(text).toMatch(/│ faulty +│ POST \/f +│ late +│ 1\/1 +│ 1 +│ 1 +│/); // its restart above
+    expect(text).toMatch(/^scaler static: 0 up, 0 down, 0 from zero$/m);
     const json = JSON.parse(await baton('status', '--admin', gw.adminUrl, '--json')) as { functions: { name: string }[] };
     expect(json.functions.map((f) => f.name)).toEqual(['echo', 'faulty']);
     const top = await baton('top', '--admin', gw.adminUrl, '--count', '2', '--interval', '50');

@@ -5,16 +5,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../src/gateway/index.ts';
 import { dataplaneUnavailable } from './helpers/env.ts';
+import { alive } from './helpers/system.ts';
 import { poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe.skipIf(dataplaneUnavailable)('warm spares', () => {
   let gw: Gateway | undefined;

@@ -36,6 +36,11 @@ export interface DispatcherHooks {
   park(slot: number, fnId: number): void;
   /** Claims a queued slot (generation `gen`) for the gateway; false: withdrawn, pass it over. */
   claim(slot: number, gen: number): boolean;
+  /** Function `fnId` now has `count` instances taking work (0: none; the kernel then passes
+   *  its descriptors here). Called before the first one's tokens go idle, after the last leaves. */
+  serving?(fnId: number, count: number): void;
+  /** A descriptor of request `reqId` waits for `fnId`, which has no instance taking work. */
+  waiting?(fnId: number, reqId: number): void;
 }
 
 interface Member {
@@ -90,6 +95,7 @@ export class Dispatcher {
   activate(fnId: number, index: number): void {
     const f = this.fns[fnId]!;
     f.members.set(index, { busy: 0 });
+    this.servingChanged(f);
     this.idle.setMember(fnId, index, f.spec.concurrency, true);
     for (let t = 0; t < f.spec.concurrency; t++) this.settle(f, index);
   }
@@ -101,6 +107,7 @@ export class Dispatcher {
     this.idle.revoke(fnId, index, f.spec.concurrency);
     const m = f.members.get(index);
     f.members.delete(index);
+    if (!m?.drained) this.servingChanged(f);
     m?.drained?.();
   }
 
@@ -114,7 +121,8 @@ export class Dispatcher {
     this.idle.setMember(fnId, index, f.spec.concurrency, false);
     m.busy = f.spec.concurrency - this.idle.revoke(fnId, index, f.spec.concurrency);
     return new Promise((resolve) => {
-      m.drained = resolve;
+      m.drained = resolve; // draining from now on: no longer counted as serving
+      this.servingChanged(f);
       if (m.busy <= 0) this.finishDrain(f, index);
     });
   }
@@ -145,6 +153,45 @@ export class Dispatcher {
     // a token may have gone idle meanwhile: the kernel looks at the queue after returning one
     const late = this.idle.take(f.spec.id, f.spec.concurrency);
     if (late >= 0) this.settle(f, late);
+    else if (this.serving(f.spec.id) === 0) this.hooks.waiting?.(f.spec.id, d.reqId);
+  }
+
+  /** Answers every live descriptor waiting for `fnId` with `error` (its instance could not
+   *  be started); returns how many. */
+  failQueued(fnId: number, error: BatonError): number {
+    let n = 0;
+    for (let d = this.queues.pop(fnId); d; d = this.queues.pop(fnId)) {
+      this.idle.addQueued(fnId, -1);
+      if (!this.hooks.claim(d.slot, d.gen)) {
+        this.idle.addStale(fnId);
+        continue;
+      }
+      this.hooks.fail(d.reqId, error);
+      n++;
+    }
+    return n;
+  }
+
+  /** Instances of `fnId` taking work (ready members, not draining). */
+  serving(fnId: number): number {
+    let n = 0;
+    for (const m of this.fns[fnId]!.members.values()) if (!m.drained) n++;
+    return n;
+  }
+
+  /** Requests at `fnId`: bound to its instances (running) or waiting in its queue. */
+  inFlight(fnId: number): number {
+    const f = this.fns[fnId]!;
+    let bound = 0;
+    for (const m of f.members.values()) bound += m.drained ? m.busy : f.spec.concurrency;
+    return Math.max(0, bound - this.idle.count(fnId)) + this.idle.live(fnId);
+  }
+
+  private servingChanged(f: FunctionState): void {
+    const n = this.serving(f.spec.id);
+    this.hooks.serving?.(f.spec.id, n);
+    // work queued before the last instance left has nobody to take it: say so
+    if (n === 0 && this.idle.live(f.spec.id) > 0) this.hooks.waiting?.(f.spec.id, -1);
   }
 
   /** Instance `key` of `fnId` finished one descriptor, and the kernel left it to us. */
@@ -229,5 +276,6 @@ export class Dispatcher {
     const m = f.members.get(index);
     f.members.delete(index);
     m?.drained?.();
+    if (this.serving(f.spec.id) === 0 && this.idle.live(f.spec.id) > 0) this.hooks.waiting?.(f.spec.id, -1);
   }
 }

@@ -22,6 +22,12 @@ export interface FunctionSpec {
   maxInstances: number;
   /** Warm processes kept for instances to come (at most the keys no instance uses). */
   spares: number;
+  /** Idle instances the scaler keeps above the load's need. */
+  warm: number;
+  /** How long an instance the load no longer needs is kept before it is released. */
+  idleAfterMs: number;
+  /** Requests in flight per instance the reactive policy aims at. */
+  target: number;
   concurrency: number;
   binding: Binding;
   queueDepth: number;
@@ -79,8 +85,20 @@ export interface Deployment {
     serverTiming: 'asked' | 'always';
     /** µs the gateway keeps polling after each descriptor before it sleeps (0: never). */
     spinUs: number;
+    scaler: ScalerSettings;
     admin: { host: string; port: number };
   };
+}
+
+/** gateway.scaler in the chain file. */
+export interface ScalerSettings {
+  policy: 'static' | 'reactive';
+  sampleMs: number;
+  tickMs: number;
+  stableWindowMs: number;
+  panicWindowMs: number;
+  panicThreshold: number;
+  targetUtilization: number;
 }
 
 export { GATEWAY_KEY };

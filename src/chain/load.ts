@@ -50,6 +50,10 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
       const max = f.maxInstances ?? Math.max(f.instances, min);
       if (min > f.instances) problems.push(`functions.${n}.minInstances: ${min} is more than instances (${f.instances})`);
       if (max < f.instances) problems.push(`functions.${n}.maxInstances: ${max} is less than instances (${f.instances})`);
+      if ((min === 0 || f.instances === 0) && (f.binding ?? cf.binding) === 'early') {
+        problems.push(`functions.${n}: running no instance (minInstances or instances 0) needs late binding: requests wait in its queue while one starts`);
+      }
+      if (f.warm > max) problems.push(`functions.${n}.warm: ${f.warm} is more than maxInstances (${max})`);
       if (max * f.concurrency > MAX_TOKENS) {
         problems.push(`functions.${n}: maxInstances × concurrency is ${max * f.concurrency}; at most ${MAX_TOKENS}`);
       }
@@ -86,6 +90,7 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
       spares: Math.min(f.spares ?? (b.max > f.instances ? 1 : 0), b.max - b.min),
       concurrency: f.concurrency, binding: f.binding ?? cf.binding, queueDepth: f.queueDepth, env: f.env, keys: keys[id]!,
       memory: f.memory, pids: f.pids, cpu: f.cpu, spinUs: f.spinUs, calls: [] as number[],
+      warm: f.warm, idleAfterMs: f.idleAfterMs, target: f.target ?? f.concurrency * cf.gateway.scaler.targetUtilization,
     };
   });
   const unitOf = new Map(functions.map((f) => [`${f.domain} ${f.name}`, f.id]));

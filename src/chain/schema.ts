@@ -41,6 +41,21 @@ export const chainFileSchema = z.strictObject({
       serverTiming: z.enum(['asked', 'always']).default('asked'),
       /** After each descriptor, keep polling this long before sleeping (see README: costs CPU). */
       spinUs: z.number().int().min(0).max(1_000_000).default(0),
+      /** Who sizes each function's instance pool at run time (see README "Scaling"). */
+      scaler: z
+        .strictObject({
+          /** static: what is configured (and POST /_baton/scale); reactive: Knative's KPA. */
+          policy: z.enum(['static', 'reactive']).default('static'),
+          /** How often the load is sampled, and how often the policy decides. */
+          sampleMs: z.number().int().min(10).max(60_000).default(500),
+          tickMs: z.number().int().min(10).max(600_000).default(2000),
+          /** reactive: the windows the load is averaged over, and when to panic. */
+          stableWindowMs: z.number().int().min(10).max(3_600_000).default(60_000),
+          panicWindowMs: z.number().int().min(10).max(3_600_000).default(6000),
+          panicThreshold: z.number().min(1).max(100).default(2),
+          targetUtilization: z.number().positive().max(1).default(0.7),
+        })
+        .prefault({}),
       /** Status and scaling: an address apart from the public one (0: any free port). */
       admin: z
         .strictObject({
@@ -66,11 +81,19 @@ export const chainFileSchema = z.strictObject({
     z.string(), // names are checked in load.ts: zod's record-key errors do not carry a message
     z.strictObject({
       module: z.string().min(1),
-      /** Instances started with the gateway. */
-      instances: z.number().int().min(1).max(512).default(1),
-      /** Bounds for run-time scaling (default: the starting count). */
-      minInstances: z.number().int().min(1).max(512).optional(),
+      /** Instances started with the gateway (0: the first request starts one; late binding). */
+      instances: z.number().int().min(0).max(512).default(1),
+      /** Bounds for run-time scaling (default: the starting count). minInstances 0: the
+       *  scaler may release every instance when idle (late binding). */
+      minInstances: z.number().int().min(0).max(512).optional(),
       maxInstances: z.number().int().min(1).max(512).optional(),
+      /** Idle instances the scaler keeps above what the load needs (a warm reserve). */
+      warm: z.number().int().min(0).max(512).default(0),
+      /** An instance the load no longer needs is released only after this long (to zero too). */
+      idleAfterMs: z.number().int().min(0).max(86_400_000).default(30_000),
+      /** The reactive policy's target: requests in flight per instance (default: concurrency
+       *  × gateway.scaler.targetUtilization). */
+      target: z.number().positive().max(100_000).optional(),
       /** Processes kept started, runtime loaded, for instances to come (default 1 when it can
        *  scale up, else 0): adding an instance then costs loading the module only. */
       spares: z.number().int().min(0).max(512).optional(),

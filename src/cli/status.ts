@@ -23,6 +23,7 @@ interface Status {
     idleTokens: number;
     instances: { state: string; restarts: number; gaveUp: boolean; coldStartMs: number | null }[];
   }[];
+  scaler?: { policy: string; decisions: { up: number; down: number; fromZero: number }; functions: { name: string; want: number; reason: string }[] };
 }
 
 export async function fetchStatus(admin: string): Promise<Status> {
@@ -46,8 +47,13 @@ export function renderStatus(admin: string, s: Status, rate?: number): string {
       `response p50 ${us(s.timing.responseTime.p50)} p99 ${us(s.timing.responseTime.p99)} over ${s.timing.jct.count} requests`,
     `rejected descriptors ${s.stats.badDescriptors}, dead letters ${s.stats.deadLetters}, queued ${s.stats.binding.queued}, queue full ${s.stats.binding.rejectedFull}`,
   ];
+  if (s.scaler) {
+    const d = s.scaler.decisions;
+    head.push(`scaler ${s.scaler.policy}: ${d.up} up, ${d.down} down, ${d.fromZero} from zero`);
+  }
+  const scaling = new Map((s.scaler?.functions ?? []).map((f) => [f.name, f]));
   const table = new Table({
-    head: ['function', 'domain', 'binding', 'ready', 'restarts', 'queued', 'idle', 'wait p50/p99', 'run p50/p99'],
+    head: ['function', 'domain', 'binding', 'ready', 'wants', 'restarts', 'queued', 'idle', 'wait p50/p99', 'run p50/p99'],
     style: { head: [], border: [] },
   });
   for (const f of s.functions) {
@@ -55,7 +61,7 @@ export function renderStatus(admin: string, s: Status, rate?: number): string {
     const gaveUp = f.instances.some((i) => i.gaveUp);
     const t = s.timing.functions[f.name]?.run.count ? s.timing.functions[f.name] : undefined; // nothing run yet: no figures
     table.push([
-      f.name, f.domain, f.binding, `${ready}/${f.instances.length}${gaveUp ? ' (gave up)' : ''}`,
+      f.name, f.domain, f.binding, `${ready}/${f.instances.length}${gaveUp ? ' (gave up)' : ''}`, scaling.get(f.name)?.want ?? '-',
       f.instances.reduce((n, i) => n + i.restarts, 0), f.queued, f.binding === 'late' ? f.idleTokens : '-',
       t ? `${us(t.wait.p50)} / ${us(t.wait.p99)}` : '-', t ? `${us(t.run.p50)} / ${us(t.run.p99)}` : '-',
     ]);

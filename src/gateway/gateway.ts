@@ -29,6 +29,7 @@ import type { Answer } from './respond.ts';
 import { TimingStats } from './stats.ts';
 import type { Metrics, MetricsSource } from './metrics.ts';
 import { serverTiming } from './timing.ts';
+import { createPolicy, Scaler } from '../scaler/scaler.ts';
 
 export interface GatewayOptions {
   /** Overrides the chain file's gateway.port (0: any free port). */
@@ -69,6 +70,7 @@ export class Gateway implements Backend {
   readonly requests: RequestTable;
   readonly dispatcher: Dispatcher;
   readonly instances: Instances;
+  readonly scaler: Scaler;
   readonly inbox: Inbox;
   url = '';
   /** Status and scaling (admin.ts). */
@@ -116,6 +118,7 @@ export class Gateway implements Backend {
       gw.metrics = new Metrics(gw.metricsSource(), (id) => gw.fnName(id));
       for (const inst of gw.readyEarly.splice(0)) gw.instanceReady(inst);
       await starting;
+      gw.scaler.start();
       gw.admin = buildAdmin(gw);
       gw.adminUrl = await gw.admin.listen({ port: adminPort, host: adminHost }).catch((err: NodeJS.ErrnoException) => {
         throw listenError(err, adminPort, adminHost);
@@ -162,7 +165,8 @@ export class Gateway implements Backend {
     const calls = callees(deployment);
     const returns = callers(deployment);
     for (const f of deployment.functions) {
-      this.sockmap.setFunction(f.id, f.keys[0]!, f.concurrency, f.keys.length);
+      // a late function is the dispatcher's until an instance serves (see serving below)
+      this.sockmap.setFunction(f.id, f.keys[0]!, f.binding === 'late' ? 0 : f.concurrency, f.keys.length);
       this.sockmap.allowCalls(f.id, calls[f.id]!, returns[f.id]!);
     }
     this.slots = new SlotTable(deployment.domains.length, deployment.pool.slotCount, this.sockmap.custodyBuffer());
@@ -182,6 +186,17 @@ export class Gateway implements Backend {
         fail: (reqId, error) => this.requests.answer(reqId, { error }),
         park: (slot, fnId) => this.slots.park(slot, fnId),
         claim: (slot, gen) => this.slots.claim(slot, gen),
+        // with no instance serving, the kernel passes the function's descriptors to the
+        // dispatcher, which queues them and wakes the scaler: the activator
+        serving: (fnId, n) => {
+          const f = deployment.functions[fnId]!;
+          this.sockmap.setFunction(fnId, f.keys[0]!, n > 0 ? f.concurrency : 0, f.keys.length);
+        },
+        waiting: (fnId, reqId) => {
+          const req = reqId >= 0 ? this.requests.get(reqId) : undefined;
+          if (req && !req.coldFor?.includes(fnId)) (req.coldFor ??= []).push(fnId);
+          this.scaler.wake(fnId);
+        },
       },
       this.log,
     );
@@ -192,6 +207,17 @@ export class Gateway implements Backend {
     this.instances = new Instances(deployment, this.sockmap, this.pools, this.log, {
       startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build, cgroups: this.cgroups,
     });
+    this.scaler = new Scaler(
+      createPolicy(g.scaler),
+      deployment.functions.filter((f) => f.binding === 'late'), // early binding: what is configured
+      g.scaler,
+      {
+        inFlight: (fnId) => this.dispatcher.inFlight(fnId),
+        instances: (fnId) => this.instances.of(fnId).filter((i) => i.wanted).length,
+        scale: (fnId, n) => this.instances.scale(fnId, n, (inst) => this.drain(inst)),
+      },
+      this.log,
+    );
     this.inbox = new Inbox({
       requests: this.requests,
       slots: this.slots,
@@ -215,7 +241,7 @@ export class Gateway implements Backend {
       if (this.metrics) this.instanceReady(inst);
       else this.readyEarly.push(inst); // counted once the metrics exist (see start)
     });
-    this.instances.on('exit', (inst, reason, code) => this.instanceExited(inst, reason, code));
+    this.instances.on('exit', (inst, reason, code, wasReady) => this.instanceExited(inst, reason, code, wasReady));
     this.instances.on('live', (live) => {
       this.router.setLive(live);
       this.instances.broadcast({ type: 'live', live });
@@ -258,7 +284,7 @@ export class Gateway implements Backend {
   private toAnswer(req: Request, chainId: number, outcome: Outcome, tArrive: number, requestType: string | undefined, timing: boolean): Answer {
     const received = nowUs() - tArrive;
     const trace = this.pools.readTrace(req.slot);
-    const header = () => serverTiming(trace, (id) => this.fnName(id), 'reply' in outcome ? outcome.reply.tSent : received, received);
+    const header = () => serverTiming(trace, (id) => this.fnName(id), 'reply' in outcome ? outcome.reply.tSent : received, received, req.coldFor);
     this.metrics.answered(this.routeLabels[chainId]!, 'error' in outcome ? outcome.error.status || 500 : outcome.reply.status, trace, received);
     if ('error' in outcome) return { error: outcome.error, headers: { 'server-timing': header() } };
     const d = outcome.reply;
@@ -308,9 +334,23 @@ export class Gateway implements Backend {
     }, 100).unref();
   }
 
-  private instanceExited(inst: Instance, reason: string, code: BatonErrorCode): void {
-    if (this.isLate(inst)) this.dispatcher.deactivate(inst.fnId, inst.index);
+  private instanceExited(inst: Instance, reason: string, code: BatonErrorCode, wasReady: boolean): void {
+    if (this.isLate(inst)) {
+      this.dispatcher.deactivate(inst.fnId, inst.index);
+      // a crashed instance's replacement serves what waits; a start that failed may not
+      if (!wasReady) this.noInstanceComing(inst.fnId, reason);
+    }
     this.requests.instanceGone(inst.key, () => batonError(code, `${this.describeKey(inst.key)} ${reason}`));
+  }
+
+  /** A late function with no instance serving and none starting cannot serve what waits for
+   *  it (its start failed; a retry may come later): those requests get 503 now, not a timeout. */
+  private noInstanceComing(fnId: number, why: string): void {
+    const coming = (i: Instance) => i.state === 'starting' || (i.state === 'warming' && i.serveWhenWarm === true);
+    if (this.dispatcher.serving(fnId) > 0 || this.instances.of(fnId).some(coming)) return;
+    // the client hears which function; the why (paths, a stack) stays in the log
+    const n = this.dispatcher.failQueued(fnId, batonError('BATON_ERR_COLD_START_FAILED', `'${this.fnName(fnId)}' (see the gateway's log)`));
+    if (n) this.log.warn({ fn: this.fnName(fnId), requests: n, why }, 'answered 503: no instance of their function could be started');
   }
 
   /** Instances still holding a request past its timeout and the grace are hung (a stopped
@@ -354,6 +394,7 @@ export class Gateway implements Backend {
         strayDescriptors: this.inbox.stats.strayDescriptors, queuedForInstance: this.kernelBinds().queued + this.dispatcher.stats.queued,
         queueFull: this.dispatcher.stats.rejectedFull,
       }),
+      scaler: () => this.scaler.status(),
     };
   }
 
@@ -436,8 +477,12 @@ export class Gateway implements Backend {
     return inst ? `function '${this.deployment.functions[inst.fnId]!.label}' instance ${key}` : `key ${key}`;
   }
 
+  /** Functions that cannot serve now: no instance ready, and not one that may run none (a
+   *  request for that starts one). */
   notReady(): string[] {
-    return this.deployment.functions.filter((f) => !this.instances.of(f.id).some((i) => i.state === 'ready')).map((f) => f.label);
+    return this.deployment.functions
+      .filter((f) => !(f.binding === 'late' && f.minInstances === 0) && !this.instances.of(f.id).some((i) => i.state === 'ready'))
+      .map((f) => f.label);
   }
 
   status() {
@@ -447,6 +492,7 @@ export class Gateway implements Backend {
       domains: this.deployment.domains.map((d) => ({ name: d.name, slots: this.deployment.pool.slotCount, free: this.slots.free(d.id) })),
       inFlight: this.requests.inFlight,
       stats: { ...this.inbox.stats, binding: { ...this.dispatcher.stats, ...binds } },
+      scaler: this.scaler.status(),
       timing: this.timing.snapshot(),
       functions: this.deployment.functions.map((f) => ({
         name: f.label,
@@ -470,6 +516,7 @@ export class Gateway implements Backend {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.scaler.stop();
     const closing = this.http?.close();
     const deadline = Date.now() + 2000;
     while (this.requests.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

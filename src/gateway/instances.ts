@@ -71,7 +71,7 @@ export interface InstancesOptions {
 export interface InstancesEvents {
   ready: [inst: Instance];
   /** An instance's process is gone: requests it held are answered with `code`. */
-  exit: [inst: Instance, reason: string, code: BatonErrorCode];
+  exit: [inst: Instance, reason: string, code: BatonErrorCode, wasReady: boolean];
   /** The set of running instances changed (early binding routes over it). */
   live: [live: number[][]];
 }
@@ -331,7 +331,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
             : batonError('BATON_ERR_START_FAILED', `${what} ${reason}: ${inst.lastError ?? 'no message'}`);
         reject(failure); // (a no-op once it was warm)
         if (!wasInstance) return; // a spare: nothing depended on it
-        this.emit('exit', inst, reason, killed?.code ?? 'BATON_ERR_WORKER_CRASHED');
+        this.emit('exit', inst, reason, killed?.code ?? 'BATON_ERR_WORKER_CRASHED', wasReady);
         if (wasReady) this.emit('live', this.live());
         if (!wasReady) {
           inst.failures++;

@@ -17,6 +17,7 @@ export interface MetricsSource {
   functions(): { name: string; queued: number; idleTokens: number; instances: Record<string, number>; restarts: number; refused: number }[];
   domains(): { name: string; free: number; held: number; quarantined: number }[];
   counters(): { deadLetters: number; badDescriptors: number; strayDescriptors: number; queuedForInstance: number; queueFull: number };
+  scaler(): { decisions: { up: number; down: number; fromZero: number }; functions: { name: string; want: number }[] };
 }
 
 export class Metrics {
@@ -71,6 +72,17 @@ export class Metrics {
     counter('baton_stray_descriptors_total', 'Descriptors for requests no longer known', () => source.counters().strayDescriptors);
     counter('baton_queued_total', 'Descriptors that had to wait for an idle instance', () => source.counters().queuedForInstance);
     counter('baton_queue_full_total', 'Requests refused 503 because a queue was full', () => source.counters().queueFull);
+    gauge('baton_scaler_wanted_instances', 'Instances the scaler asked for last, per function it scales', ['function'], (g) => {
+      for (const f of source.scaler().functions) g.set({ function: f.name }, f.want);
+    });
+    new Counter({
+      name: 'baton_scaler_decisions_total', help: 'Scaling decisions applied: up, down, from zero (a request found no instance)', labelNames: ['kind'], registers,
+      collect() {
+        const d = source.scaler().decisions;
+        this.reset();
+        for (const [kind, n] of [['up', d.up], ['down', d.down], ['from_zero', d.fromZero]] as const) this.inc({ kind }, n);
+      },
+    });
     // the event-loop lag sampler wakes the process at its precision: once a second, not 100 times
     collectDefaultMetrics({ register: this.registry, prefix: 'baton_gateway_', eventLoopMonitoringPrecision: 1000 });
   }

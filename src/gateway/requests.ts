@@ -20,6 +20,8 @@ export interface Request {
   /** Slots granted to its functions for nested calls (ctx.call), until they come back (made at
    *  the first call: most requests make none). */
   callSlots?: Set<number>;
+  /** Functions (ids) it waited on while an instance of them started (scale from zero). */
+  coldFor?: number[];
   /** Set when it enters a chain: sends the answer. */
   answer?: (outcome: Outcome) => void;
   /** Its number among the requests started (tells its deadline from an earlier one's). */

@@ -2,12 +2,13 @@
 // `h<i>-<fn>-wait` is send → handler start (delivery, binding and any queueing) and
 // `h<i>-<fn>` the handler's run (nested calls: `call-<fn>-wait`, `call-<fn>`); `response` is arrival → first handler start (the
 // response time), `gw-wait` the last delivery back, `total` arrival → reply at the
-// gateway (the job completion time). Milliseconds.
+// gateway (the job completion time); `cold-<fn>` marks a request that waited for an instance of
+// <fn> to start (scale from zero). Milliseconds.
 import { CALL_TRACE_BIT, type HopTrace } from '../pool/index.ts';
 
-export function serverTiming(trace: HopTrace[], names: (fnId: number) => string, lastSent: number, received: number): string {
+export function serverTiming(trace: HopTrace[], names: (fnId: number) => string, lastSent: number, received: number, coldFor: number[] = []): string {
   const ms = (us: number) => (us / 1000).toFixed(3);
-  const parts: string[] = [];
+  const parts: string[] = coldFor.map((fnId) => `cold-${names(fnId)};desc="waited for an instance to start"`);
   let hop = 0;
   for (const t of trace) {
     const name = isCall(t) ? `call-${names(t.fnId)}` : `h${++hop}-${names(t.fnId)}`;

@@ -50,7 +50,12 @@ describe('chain file', () => {
     expect(problems({ ...good, routes: [{ method: 'BREW', path: '/x', chain: ['a'] }] })).toMatch(/routes\.0\.method/);
     expect(problems({ ...good, routes: [{ method: 'GET', path: 'x', chain: ['a'] }] })).toMatch(/routes\.0\.path: a path starts with/);
     expect(problems({ ...good, surprise: 1 })).toMatch(/surprise/);
-    expect(problems({ ...good, functions: { a: { module: 'echo.ts', instances: 0 } } })).toMatch(/functions\.a\.instances/);
+    expect(problems({ ...good, functions: { a: { module: 'echo.ts', instances: -1 } } })).toMatch(/functions\.a\.instances/);
+    // no instance to start with is late binding's (requests wait in the queue while one starts)
+    expect(problems({ ...good, functions: { a: { module: 'echo.ts', instances: 0, binding: 'early' } } })).toMatch(/functions\.a: running no instance .* needs late binding/);
+    expect(problems({ ...good, functions: { a: { module: 'echo.ts', minInstances: 0, binding: 'early' } } })).toMatch(/needs late binding/);
+    expect(problems({ ...good, functions: { a: { module: 'echo.ts', warm: 3, maxInstances: 2 } } })).toMatch(/functions\.a\.warm: 3 is more than maxInstances \(2\)/);
+    expect(problems({ ...good, gateway: { scaler: { policy: 'magic' } } })).toMatch(/gateway\.scaler\.policy/);
     const dup = problems({ ...good, routes: [good.routes[0], good.routes[0]] });
     expect(dup).toMatch(/routes\.1: duplicate route POST \/x/);
   });

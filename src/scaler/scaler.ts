@@ -1,0 +1,177 @@
+// The scaler: samples each function's load, asks the policy what it needs, and applies that
+// within the function's bounds, plus its warm reserve (`warm` idle instances above the need),
+// releasing instances only once the need has stayed lower for `idleAfterMs` (to zero too).
+// A request that finds a function with no instance (scaled to zero, or never started) wakes
+// it at once, whatever the policy: the request waits in the function's queue while one starts
+// (Knative's activator). One scaling operation per function at a time; what is asked for
+// meanwhile is looked at again when it ends.
+import type { Logger } from 'pino';
+import type { FunctionSpec, ScalerSettings } from '../chain/index.ts';
+import type { Decision, FunctionLoad, ScalingPolicy } from './policy.ts';
+import { ReactivePolicy } from './reactive.ts';
+import { StaticPolicy } from './static.ts';
+
+/** The runtime as the scaler drives it. */
+export interface Scalable {
+  /** Requests in flight at function `fnId` (running or waiting). */
+  inFlight(fnId: number): number;
+  /** Instances it runs or is starting (those it wants). */
+  instances(fnId: number): number;
+  scale(fnId: number, count: number): Promise<void>;
+}
+
+export interface FunctionScaling {
+  name: string;
+  want: number;
+  reason: string;
+  /** performance.now() of the last change asked for. */
+  changedAt: number | null;
+  /** A release held back until then (the need has been lower since `lowSince`). */
+  releaseAt: number | null;
+}
+
+export function createPolicy(settings: ScalerSettings): ScalingPolicy {
+  return settings.policy === 'reactive' ? new ReactivePolicy(settings) : new StaticPolicy();
+}
+
+interface State {
+  spec: FunctionSpec;
+  busy: boolean;
+  /** A wake-up or a decision arrived while busy: look again when done. */
+  again: boolean;
+  /** Since when the need has been below what runs, and the most it asked for since. */
+  lowSince?: number;
+  lowMax: number;
+  shown: FunctionScaling;
+}
+
+export class Scaler {
+  /** By function id: only the functions it scales. */
+  private readonly fns = new Map<number, State>();
+  private sampler?: NodeJS.Timeout;
+  private ticker?: NodeJS.Timeout;
+  private stopped = false;
+  readonly decisions = { ticks: 0, up: 0, down: 0, fromZero: 0 };
+
+  constructor(
+    readonly policy: ScalingPolicy,
+    functions: FunctionSpec[],
+    private readonly settings: Pick<ScalerSettings, 'sampleMs' | 'tickMs'>,
+    private readonly runtime: Scalable,
+    private readonly log: Logger,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    for (const spec of functions) {
+      this.fns.set(spec.id, {
+        spec, busy: false, again: false, lowMax: 0,
+        shown: { name: spec.label, want: spec.instances, reason: 'configured', changedAt: null, releaseAt: null },
+      });
+    }
+  }
+
+  /** Starts sampling and deciding. A static policy decides nothing: no timer then, unless a
+   *  function may run no instance (the sampler is wake()'s safety net). */
+  start(): void {
+    const dynamic = this.policy.name !== 'static';
+    if (dynamic || [...this.fns.values()].some((s) => s.spec.minInstances === 0)) this.sampler = setInterval(() => this.sample(), this.settings.sampleMs).unref();
+    if (dynamic) this.ticker = setInterval(() => this.tick(), this.settings.tickMs).unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.sampler);
+    clearInterval(this.ticker);
+  }
+
+  private loads(): FunctionLoad[] {
+    return [...this.fns.values()].map(({ spec }) => ({
+      fnId: spec.id, name: spec.label, inFlight: this.runtime.inFlight(spec.id), instances: this.runtime.instances(spec.id),
+      minInstances: spec.minInstances, maxInstances: spec.maxInstances, target: spec.target,
+    }));
+  }
+
+  sample(): void {
+    const loads = this.loads();
+    this.policy.observe(this.now(), loads);
+    // the safety net of wake(): work waiting with nothing to run it
+    for (const l of loads) if (l.inFlight > 0 && l.instances === 0) this.wake(l.fnId);
+  }
+
+  /** The policy decides; each decision is applied (see the file's comment). */
+  tick(): void {
+    const now = this.now();
+    const loads = this.loads();
+    this.decisions.ticks++;
+    for (const d of this.policy.decide(now, loads)) this.apply(d, loads.find((l) => l.fnId === d.fnId)!.instances, now);
+  }
+
+  /** A request waits for function `fnId` and none of its instances runs: start one now. */
+  wake(fnId: number): void {
+    const s = this.fns.get(fnId);
+    if (!s || this.stopped) return;
+    if (s.busy) {
+      s.again = true;
+      return;
+    }
+    if (this.runtime.instances(fnId) > 0) return;
+    this.decisions.fromZero++;
+    this.change(s, Math.max(1, s.spec.minInstances), 'a request waits and no instance runs (scale from zero)');
+  }
+
+  private apply(d: Decision, running: number, now: number): void {
+    const s = this.fns.get(d.fnId);
+    if (!s || this.stopped) return;
+    const { minInstances, maxInstances, warm, idleAfterMs } = s.spec;
+    const want = Math.min(maxInstances, Math.max(minInstances, d.want + warm));
+    const reason = warm ? `${d.reason}; needs ${d.want} + ${warm} warm` : `${d.reason}; needs ${d.want}`;
+    if (want >= running) {
+      s.lowSince = undefined;
+      s.shown.releaseAt = null;
+      if (want > running) this.change(s, want, reason);
+      else s.shown.reason = reason;
+      return;
+    }
+    // fewer would do: only once that has held for idleAfterMs, and then the most asked since
+    if (s.lowSince === undefined) {
+      s.lowSince = now;
+      s.lowMax = want;
+    }
+    s.lowMax = Math.max(s.lowMax, want);
+    s.shown.releaseAt = s.lowSince + idleAfterMs;
+    s.shown.reason = `${reason}; releasing to ${s.lowMax} at +${Math.max(0, Math.round(s.lowSince + idleAfterMs - now))} ms unless the load comes back`;
+    if (now - s.lowSince >= idleAfterMs) {
+      const to = s.lowMax;
+      s.lowSince = undefined;
+      s.shown.releaseAt = null;
+      this.change(s, to, `${reason}; lower for ${idleAfterMs} ms`);
+    }
+  }
+
+  private change(s: State, want: number, reason: string): void {
+    if (s.busy) {
+      s.again = true;
+      return;
+    }
+    const from = this.runtime.instances(s.spec.id);
+    if (want === from) return;
+    if (want > from) this.decisions.up++;
+    else this.decisions.down++;
+    s.busy = true;
+    Object.assign(s.shown, { want, reason, changedAt: this.now() });
+    this.log.debug({ fn: s.spec.label, from, to: want, policy: this.policy.name }, `scaling: ${reason}`);
+    this.runtime
+      .scale(s.spec.id, want)
+      .catch((err: Error) => this.log.warn({ fn: s.spec.label, from, to: want, err: err.message }, 'scaling failed'))
+      .finally(() => {
+        s.busy = false;
+        if (s.again && !this.stopped) {
+          s.again = false;
+          this.sample(); // a request that came meanwhile may wait for an instance again
+        }
+      });
+  }
+
+  status(): { policy: string; decisions: { ticks: number; up: number; down: number; fromZero: number }; functions: FunctionScaling[] } {
+    return { policy: this.policy.name, decisions: { ...this.decisions }, functions: [...this.fns.values()].map((s) => ({ ...s.shown })) };
+  }
+}

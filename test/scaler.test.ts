@@ -1,0 +1,120 @@
+// The instance lifecycle on the real runtime: scale from zero (a request for a function with no
+// instance waits in its queue while one starts: the activator), release of idle instances after
+// idleAfterMs down to zero, the warm reserve, and nothing leaked on the way.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ChainFileInput } from '../src/chain/index.ts';
+import type { Gateway } from '../src/gateway/index.ts';
+import { dataplaneUnavailable } from './helpers/env.ts';
+import { alive } from './helpers/system.ts';
+import { poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
+
+/** Fast windows, so a test sees the reactive policy act within a second. */
+const FAST = { policy: 'reactive', sampleMs: 20, tickMs: 20, stableWindowMs: 300, panicWindowMs: 60 } as const;
+
+describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
+  let gw: Gateway | undefined;
+  afterEach(() => gw?.stop());
+
+  const start = (doc: Partial<ChainFileInput> & Pick<ChainFileInput, 'functions' | 'routes'>) =>
+    startGateway({ gateway: { port: 0, ...doc.gateway }, ...doc } as ChainFileInput).then((g) => (gw = g));
+  const ready = (g: Gateway, fn = 0) => g.instances.of(fn).filter((i) => i.state === 'ready').length;
+  const post = (g: Gateway, path: string, headers: Record<string, string> = {}) =>
+    fetch(`${g.url}${path}`, { method: 'POST', body: 'x', headers });
+
+  it('scales from zero: the first request waits while an instance starts, is answered, and its Server-Timing says so', async () => {
+    const g = await start({
+      functions: { work: { module: 'tagged.ts', instances: 0, minInstances: 0, maxInstances: 2, spares: 0 } },
+      routes: [{ method: 'POST', path: '/work', chain: ['work'] }],
+    });
+    expect(ready(g)).toBe(0);
+    expect(g.instances.of(0).every((i) => !i.child)).toBe(true); // no process at all
+    const readyz = await fetch(`${g.adminUrl}/readyz`);
+    expect(readyz.status).toBe(200); // a function that may run none is not "not ready"
+    const res = await post(g, '/work', { 'x-baton-timing': '1' });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { tag: string }).tag).toBe('x');
+    expect(res.headers.get('server-timing')).toMatch(/cold-work;desc=/);
+    expect(ready(g)).toBe(1);
+    expect(g.scaler.decisions.fromZero).toBe(1);
+    // warm now: no cold mark
+    const again = await post(g, '/work', { 'x-baton-timing': '1' });
+    expect(again.headers.get('server-timing')).not.toMatch(/cold-/);
+    await poolSettled(g);
+  });
+
+  it('scales from zero in the middle of a chain: the kernel passes the hop to the dispatcher, which wakes the function', async () => {
+    const g = await start({
+      functions: {
+        first: { module: 'echo.ts' },
+        work: { module: 'tagged.ts', instances: 0, minInstances: 0, maxInstances: 1 },
+      },
+      routes: [{ method: 'POST', path: '/chain', chain: ['first', 'work'] }],
+    });
+    const burst = await Promise.all([...Array(8)].map(() => post(g, '/chain')));
+    expect(burst.map((r) => r.status)).toEqual(Array(8).fill(200));
+    expect(g.scaler.decisions.fromZero).toBe(1); // one start for all of them
+    expect(g.dispatcher.stats.queued).toBeGreaterThanOrEqual(1); // queued by the dispatcher, not in the kernel
+    expect(ready(g, 1)).toBe(1);
+    await poolSettled(g);
+  });
+
+  it('a function that cannot start answers its waiting requests 503 with the reason, and frees their slots', async () => {
+    const g = await start({
+      functions: { broken: { module: 'broken-at-import.ts', instances: 0, minInstances: 0, maxInstances: 1, spares: 0 } },
+      routes: [{ method: 'POST', path: '/broken', chain: ['broken'] }],
+    });
+    const answers = await Promise.all([...Array(3)].map(() => post(g, '/broken')));
+    expect(answers.map((r) => r.status)).toEqual([503, 503, 503]);
+    const body = (await answers[0]!.json()) as { error: string; message: string };
+    expect(body.error).toBe('BATON_ERR_COLD_START_FAILED');
+    expect(body.message).toMatch(/'broken' \(see the gateway's log\)$/); // no path or stack to the client
+    await poolSettled(g);
+  });
+
+  it('reactive: releases idle instances after idleAfterMs down to zero (processes gone), then serves from zero again', async () => {
+    const g = await start({
+      gateway: { scaler: FAST },
+      functions: { work: { module: 'tagged.ts', instances: 2, minInstances: 0, maxInstances: 2, spares: 0, idleAfterMs: 200 } },
+      routes: [{ method: 'POST', path: '/work', chain: ['work'] }],
+    });
+    const pids = g.instances.of(0).map((i) => i.child!.pid!);
+    expect((await post(g, '/work')).status).toBe(200);
+    await waitFor('every instance released', () => ready(g) === 0 && pids.every((p) => !alive(p)));
+    expect(g.scaler.decisions.down).toBeGreaterThanOrEqual(1);
+    const status = g.status() as { scaler: { policy: string; functions: { want: number; reason: string }[] } };
+    expect(status.scaler.policy).toBe('reactive');
+    expect(status.scaler.functions[0]!.want).toBe(0);
+    const res = await post(g, '/work', { 'x-baton-timing': '1' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('server-timing')).toMatch(/cold-work/);
+    await poolSettled(g);
+  });
+
+  it('reactive: a load of concurrent requests scales up within maxInstances; the warm reserve stays when idle', async () => {
+    const g = await start({
+      gateway: { scaler: FAST },
+      functions: { work: { module: 'tagged.ts', instances: 0, minInstances: 0, maxInstances: 3, warm: 1, idleAfterMs: 100 } },
+      routes: [{ method: 'POST', path: '/work', chain: ['work'] }],
+    });
+    await waitFor('the warm instance', () => ready(g) === 1); // needs 0, keeps 1 warm
+    // six at a time for a while: more instances, never more than 3
+    let peak = 0;
+    const until = Date.now() + 1500;
+    const worker = async () => {
+      while (Date.now() < until) {
+        expect((await post(g, '/work?ms=30')).status).toBe(200);
+        peak = Math.max(peak, g.instances.of(0).filter((i) => i.wanted).length);
+      }
+    };
+    await Promise.all([...Array(6)].map(worker));
+    expect(g.scaler.decisions.up).toBeGreaterThanOrEqual(1);
+    expect(peak).toBeGreaterThan(1);
+    expect(peak).toBeLessThanOrEqual(3);
+    // idle again: down to the warm one, which stays for many decisions
+    await waitFor('back to the warm reserve', () => ready(g) === 1 && g.instances.of(0).filter((i) => i.wanted).length === 1);
+    const ticks = g.scaler.decisions.ticks;
+    await waitFor('twenty more decisions', () => g.scaler.decisions.ticks >= ticks + 20);
+    expect(ready(g)).toBe(1);
+    await poolSettled(g);
+  });
+});

@@ -1,0 +1,147 @@
+// The scaling policies and the scaler's rules on crafted load, on a virtual clock.
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { FunctionSpec } from '../../src/chain/index.ts';
+import type { FunctionLoad, ScalingPolicy } from '../../src/scaler/policy.ts';
+import { ReactivePolicy } from '../../src/scaler/reactive.ts';
+import { Scaler, type Scalable } from '../../src/scaler/scaler.ts';
+import { StaticPolicy } from '../../src/scaler/static.ts';
+
+const KPA = { stableWindowMs: 60_000, panicWindowMs: 6000, panicThreshold: 2 };
+const load = (inFlight: number, instances: number, target = 1): FunctionLoad => ({
+  fnId: 0, name: 'f', inFlight, instances, minInstances: 0, maxInstances: 100, target,
+});
+
+/** Feeds `inFlight` once a second from `from` to `to` (ms) and returns the last decision. */
+function feed(p: ReactivePolicy, from: number, to: number, inFlight: number, instances: number, target = 1) {
+  let last;
+  for (let t = from; t <= to; t += 1000) {
+    p.observe(t, [load(inFlight, instances, target)]);
+    last = p.decide(t, [load(inFlight, instances, target)])[0]!;
+  }
+  return last!;
+}
+
+describe('reactive policy (KPA)', () => {
+  it('asks for the stable window\'s average over the target, rounded up', () => {
+    const p = new ReactivePolicy(KPA);
+    expect(feed(p, 0, 60_000, 3.5, 4).want).toBe(4);
+    expect(feed(new ReactivePolicy(KPA), 0, 60_000, 3.5, 4, 0.7).want).toBe(5);
+  });
+
+  it('panics when the panic window asks for twice the instances: follows it up at once, never down until a stable window has passed', () => {
+    const p = new ReactivePolicy(KPA);
+    feed(p, 0, 60_000, 2, 2); // steady at 2
+    const burst = feed(p, 61_000, 64_000, 10, 2); // the 6 s window now averages well above 4
+    expect(burst.reason).toMatch(/^panic/);
+    expect(burst.want).toBeGreaterThanOrEqual(4);
+    const peak = feed(p, 65_000, 70_000, 10, 10).want;
+    expect(peak).toBe(10);
+    // the burst ends: still panicking, so no scale-down for a stable window after the last panic
+    const after = feed(p, 71_000, 100_000, 1, 10);
+    expect(after.reason).toMatch(/^panic/);
+    expect(after.want).toBe(10);
+    const calm = feed(p, 101_000, 200_000, 1, 10);
+    expect(calm.reason).not.toMatch(/^panic/);
+    expect(calm.want).toBe(1);
+  });
+
+  it('needs no instance once a whole stable window saw nothing in flight', () => {
+    const p = new ReactivePolicy(KPA);
+    feed(p, 0, 10_000, 1, 1);
+    expect(feed(p, 11_000, 60_000, 0, 1).want).toBe(1); // the window still holds the load
+    expect(feed(p, 61_000, 71_000, 0, 1).want).toBe(0);
+  });
+});
+
+describe('scaler', () => {
+  const spec = (over: Partial<FunctionSpec> = {}): FunctionSpec => ({
+    id: 0, name: 'f', domain: 0, label: 'f', module: '/x.ts', instances: 0, minInstances: 0, maxInstances: 4, spares: 0, warm: 0,
+    idleAfterMs: 30_000, target: 1, concurrency: 1, binding: 'late', queueDepth: 8, env: {}, memory: 1, pids: 16, spinUs: 0, keys: [1, 2, 3, 4], calls: [],
+    ...over,
+  });
+  /** A policy that asks for what the test says the load needs. */
+  const scripted = () => {
+    const p = { name: 'scripted', need: 0, observe() {}, decide: () => [{ fnId: 0, want: p.need, reason: `needs ${p.need}` }] };
+    return p;
+  };
+  function rig(over: Partial<FunctionSpec> = {}, policy: ScalingPolicy = scripted()) {
+    const clock = { t: 0 };
+    const state = { inFlight: 0, instances: over.instances ?? 0, asked: [] as number[] };
+    const runtime: Scalable = {
+      inFlight: () => state.inFlight,
+      instances: () => state.instances,
+      scale: async (_fn, n) => {
+        state.asked.push(n);
+        state.instances = n;
+      },
+    };
+    const scaler = new Scaler(policy, [spec(over)], { sampleMs: 1000, tickMs: 1000 }, runtime, pino({ level: 'silent' }), () => clock.t);
+    /** Advances the clock second by second with `inFlight` requests at the function. */
+    const run = async (seconds: number, inFlight: number) => {
+      state.inFlight = inFlight;
+      if ('need' in policy) (policy as { need: number }).need = inFlight;
+      for (let i = 0; i < seconds; i++) {
+        clock.t += 1000;
+        scaler.sample();
+        scaler.tick();
+        await Promise.resolve();
+        await Promise.resolve();
+      }
+    };
+    return { scaler, state, run };
+  }
+
+  it('starts an instance for a request that finds none, under any policy (scale from zero)', async () => {
+    const { scaler, state } = rig({}, new StaticPolicy());
+    scaler.wake(0);
+    await Promise.resolve();
+    expect(state.asked).toEqual([1]);
+    scaler.wake(0); // one runs now: nothing more
+    await Promise.resolve();
+    expect(state.asked).toEqual([1]);
+    expect(scaler.decisions.fromZero).toBe(1);
+  });
+
+  it('the sampler starts one for work that waits with no instance (the safety net of a missed wake-up)', async () => {
+    const { state, run } = rig();
+    await run(1, 2);
+    expect(state.asked[0]).toBe(1);
+  });
+
+  it('releases an instance only after the need stayed lower for idleAfterMs, then to zero', async () => {
+    const { state, run, scaler } = rig({ idleAfterMs: 30_000, instances: 0 });
+    await run(10, 3);
+    expect(state.instances).toBe(3);
+    await run(20, 1); // fewer would do, for 20 s: nothing released yet
+    expect(state.instances).toBe(3);
+    expect(scaler.status().functions[0]!.releaseAt).not.toBeNull();
+    await run(5, 0);
+    await run(6, 0); // 30 s after the need fell: to the most it asked for since (1)
+    expect(state.asked).toEqual([1, 3, 1]);
+    await run(29, 0);
+    expect(state.instances).toBe(1);
+    await run(2, 0);
+    expect(state.instances).toBe(0);
+  });
+
+  it('a load that comes back during the hold-down cancels the release', async () => {
+    const { state, run } = rig({ idleAfterMs: 30_000, instances: 2 });
+    await run(10, 2);
+    await run(25, 0);
+    await run(1, 2); // back before the 30 s are up
+    await run(40, 2);
+    expect(state.instances).toBe(2);
+    expect(state.asked).toEqual([]);
+  });
+
+  it('keeps its warm reserve above the need and stays within min and max', async () => {
+    const { state, run } = rig({ warm: 1, idleAfterMs: 0, minInstances: 0, maxInstances: 3 });
+    await run(5, 1);
+    expect(state.instances).toBe(2); // 1 needed + 1 warm
+    await run(5, 0);
+    expect(state.instances).toBe(1); // nothing needed: the warm one stays
+    await run(10, 50);
+    expect(state.instances).toBe(3); // the max
+  });
+});
