@@ -71,6 +71,30 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
     await poolSettled(g);
   });
 
+  it('node budget: a start that does not fit releases an idle instance of another function first; the budget is never exceeded', async () => {
+    const fn = { module: 'tagged.ts', minInstances: 0, maxInstances: 1, spares: 0, memory: '64MiB' };
+    const g = await start({
+      node: { memory: '64MiB' }, // room for one instance in all
+      functions: { a: { ...fn, instances: 1 }, b: { ...fn, instances: 0 } },
+      routes: [{ method: 'POST', path: '/a', chain: ['a'] }, { method: 'POST', path: '/b', chain: ['b'] }],
+    });
+    for (const path of ['/b', '/a', '/b', '/a']) {
+      const res = await post(g, path);
+      expect(res.status).toBe(200);
+    }
+    // both at once: one waits until the other is idle and released
+    const both = await Promise.all([post(g, '/a?ms=50'), post(g, '/b?ms=50')]);
+    expect(both.map((r) => r.status)).toEqual([200, 200]);
+    expect(g.scaler.decisions.released).toBeGreaterThanOrEqual(4);
+    const node = (g.status() as { node: { memory: number; peak: number } }).node;
+    expect(node.peak).toBeLessThanOrEqual(node.memory);
+    expect(node.peak).toBe(64 * 1024 * 1024);
+    // by hand too: the one not running has no room while the other runs
+    const other = g.instances.of(0).some((i) => i.wanted) ? 'b' : 'a';
+    await expect(g.scale(other, 1)).rejects.toThrow(/node.memory \(67108864 bytes\) has room for 0/);
+    await poolSettled(g);
+  });
+
   it('reactive: releases idle instances after idleAfterMs down to zero (processes gone), then serves from zero again', async () => {
     const g = await start({
       gateway: { scaler: FAST },

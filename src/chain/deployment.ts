@@ -73,6 +73,8 @@ export interface Deployment {
   /** Every domain's pool has this geometry. */
   pool: PoolGeometry;
   isolation: { uidBase: number };
+  /** The node budget: bytes the functions' processes may take together (see the scaler). */
+  node: { memory: number };
   gateway: {
     host: string;
     port: number;

@@ -1,6 +1,7 @@
 // Reads, validates and compiles a chain file. Every problem is reported at once, each with
 // the path of the offending value.
 import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import FindMyWay from 'find-my-way';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
@@ -93,6 +94,12 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
       warm: f.warm, idleAfterMs: f.idleAfterMs, target: f.target ?? f.concurrency * cf.gateway.scaler.targetUtilization,
     };
   });
+  // the node budget holds what starts with the gateway
+  const nodeMemory = cf.node.memory ?? Math.floor(os.totalmem() * 0.8);
+  const atStart = functions.reduce((sum, f) => sum + f.instances * f.memory, 0);
+  if (atStart > nodeMemory) {
+    problems.push(`node.memory: ${nodeMemory} bytes cannot hold the instances started with the gateway (${atStart} bytes at their functions' memory)`);
+  }
   const unitOf = new Map(functions.map((f) => [`${f.domain} ${f.name}`, f.id]));
   for (const f of functions) f.calls = cf.functions[f.name]!.calls.map((c) => unitOf.get(`${f.domain} ${c}`)!).filter((id) => id !== undefined);
 
@@ -142,6 +149,7 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
     routes: cf.routes.map((r, i) => ({ method: r.method, path: r.path, chainId: i })),
     pool: { slotSize: cf.pool.slotSize, slotCount },
     isolation: cf.isolation,
+    node: { memory: nodeMemory },
     gateway: cf.gateway,
   };
 }

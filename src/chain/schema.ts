@@ -65,6 +65,13 @@ export const chainFileSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  node: z
+    .strictObject({
+      /** What the functions' processes (instances and spares, each at its function's `memory`)
+       *  may take together; default: 80% of the machine's memory. */
+      memory: byteSize.optional(),
+    })
+    .prefault({}),
   isolation: z
     .strictObject({
       /** Function i's instances run as uid and gid uidBase + i (when the gateway is root). */

@@ -205,7 +205,7 @@ export class Gateway implements Backend {
     if (typeof cgroups === 'string') this.log.warn(`function memory, task and CPU limits are not enforced: ${cgroups}`);
     else this.cgroups = cgroups;
     this.instances = new Instances(deployment, this.sockmap, this.pools, this.log, {
-      startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build, cgroups: this.cgroups,
+      startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build, cgroups: this.cgroups, budget: deployment.node.memory,
     });
     this.scaler = new Scaler(
       createPolicy(g.scaler),
@@ -215,6 +215,8 @@ export class Gateway implements Backend {
         inFlight: (fnId) => this.dispatcher.inFlight(fnId),
         instances: (fnId) => this.instances.of(fnId).filter((i) => i.wanted).length,
         scale: (fnId, n) => this.instances.scale(fnId, n, (inst) => this.drain(inst)),
+        room: (fnId) => this.instances.room(fnId),
+        memoryOf: (fnId) => deployment.functions[fnId]!.memory,
       },
       this.log,
     );
@@ -493,6 +495,7 @@ export class Gateway implements Backend {
       inFlight: this.requests.inFlight,
       stats: { ...this.inbox.stats, binding: { ...this.dispatcher.stats, ...binds } },
       scaler: this.scaler.status(),
+      node: { memory: this.deployment.node.memory, used: this.instances.usedMemory(), peak: this.instances.peakMemory },
       timing: this.timing.snapshot(),
       functions: this.deployment.functions.map((f) => ({
         name: f.label,

@@ -66,6 +66,9 @@ export interface InstancesOptions {
   build: FunctionBuild;
   /** Where instances' resource limits are enforced; undefined: not enforced. */
   cgroups?: Cgroups;
+  /** Bytes every function process (instance or spare, at its function's `memory`) may take
+   *  together: the node budget. */
+  budget: number;
 }
 
 export interface InstancesEvents {
@@ -120,6 +123,23 @@ export class Instances extends EventEmitter<InstancesEvents> {
     child.kill('SIGKILL');
   }
 
+  /** The most of the node budget ever taken (checked at every spawn). */
+  peakMemory = 0;
+
+  /** Bytes of the node budget taken: every process, and every instance wanted back (restarting). */
+  usedMemory(): number {
+    let used = 0;
+    for (const i of this.all) if (i.state !== 'stopped' || i.wanted) used += this.deployment.functions[i.fnId]!.memory;
+    return used;
+  }
+
+  /** How many more instances of `fnId` the budget lets start now (warm ones cost nothing more). */
+  room(fnId: number): number {
+    const f = this.deployment.functions[fnId]!;
+    const warm = this.unused(fnId).filter((i) => i.state !== 'stopped').length;
+    return warm + Math.max(0, Math.floor((this.options.budget - this.usedMemory()) / f.memory));
+  }
+
   /** Keys of each function's ready instances. */
   live(): number[][] {
     return this.deployment.functions.map((f) => this.of(f.id).filter((i) => i.state === 'ready').map((i) => i.key));
@@ -145,6 +165,9 @@ export class Instances extends EventEmitter<InstancesEvents> {
     }
     const mine = this.of(fnId);
     const running = mine.filter((i) => i.wanted);
+    if (count - running.length > this.room(fnId)) {
+      throw batonError('BATON_ERR_SCALE', `'${f.name}' cannot run ${count}: node.memory (${this.options.budget} bytes) has room for ${running.length + this.room(fnId)} at ${f.memory} bytes each`);
+    }
     if (count > running.length) {
       await Promise.all(this.unused(fnId).slice(0, count - running.length).map((inst) => this.start(inst)));
     } else {
@@ -166,7 +189,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
     const free = this.unused(fnId);
     let warm = free.filter((i) => i.state !== 'stopped').length;
     for (const inst of free.filter((i) => i.state === 'stopped')) {
-      if (warm >= f.spares) break;
+      if (warm >= f.spares || this.usedMemory() + f.memory > this.options.budget) break;
       warm++;
       this.spawn(inst, false).catch((err: Error) => {
         this.log.warn({ fn: f.name, key: inst.key, err: err.message }, 'a spare process did not warm up');
@@ -247,6 +270,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
     const fn = this.deployment.functions[inst.fnId]!;
     this.options.cgroups?.prepare(inst.key, { memoryBytes: fn.memory, pids: fn.pids, cpu: fn.cpu });
     const { fd } = this.sockmap.open(inst.key, inst.fnId);
+    this.peakMemory = Math.max(this.peakMemory, this.usedMemory() + (inst.wanted ? 0 : fn.memory));
     const cfg: WorkerConfig = {
       fnId: inst.fnId,
       key: inst.key,

@@ -3,8 +3,10 @@
 // releasing instances only once the need has stayed lower for `idleAfterMs` (to zero too).
 // A request that finds a function with no instance (scaled to zero, or never started) wakes
 // it at once, whatever the policy: the request waits in the function's queue while one starts
-// (Knative's activator). One scaling operation per function at a time; what is asked for
-// meanwhile is looked at again when it ends.
+// (Knative's activator). Growth stays within the node budget (node.memory): with no room, idle
+// instances of other functions are released, least recently busy first, and the growth waits
+// for them. One scaling operation per function at a time; what is asked for meanwhile is
+// looked at again when it ends.
 import type { Logger } from 'pino';
 import type { FunctionSpec, ScalerSettings } from '../chain/index.ts';
 import type { Decision, FunctionLoad, ScalingPolicy } from './policy.ts';
@@ -18,6 +20,9 @@ export interface Scalable {
   /** Instances it runs or is starting (those it wants). */
   instances(fnId: number): number;
   scale(fnId: number, count: number): Promise<void>;
+  /** How many more instances of `fnId` the node budget lets start now. */
+  room(fnId: number): number;
+  memoryOf(fnId: number): number;
 }
 
 export interface FunctionScaling {
@@ -42,6 +47,10 @@ interface State {
   /** Since when the need has been below what runs, and the most it asked for since. */
   lowSince?: number;
   lowMax: number;
+  /** When it last had requests in flight (the budget releases the least recently busy). */
+  lastBusy: number;
+  /** What it wants but the node budget has no room for yet: asked again after a release. */
+  waitingRoom?: { want: number; reason: string };
   shown: FunctionScaling;
 }
 
@@ -51,7 +60,7 @@ export class Scaler {
   private sampler?: NodeJS.Timeout;
   private ticker?: NodeJS.Timeout;
   private stopped = false;
-  readonly decisions = { ticks: 0, up: 0, down: 0, fromZero: 0 };
+  readonly decisions = { ticks: 0, up: 0, down: 0, fromZero: 0, released: 0 };
 
   constructor(
     readonly policy: ScalingPolicy,
@@ -63,7 +72,7 @@ export class Scaler {
   ) {
     for (const spec of functions) {
       this.fns.set(spec.id, {
-        spec, busy: false, again: false, lowMax: 0,
+        spec, busy: false, again: false, lowMax: 0, lastBusy: -Infinity,
         shown: { name: spec.label, want: spec.instances, reason: 'configured', changedAt: null, releaseAt: null },
       });
     }
@@ -92,7 +101,9 @@ export class Scaler {
 
   sample(): void {
     const loads = this.loads();
-    this.policy.observe(this.now(), loads);
+    const now = this.now();
+    this.policy.observe(now, loads);
+    for (const l of loads) if (l.inFlight > 0) this.fns.get(l.fnId)!.lastBusy = now;
     // the safety net of wake(): work waiting with nothing to run it
     for (const l of loads) if (l.inFlight > 0 && l.instances === 0) this.wake(l.fnId);
   }
@@ -115,6 +126,7 @@ export class Scaler {
     }
     if (this.runtime.instances(fnId) > 0) return;
     this.decisions.fromZero++;
+    s.lastBusy = this.now();
     this.change(s, Math.max(1, s.spec.minInstances), 'a request waits and no instance runs (scale from zero)');
   }
 
@@ -147,31 +159,68 @@ export class Scaler {
     }
   }
 
+  /** Brings function `s` to `want` instances: growth only as far as the node budget has room,
+   *  releasing idle instances of other functions (least recently busy first) to make more. */
   private change(s: State, want: number, reason: string): void {
     if (s.busy) {
       s.again = true;
       return;
     }
-    const from = this.runtime.instances(s.spec.id);
-    if (want === from) return;
-    if (want > from) this.decisions.up++;
+    const id = s.spec.id;
+    const from = this.runtime.instances(id);
+    s.waitingRoom = undefined;
+    let to = want;
+    if (want > from) {
+      const room = this.runtime.room(id);
+      if (want - from > room) {
+        to = from + room;
+        s.waitingRoom = { want, reason };
+        reason += `; node.memory has room for ${room} more now`;
+        this.makeRoom(s, (want - from - room) * this.runtime.memoryOf(id));
+      }
+    }
+    if (to === from) {
+      s.shown.reason = reason;
+      return;
+    }
+    if (to > from) this.decisions.up++;
     else this.decisions.down++;
     s.busy = true;
-    Object.assign(s.shown, { want, reason, changedAt: this.now() });
-    this.log.debug({ fn: s.spec.label, from, to: want, policy: this.policy.name }, `scaling: ${reason}`);
+    Object.assign(s.shown, { want: to, reason, changedAt: this.now() });
+    this.log.debug({ fn: s.spec.label, from, to, policy: this.policy.name }, `scaling: ${reason}`);
     this.runtime
-      .scale(s.spec.id, want)
-      .catch((err: Error) => this.log.warn({ fn: s.spec.label, from, to: want, err: err.message }, 'scaling failed'))
+      .scale(id, to)
+      .catch((err: Error) => this.log.warn({ fn: s.spec.label, from, to, err: err.message }, 'scaling failed'))
       .finally(() => {
         s.busy = false;
-        if (s.again && !this.stopped) {
+        if (this.stopped) return;
+        if (s.again) {
           s.again = false;
           this.sample(); // a request that came meanwhile may wait for an instance again
         }
+        // a release may have made the room another function waits for
+        for (const t of this.fns.values()) if (t.waitingRoom && !t.busy) this.change(t, t.waitingRoom.want, t.waitingRoom.reason);
       });
   }
 
-  status(): { policy: string; decisions: { ticks: number; up: number; down: number; fromZero: number }; functions: FunctionScaling[] } {
+  /** Releases idle instances (nothing in flight, above their minimum) of functions other than
+   *  `forS`, least recently busy first, until `bytes` are freed or none is left to release. */
+  private makeRoom(forS: State, bytes: number): void {
+    const idle = [...this.fns.values()]
+      .filter((t) => t !== forS && !t.busy && this.runtime.inFlight(t.spec.id) === 0 && this.runtime.instances(t.spec.id) > t.spec.minInstances)
+      .sort((a, b) => a.lastBusy - b.lastBusy);
+    for (const t of idle) {
+      if (bytes <= 0) break;
+      const n = this.runtime.instances(t.spec.id);
+      const mem = this.runtime.memoryOf(t.spec.id);
+      const k = Math.min(n - t.spec.minInstances, Math.ceil(bytes / mem));
+      bytes -= k * mem;
+      this.decisions.released += k;
+      this.change(t, n - k, `released for '${forS.spec.label}': node.memory is full and this one is idle (least recently busy)`);
+    }
+  }
+
+  status(): { policy: string; decisions: { ticks: number; up: number; down: number; fromZero: number; released: number }; functions: FunctionScaling[] } {
     return { policy: this.policy.name, decisions: { ...this.decisions }, functions: [...this.fns.values()].map((s) => ({ ...s.shown })) };
   }
 }

@@ -56,6 +56,9 @@ describe('chain file', () => {
     expect(problems({ ...good, functions: { a: { module: 'echo.ts', minInstances: 0, binding: 'early' } } })).toMatch(/needs late binding/);
     expect(problems({ ...good, functions: { a: { module: 'echo.ts', warm: 3, maxInstances: 2 } } })).toMatch(/functions\.a\.warm: 3 is more than maxInstances \(2\)/);
     expect(problems({ ...good, gateway: { scaler: { policy: 'magic' } } })).toMatch(/gateway\.scaler\.policy/);
+    expect(problems({ ...good, node: { memory: '64MiB' }, functions: { a: { module: 'echo.ts', instances: 2, memory: '64MiB' } } })).toMatch(
+      /node\.memory: 67108864 bytes cannot hold the instances started with the gateway \(134217728 bytes/,
+    );
     const dup = problems({ ...good, routes: [good.routes[0], good.routes[0]] });
     expect(dup).toMatch(/routes\.1: duplicate route POST \/x/);
   });

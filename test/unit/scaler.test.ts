@@ -75,6 +75,8 @@ describe('scaler', () => {
         state.asked.push(n);
         state.instances = n;
       },
+      room: () => 100,
+      memoryOf: () => 1,
     };
     const scaler = new Scaler(policy, [spec(over)], { sampleMs: 1000, tickMs: 1000 }, runtime, pino({ level: 'silent' }), () => clock.t);
     /** Advances the clock second by second with `inFlight` requests at the function. */
