@@ -6,7 +6,8 @@ import type { ChainFileInput } from '../src/chain/index.ts';
 import type { Gateway } from '../src/gateway/index.ts';
 import { dataplaneUnavailable } from './helpers/env.ts';
 import { alive } from './helpers/system.ts';
-import { poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
+import { EXAMPLES, poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
+import type { KrakenPolicy } from '../src/scaler/kraken.ts';
 
 /** Fast windows, so a test sees the reactive policy act within a second. */
 const FAST = { policy: 'reactive', sampleMs: 20, tickMs: 20, stableWindowMs: 300, panicWindowMs: 60 } as const;
@@ -139,6 +140,39 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
     const ticks = g.scaler.decisions.ticks;
     await waitFor('twenty more decisions', () => g.scaler.decisions.ticks >= ticks + 20);
     expect(ready(g)).toBe(1);
+    await poolSettled(g);
+  });
+
+  it('kraken: learns a run-time branch mix from the answered requests and sizes the functions from it', async () => {
+    const fn = (module: string) => ({ module, minInstances: 0, maxInstances: 3, spares: 0 });
+    gw = await startGateway(
+      {
+        gateway: { port: 0, scaler: { policy: 'kraken', sampleMs: 20, tickMs: 100, probabilityAlpha: 0.05 } },
+        functions: {
+          triage: fn('branching/triage.ts'), 'summarize-short': fn('branching/summarize-short.ts'),
+          'summarize-long': fn('branching/summarize-long.ts'), label: fn('branching/label.ts'),
+        },
+        routes: [{ method: 'POST', path: '/summarize', chain: ['triage', ['summarize-short', 'summarize-long'], 'label'], slo: 500 }],
+      },
+      {},
+      EXAMPLES,
+    );
+    const g = gw;
+    // 3 long texts in every 10, spread out
+    for (let i = 0; i < 200; i++) {
+      const long = (i * 0.3) % 1 < 0.3 - 1e-9;
+      const res = await fetch(`${g.url}/summarize`, { method: 'POST', body: long ? 'word '.repeat(100) : 'Short text.' });
+      expect(res.status).toBe(200);
+    }
+    const kraken = g.scaler.policy as KrakenPolicy;
+    const id = (name: string) => g.deployment.functions.find((f) => f.name === name)!.id;
+    expect(kraken.shape(0, id('summarize-long')).p).toBeCloseTo(0.3, 1);
+    expect(kraken.shape(0, id('summarize-short')).p).toBeCloseTo(0.7, 1);
+    expect(kraken.shape(0, id('triage')).p).toBeCloseTo(1, 6);
+    await waitFor('a proactive pass', () => kraken.predictedRate(0) > 0);
+    const status = g.status() as { scaler: { policy: string; functions: { name: string; reason: string }[] } };
+    expect(status.scaler.policy).toBe('kraken');
+    expect(status.scaler.functions.find((f) => f.name === 'triage')!.reason).toMatch(/^kraken: /);
     await poolSettled(g);
   });
 });

@@ -63,6 +63,8 @@ export interface RouteSpec {
   method: string;
   path: string;
   chainId: number;
+  /** ms a request may take end to end (used by the kraken policy). */
+  slo?: number;
 }
 
 export interface Deployment {
@@ -94,13 +96,19 @@ export interface Deployment {
 
 /** gateway.scaler in the chain file. */
 export interface ScalerSettings {
-  policy: 'static' | 'reactive';
+  policy: 'static' | 'reactive' | 'kraken';
   sampleMs: number;
   tickMs: number;
   stableWindowMs: number;
   panicWindowMs: number;
   panicThreshold: number;
   targetUtilization: number;
+  ewmaAlpha: number;
+  probabilityAlpha: number;
+  connectivityWeight: number;
+  commonalityWeight: number;
+  weightCap: number;
+  sloMs: number;
 }
 
 export { GATEWAY_KEY };

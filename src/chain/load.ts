@@ -146,7 +146,7 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
     functions,
     chains,
     domains,
-    routes: cf.routes.map((r, i) => ({ method: r.method, path: r.path, chainId: i })),
+    routes: cf.routes.map((r, i) => ({ method: r.method, path: r.path, chainId: i, slo: r.slo })),
     pool: { slotSize: cf.pool.slotSize, slotCount },
     isolation: cf.isolation,
     node: { memory: nodeMemory },

@@ -44,8 +44,9 @@ export const chainFileSchema = z.strictObject({
       /** Who sizes each function's instance pool at run time (see README "Scaling"). */
       scaler: z
         .strictObject({
-          /** static: what is configured (and POST /_baton/scale); reactive: Knative's KPA. */
-          policy: z.enum(['static', 'reactive']).default('static'),
+          /** static: what is configured (and POST /_baton/scale); reactive: Knative's KPA;
+           *  kraken: Kraken's DAG-aware proactive and reactive passes. */
+          policy: z.enum(['static', 'reactive', 'kraken']).default('static'),
           /** How often the load is sampled, and how often the policy decides. */
           sampleMs: z.number().int().min(10).max(60_000).default(500),
           tickMs: z.number().int().min(10).max(600_000).default(2000),
@@ -54,6 +55,15 @@ export const chainFileSchema = z.strictObject({
           panicWindowMs: z.number().int().min(10).max(3_600_000).default(6000),
           panicThreshold: z.number().min(1).max(100).default(2),
           targetUtilization: z.number().positive().max(1).default(0.7),
+          /** kraken: the load predictor's EWMA weight, how fast learned branch probabilities
+           *  follow new requests, the extra weight of Connectivity and Commonality and its cap,
+           *  the SLO of a route without its own. */
+          ewmaAlpha: z.number().positive().max(1).default(0.5),
+          probabilityAlpha: z.number().positive().max(1).default(0.05),
+          connectivityWeight: z.number().min(0).max(10).default(0.5),
+          commonalityWeight: z.number().min(0).max(10).default(0.5),
+          weightCap: z.number().min(1).max(10).default(2),
+          sloMs: z.number().int().positive().default(1000),
         })
         .prefault({}),
       /** Status and scaling: an address apart from the public one (0: any free port). */
@@ -132,6 +142,8 @@ export const chainFileSchema = z.strictObject({
         /** Routes naming the same domain share a pool and instances; by default each is its own. */
         domain: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a domain name is letters, digits, dots, dashes and underscores').optional(),
         chain: z.array(step).min(1, 'a chain has at least one function'),
+        /** ms a request may take end to end (the kraken policy splits it across the stages). */
+        slo: z.number().int().positive().optional(),
       }),
     )
     .min(1, 'at least one route'),

@@ -87,6 +87,8 @@ export class Gateway implements Backend {
   /** "METHOD path" of route i (it runs chain i), as the metrics label it. */
   private readonly routeLabels: string[];
   private readonly alwaysTiming: boolean;
+  /** Whether the scaler's policy learns from each answer's trace (kraken). */
+  private readonly learning: boolean;
 
   /** Loads the data plane, starts every instance, then listens. Nothing stays behind if it fails. */
   static async start(deployment: Deployment, options: GatewayOptions = {}): Promise<Gateway> {
@@ -208,7 +210,7 @@ export class Gateway implements Backend {
       startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build, cgroups: this.cgroups, budget: deployment.node.memory,
     });
     this.scaler = new Scaler(
-      createPolicy(g.scaler),
+      createPolicy(g.scaler, deployment),
       deployment.functions.filter((f) => f.binding === 'late'), // early binding: what is configured
       g.scaler,
       {
@@ -216,10 +218,15 @@ export class Gateway implements Backend {
         instances: (fnId) => this.instances.of(fnId).filter((i) => i.wanted).length,
         scale: (fnId, n) => this.instances.scale(fnId, n, (inst) => this.drain(inst)),
         room: (fnId) => this.instances.room(fnId),
+        startMs: (fnId) => {
+          const ms = this.instances.of(fnId).flatMap((i) => (i.coldStartMs === undefined ? [] : [i.coldStartMs]));
+          return ms.length ? Math.max(...ms) : undefined;
+        },
         memoryOf: (fnId) => deployment.functions[fnId]!.memory,
       },
       this.log,
     );
+    this.learning = this.scaler.learns;
     this.inbox = new Inbox({
       requests: this.requests,
       slots: this.slots,
@@ -288,6 +295,7 @@ export class Gateway implements Backend {
     const trace = this.pools.readTrace(req.slot);
     const header = () => serverTiming(trace, (id) => this.fnName(id), 'reply' in outcome ? outcome.reply.tSent : received, received, req.coldFor);
     this.metrics.answered(this.routeLabels[chainId]!, 'error' in outcome ? outcome.error.status || 500 : outcome.reply.status, trace, received);
+    if (this.learning) this.scaler.observeRequest(chainId, trace.map((t) => ({ fnId: t.fnId, waitMs: (t.start - t.sent) / 1000, runMs: (t.end - t.start) / 1000 })));
     if ('error' in outcome) return { error: outcome.error, headers: { 'server-timing': header() } };
     const d = outcome.reply;
     this.timing.record(trace, received);

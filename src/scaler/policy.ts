@@ -16,6 +16,18 @@ export interface FunctionLoad {
   maxInstances: number;
   /** Requests in flight per instance to aim at. */
   target: number;
+  /** Descriptors one instance runs at once. */
+  concurrency: number;
+  /** ms its latest instance took from start to ready (undefined: none started yet). */
+  startMs?: number;
+}
+
+/** One hop of an answered request, as its trace recorded it. */
+export interface HopRecord {
+  fnId: number;
+  /** Sent → its handler started (delivery, binding, queueing). */
+  waitMs: number;
+  runMs: number;
 }
 
 /** Instances a function needs, and why (logged at debug, shown in status). */
@@ -31,4 +43,7 @@ export interface ScalingPolicy {
   observe(now: number, loads: readonly FunctionLoad[]): void;
   /** What each function needs at `now`; a function left out keeps what it has. */
   decide(now: number, loads: readonly FunctionLoad[]): Decision[];
+  /** A request of chain `chainId` was answered, having run `hops` in order (for policies that
+   *  learn the chains' shape and costs). */
+  observeRequest?(now: number, chainId: number, hops: readonly HopRecord[]): void;
 }

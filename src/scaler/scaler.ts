@@ -8,8 +8,9 @@
 // for them. One scaling operation per function at a time; what is asked for meanwhile is
 // looked at again when it ends.
 import type { Logger } from 'pino';
-import type { FunctionSpec, ScalerSettings } from '../chain/index.ts';
-import type { Decision, FunctionLoad, ScalingPolicy } from './policy.ts';
+import type { Deployment, FunctionSpec, ScalerSettings } from '../chain/index.ts';
+import { KrakenPolicy } from './kraken.ts';
+import type { Decision, FunctionLoad, HopRecord, ScalingPolicy } from './policy.ts';
 import { ReactivePolicy } from './reactive.ts';
 import { StaticPolicy } from './static.ts';
 
@@ -22,6 +23,8 @@ export interface Scalable {
   scale(fnId: number, count: number): Promise<void>;
   /** How many more instances of `fnId` the node budget lets start now. */
   room(fnId: number): number;
+  /** ms its latest instance took from start to ready (undefined: none yet). */
+  startMs?(fnId: number): number | undefined;
   memoryOf(fnId: number): number;
 }
 
@@ -35,8 +38,13 @@ export interface FunctionScaling {
   releaseAt: number | null;
 }
 
-export function createPolicy(settings: ScalerSettings): ScalingPolicy {
-  return settings.policy === 'reactive' ? new ReactivePolicy(settings) : new StaticPolicy();
+export function createPolicy(settings: ScalerSettings, deployment: Pick<Deployment, 'chains' | 'routes'>): ScalingPolicy {
+  if (settings.policy === 'reactive') return new ReactivePolicy(settings);
+  if (settings.policy === 'kraken') {
+    const slo = (chainId: number) => deployment.routes.find((r) => r.chainId === chainId)?.slo;
+    return new KrakenPolicy(deployment.chains, slo, settings);
+  }
+  return new StaticPolicy();
 }
 
 interface State {
@@ -96,6 +104,7 @@ export class Scaler {
     return [...this.fns.values()].map(({ spec }) => ({
       fnId: spec.id, name: spec.label, inFlight: this.runtime.inFlight(spec.id), instances: this.runtime.instances(spec.id),
       minInstances: spec.minInstances, maxInstances: spec.maxInstances, target: spec.target,
+      concurrency: spec.concurrency, startMs: this.runtime.startMs?.(spec.id),
     }));
   }
 
@@ -106,6 +115,16 @@ export class Scaler {
     for (const l of loads) if (l.inFlight > 0) this.fns.get(l.fnId)!.lastBusy = now;
     // the safety net of wake(): work waiting with nothing to run it
     for (const l of loads) if (l.inFlight > 0 && l.instances === 0) this.wake(l.fnId);
+  }
+
+  /** Whether the policy learns from answered requests (the gateway then tells it each one). */
+  get learns(): boolean {
+    return this.policy.observeRequest !== undefined;
+  }
+
+  /** A request of chain `chainId` was answered, having run `hops`. */
+  observeRequest(chainId: number, hops: readonly HopRecord[]): void {
+    this.policy.observeRequest?.(this.now(), chainId, hops);
   }
 
   /** The policy decides; each decision is applied (see the file's comment). */

@@ -3,13 +3,14 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { FunctionSpec } from '../../src/chain/index.ts';
 import type { FunctionLoad, ScalingPolicy } from '../../src/scaler/policy.ts';
+import { KRAKEN_DEFAULTS, KrakenPolicy } from '../../src/scaler/kraken.ts';
 import { ReactivePolicy } from '../../src/scaler/reactive.ts';
 import { Scaler, type Scalable } from '../../src/scaler/scaler.ts';
 import { StaticPolicy } from '../../src/scaler/static.ts';
 
 const KPA = { stableWindowMs: 60_000, panicWindowMs: 6000, panicThreshold: 2 };
 const load = (inFlight: number, instances: number, target = 1): FunctionLoad => ({
-  fnId: 0, name: 'f', inFlight, instances, minInstances: 0, maxInstances: 100, target,
+  fnId: 0, name: 'f', inFlight, instances, minInstances: 0, maxInstances: 100, target, concurrency: 1,
 });
 
 /** Feeds `inFlight` once a second from `from` to `to` (ms) and returns the last decision. */
@@ -51,6 +52,70 @@ describe('reactive policy (KPA)', () => {
     feed(p, 0, 10_000, 1, 1);
     expect(feed(p, 11_000, 60_000, 0, 1).want).toBe(1); // the window still holds the load
     expect(feed(p, 61_000, 71_000, 0, 1).want).toBe(0);
+  });
+});
+
+describe('kraken policy', () => {
+  // route 0: a → (b | c) → d, functions 0..3
+  const chains = [{ id: 0, domain: 0, steps: [[0], [1, 2], [3]] }];
+  const settings = { ...KRAKEN_DEFAULTS, tickMs: 1000 };
+  const kraken = (slo?: number) => new KrakenPolicy(chains, () => slo, settings);
+  const loads = (inFlight = 0, instances = 1) => [0, 1, 2, 3].map((fnId) => ({ ...load(inFlight, instances), fnId, name: `f${fnId}` }));
+  /** A share pB of the requests takes b, spread evenly (request i when frac(i·pB) < pB), the
+   *  rest c; every hop runs 10 ms. */
+  const requests = (p: KrakenPolicy, n: number, pB: number, from = 0) => {
+    for (let i = from; i < from + n; i++) {
+      const arm = (i * pB) % 1 < pB - 1e-9 ? 1 : 2;
+      p.observeRequest(0, 0, [0, arm, 3].map((fnId) => ({ fnId, waitMs: 0.1, runMs: 10 })));
+    }
+  };
+
+  it('knows the DAG: Connectivity (descendants / functions) and Commonality (paths through / paths)', () => {
+    const p = kraken();
+    expect(p.shape(0, 0)).toMatchObject({ connectivity: 3 / 4, commonality: 1 });
+    expect(p.shape(0, 1)).toMatchObject({ connectivity: 1 / 4, commonality: 1 / 2 });
+    expect(p.shape(0, 3)).toMatchObject({ connectivity: 0, commonality: 1 });
+  });
+
+  it('learns the branch mix from answered requests, and follows it when it shifts', () => {
+    const p = kraken();
+    requests(p, 400, 0.3);
+    expect(p.shape(0, 1).p).toBeCloseTo(0.3, 1);
+    expect(p.shape(0, 2).p).toBeCloseTo(0.7, 1);
+    expect(p.shape(0, 0).p).toBeCloseTo(1, 9);
+    expect(p.shape(0, 3).p).toBeCloseTo(1, 9);
+    requests(p, 200, 0.8, 400); // the mix shifts
+    expect(p.shape(0, 1).p).toBeCloseTo(0.8, 1);
+    expect(p.shape(0, 2).p).toBeCloseTo(0.2, 1);
+  });
+
+  it('provisions ahead from the predicted rate, the weights and the batch a stage SLO allows', () => {
+    const p = kraken(315); // 315 ms end to end, three 10 ms stages: 105 ms each, batches of 10
+    p.decide(0, loads());
+    requests(p, 2000, 0.5); // 2000 requests in the first 1 s window
+    const d = p.decide(1000, loads());
+    expect(p.predictedRate(0)).toBe(2000);
+    // a: 2000 req/s × w (1 + 0.5·¾ + 0.5·1 = 1.875) × 0.105 s / 10 = 39.4 → 40
+    expect(d[0]!.want).toBe(40);
+    // b: P ½, w ½·(1 + 0.5·¼ + 0.5·½) = 0.6875 → 2000 × 0.6875 × 0.105 / 10 = 14.4 → 15
+    expect(d[1]!.want).toBe(15);
+    expect(d[3]!.want).toBe(32); // d: w = 1 + 0 + 0.5 = 1.5 → 31.5 → 32
+    expect(d[0]!.reason).toMatch(/^kraken: 2000\.0 req\/s × w 1\.88 \(P 1\.00\), stage 105\.0 ms, batch 10/);
+    // the next window sees half the load: the EWMA predicts between
+    requests(p, 1000, 0.5, 2000);
+    p.decide(2000, loads());
+    expect(p.predictedRate(0)).toBe(1500);
+  });
+
+  it('reactive pass: queueing beyond the stage\'s slack adds instances for what waits', () => {
+    const p = kraken(300);
+    p.decide(0, loads());
+    for (let i = 0; i < 50; i++) p.observeRequest(0, 0, [0, 1, 3].map((fnId) => ({ fnId, waitMs: fnId === 3 ? 400 : 0.1, runMs: 10 })));
+    const d = p.decide(500, loads(31, 1)); // 30 wait at each function, one instance each
+    // d's stage: 300 ms × 10 / (10 + 10 + P(c)·10 + 10), just under 100 ms: batch 9, ⌈30 / 9⌉ = 4 more
+    expect(d[3]!.reason).toMatch(/overloaded \(queueing 400\.0 ms > slack \d+\.\d ms\): \+4$/);
+    expect(d[3]!.want).toBe(5);
+    expect(d[0]!.reason).not.toMatch(/overloaded/);
   });
 });
 
