@@ -17,20 +17,12 @@
 // Reactive pass, every decision: a function whose queueing delay exceeds its stage's slack
 // (stage SLO − exec) is overloaded and gets ⌈waiting / B⌉ more instances; surplus instances go
 // through the scaler's hold-down (the idler).
-import type { ChainSpec } from '../chain/index.ts';
+import type { ChainSpec, ScalerSettings } from '../chain/index.ts';
 import type { Decision, FunctionLoad, HopRecord, ScalingPolicy } from './policy.ts';
 
-export interface KrakenSettings {
-  ewmaAlpha: number;
-  probabilityAlpha: number;
-  connectivityWeight: number;
-  commonalityWeight: number;
-  weightCap: number;
-  /** ms a request of a route may take end to end; routes without their own `slo`. */
-  sloMs: number;
-  /** The shortest proactive window (ms): the decision tick. */
-  tickMs: number;
-}
+/** gateway.scaler's kraken settings (see the chain file), and the decision tick: the
+ *  shortest proactive window. */
+export type KrakenSettings = Pick<ScalerSettings, 'ewmaAlpha' | 'probabilityAlpha' | 'connectivityWeight' | 'commonalityWeight' | 'weightCap' | 'sloMs' | 'tickMs'>;
 
 export const KRAKEN_DEFAULTS = { ewmaAlpha: 0.5, probabilityAlpha: 0.05, connectivityWeight: 0.5, commonalityWeight: 0.5, weightCap: 2, sloMs: 1000 };
 
