@@ -35,6 +35,7 @@ export const ERRORS = {
   BATON_ERR_COLD_START_FAILED: { status: 503, message: 'the function had no instance, and starting one failed' },
   BATON_ERR_BUILD: { status: 0, message: 'a function module does not build' },
   BATON_ERR_NO_SUCH_RUN: { status: 0, message: 'no such bench run' },
+  BATON_ERR_TRACE: { status: 0, message: 'invalid simulation trace' },
   BATON_ERR_NOT_RUNNING: { status: 0, message: 'no gateway answers there' },
   BATON_ERR_INIT: { status: 0, message: 'cannot scaffold a function project there' },
   BATON_ERR_TESTS_FAILED: { status: 0, message: 'tests failed' },

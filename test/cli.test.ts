@@ -148,9 +148,9 @@ describe('command-line manners (no eBPF needed)', () => {
     for (const args of [['--help'], ['help'], []]) {
       const out = baton(args);
       expect(out.status).toBe(0);
-      for (const cmd of ['up', 'status', 'top', 'init', 'test', 'bench']) expect(out.stdout).toMatch(new RegExp(`^  ${cmd} +\\S`, 'm'));
+      for (const cmd of ['up', 'status', 'top', 'init', 'test', 'bench', 'simulate']) expect(out.stdout).toMatch(new RegExp(`^  ${cmd} +\\S`, 'm'));
     }
-    for (const cmd of ['up', 'status', 'top', 'init', 'test', 'bench']) {
+    for (const cmd of ['up', 'status', 'top', 'init', 'test', 'bench', 'simulate']) {
       const out = baton([cmd, '--help']);
       expect(out).toMatchObject({ status: 0, stdout: expect.stringMatching(new RegExp(`^usage: baton ${cmd}`)) });
     }
@@ -164,6 +164,8 @@ describe('command-line manners (no eBPF needed)', () => {
     [['up'], /^baton: baton up takes one chain file/],
     [['bench', 'nosuch'], /^baton: unknown scenario 'nosuch'/],
     [['bench', 'compare', '1'], /^baton: baton bench compare takes two run ids/],
+    [['simulate'], /^baton: baton simulate takes one trace file/],
+    [['simulate', 'x.json', '--policy', 'magic'], /^baton: --policy is one of static, reactive, kraken or all, not 'magic'/],
   ])('usage mistake %j: exit 2, what to do, the usage, no stack', (args, message) => {
     const out = baton(args);
     expect(out.status).toBe(2);
@@ -188,5 +190,45 @@ describe('command-line manners (no eBPF needed)', () => {
     expect(out.status).toBe(1);
     expect(out.stderr).toMatch(/BATON_ERR_INIT: .* is not empty \(precious.txt\); choose a new or empty directory/);
     expect(readFileSync(path.join(dir, 'precious.txt'), 'utf8')).toBe('x');
+  });
+});
+
+describe('baton simulate', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-sim-'));
+  const write = (name: string, doc: unknown) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, typeof doc === 'string' ? doc : JSON.stringify(doc));
+    return file;
+  };
+  const trace = {
+    durationMs: 20_000,
+    functions: { a: { exec: { kind: 'constant', ms: 5 }, instances: 1 }, b: { exec: { kind: 'exponential', meanMs: 5 }, instances: 1 } },
+    routes: [{ chain: ['a', 'b'], slo: 100 }],
+    arrivals: [{ route: 0, rate: [{ atMs: 0, perSecond: 20 }] }],
+  };
+
+  it('prints each policy side by side, or the figures as JSON with ratios against static', () => {
+    const file = write('t.json', trace);
+    const text = baton(['simulate', file]);
+    expect(text.status).toBe(0);
+    for (const p of ['static', 'reactive', 'kraken']) expect(text.stdout).toMatch(new RegExp(`│ ${p} +│ \\d+ +│ \\d+\\.\\d\\d% `));
+    expect(text.stdout).toMatch(/instances over time, kraken:\n  a  +\S/);
+    const json = JSON.parse(baton(['simulate', file, '--json', '--policy', 'all']).stdout) as { scenario: string; results: { system: string; metric: string; value: number; vs: Record<string, number> }[] };
+    expect(json.scenario).toBe('simulate');
+    const is = json.results.find((r) => r.system === 'static' && r.metric === 'instance-seconds')!;
+    expect(is.value).toBeCloseTo(2 * 20, 0); // two instances for 20 s
+    expect(json.results.find((r) => r.system === 'kraken' && r.metric === 'instance-seconds')!.vs.static).toBeGreaterThan(0);
+  });
+
+  it('a bad trace is a typed error naming each problem with its path', () => {
+    const file = write('bad.json', { ...trace, routes: [{ chain: ['a', 'nope'] }], arrivals: [{ route: 0, rate: [] }] });
+    const out = baton(['simulate', file]);
+    expect(out.status).toBe(1);
+    expect(out.stderr).toMatch(/BATON_ERR_TRACE/);
+    expect(out.stderr).toMatch(/arrivals\.0\.rate: /);
+    const unknown = baton(['simulate', write('unknown.json', { ...trace, routes: [{ chain: ['a', 'nope'] }] })]);
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toMatch(/routes\.0\.chain\.1: unknown function 'nope'/);
+    expect(baton(['simulate', write('junk.json', '{')]).stderr).toMatch(/BATON_ERR_TRACE: invalid simulation trace: .*junk\.json/);
   });
 });

@@ -172,4 +172,24 @@ const bench: Command = {
   },
 };
 
-export const COMMANDS: Command[] = [up, status, top, init, test, bench];
+const simulateCmd: Command = {
+  name: 'simulate',
+  summary: 'run a trace through the scaling policies on a virtual clock (a model node, no processes)',
+  usage: 'baton simulate <trace.json> [--policy static|reactive|kraken|all] [--json]',
+  details: [
+    '  --policy P  one policy, or all (default): static, reactive and kraken side by side',
+    '  --json      the figures as JSON on stdout (as baton bench --json), progress on stderr',
+    '  The trace format: README "Scaling", src/sim/trace.ts; an example: examples/scaling/trace.json',
+  ].join('\n'),
+  options: { policy: { type: 'string', default: 'all' }, json: { type: 'boolean', default: false } },
+  async run(values, positionals) {
+    if (positionals.length !== 1) throw new UsageError('baton simulate takes one trace file', simulateCmd);
+    const { POLICIES, runSimulation } = await import('../sim/cli.ts');
+    const p = values.policy as string;
+    const chosen = p === 'all' ? [...POLICIES] : POLICIES.filter((x) => x === p);
+    if (!chosen.length) throw new UsageError(`--policy is one of ${POLICIES.join(', ')} or all, not '${p}'`, simulateCmd);
+    await runSimulation(positionals[0]!, chosen, values.json === true);
+  },
+};
+
+export const COMMANDS: Command[] = [up, status, top, init, test, bench, simulateCmd];
