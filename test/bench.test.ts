@@ -120,6 +120,13 @@ describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
     expect(systems('coldstart')).toEqual(['baton instance (parse)', 'baton instance, no spare (parse)', 'baton up (parse)', 'HTTP service (fastify)', 'node floor (no code)']);
     expect(systems('binding')).toEqual(['early binding', 'late binding']);
     expect(systems('idle')).toEqual(['baton', 'HTTP services']);
+    expect(systems('scaling')).toEqual(['static', 'static (simulated)', 'reactive', 'reactive (simulated)', 'kraken', 'kraken (simulated)']);
+    const scaled = (system: string, metric: string) => results.find((r) => r.scenario === 'scaling' && r.system === system && r.metric === metric)!.value;
+    for (const p of ['static', 'reactive', 'kraken']) {
+      expect(scaled(p, 'instance-seconds')).toBeGreaterThan(0);
+      expect(scaled(`${p} (simulated)`, 'instance-seconds')).toBeGreaterThan(0);
+      expect(scaled(p, 'SLO attainment')).toBeGreaterThan(0);
+    }
     expect(results.find((r) => r.scenario === 'idle' && r.system === 'baton' && r.metric === 'resident memory per instance')!.value).toBeGreaterThan(0);
     const soak = (metric: string) => results.find((r) => r.scenario === 'soak' && r.metric === metric)!.value;
     expect(soak('requests')).toBeGreaterThan(0);

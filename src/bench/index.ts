@@ -7,7 +7,8 @@ import { coldstart } from './scenarios/coldstart.ts';
 import { hop } from './scenarios/hop.ts';
 import { idle } from './scenarios/idle.ts';
 import { payload } from './scenarios/payload.ts';
+import { scaling } from './scenarios/scaling.ts';
 import { soak } from './scenarios/soak.ts';
 
-export const SCENARIOS: Scenario[] = [hop, chain, calls, payload, coldstart, binding, idle, soak];
+export const SCENARIOS: Scenario[] = [hop, chain, calls, payload, coldstart, binding, idle, scaling, soak];
 export { runBench } from './runner.ts';

@@ -267,7 +267,16 @@ export async function simulate(trace: Trace, settings: ScalerSettings, onProgres
   }
 
   const scaler = new Scaler(createPolicy(settings, { chains, routes }), specs, settings, runtime, pino({ level: 'silent' }), () => now);
-  for (const f of specs) for (let k = 0; k < f.instances; k++) start(f.id, () => {});
+  // the gateway serves once its first instances are up: they are ready at 0
+  for (const f of specs) {
+    for (let k = 0; k < f.instances; k++) {
+      const inst: Instance = { fn: f.id, state: 'ready', busy: 0, startedAt: 0 };
+      instances.push(inst);
+      byFn[f.id]!.push(inst);
+      usedMiB += f.memory;
+      peak[f.id] = Math.max(peak[f.id]!, byFn[f.id]!.length);
+    }
+  }
   const every = (ms: number, fn: () => void) => {
     const go = () => {
       fn();
