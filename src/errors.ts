@@ -32,6 +32,7 @@ export const ERRORS = {
   BATON_ERR_LISTEN: { status: 0, message: 'the gateway cannot listen' },
   BATON_ERR_START_TIMEOUT: { status: 0, message: 'a function instance did not become ready in time' },
   BATON_ERR_START_FAILED: { status: 0, message: 'a function instance failed to start' },
+  BATON_ERR_NO_CAPACITY: { status: 503, message: 'the function had no instance, and the node had no room to start one in time' },
   BATON_ERR_COLD_START_FAILED: { status: 503, message: 'the function had no instance, and starting one failed' },
   BATON_ERR_BUILD: { status: 0, message: 'a function module does not build' },
   BATON_ERR_NO_SUCH_RUN: { status: 0, message: 'no such bench run' },

@@ -96,6 +96,23 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
     await poolSettled(g);
   });
 
+  it('node budget: a request whose function has no room to start before its timeout gets 503 NO_CAPACITY, not 504', async () => {
+    const fn = { module: 'hold.ts', minInstances: 0, maxInstances: 1, spares: 0, memory: '64MiB' };
+    const g = await start({
+      gateway: { timeoutMs: 1000 },
+      node: { memory: '64MiB' },
+      functions: { a: { ...fn, instances: 1 }, b: { ...fn, instances: 0 } },
+      routes: [{ method: 'POST', path: '/a', chain: ['a'] }, { method: 'POST', path: '/b', chain: ['b'] }],
+    });
+    const busy = post(g, '/a?ms=3000'); // holds the only room past b's deadline
+    await waitFor('a busy', () => g.dispatcher.inFlight(0) === 1);
+    const res = await post(g, '/b');
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: string }).error).toBe('BATON_ERR_NO_CAPACITY');
+    expect((await busy).status).toBe(504); // a's own request ran past the same timeout
+    await poolSettled(g);
+  });
+
   it('reactive: releases idle instances after idleAfterMs down to zero (processes gone), then serves from zero again', async () => {
     const g = await start({
       gateway: { scaler: FAST },

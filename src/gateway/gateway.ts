@@ -178,6 +178,11 @@ export class Gateway implements Backend {
         for (const slot of [req.slot, ...(req.callSlots ?? [])]) if (slot >= 0) this.slots.withdraw(slot);
       },
       ended: (req) => this.requestOver(req),
+      // waiting for a function the node had no room for is capacity, not slowness: 503
+      timedOut: (req) =>
+        req.noRoomFor !== undefined && this.dispatcher.serving(req.noRoomFor) === 0
+          ? batonError('BATON_ERR_NO_CAPACITY', `'${this.fnName(req.noRoomFor)}': node.memory had no room for an instance within ${this.timeoutMs} ms`)
+          : undefined,
     });
     this.dispatcher = new Dispatcher(
       deployment.functions,
@@ -198,6 +203,7 @@ export class Gateway implements Backend {
           const req = reqId >= 0 ? this.requests.get(reqId) : undefined;
           if (req && !req.coldFor?.includes(fnId)) (req.coldFor ??= []).push(fnId);
           this.scaler.wake(fnId);
+          if (req && this.scaler.waitingForRoom(fnId)) req.noRoomFor = fnId;
         },
       },
       this.log,

@@ -22,6 +22,8 @@ export interface Request {
   callSlots?: Set<number>;
   /** Functions (ids) it waited on while an instance of them started (scale from zero). */
   coldFor?: number[];
+  /** One of those the node budget had no room for when it came to wait. */
+  noRoomFor?: number;
   /** Set when it enters a chain: sends the answer. */
   answer?: (outcome: Outcome) => void;
   /** Its number among the requests started (tells its deadline from an earlier one's). */
@@ -36,6 +38,8 @@ export interface RequestHooks {
   /** A request got its answer (or lost its client) while instances may still work on it: a
    *  caller waiting on its nested calls must hear it is over. */
   ended?(req: Request): void;
+  /** What a request that timed out is told, when it is not the timeout itself. */
+  timedOut?(req: Request): BatonError | undefined;
 }
 
 export class RequestTable {
@@ -130,7 +134,7 @@ export class RequestTable {
     const req = this.open.get(id);
     if (!req || req.seq !== seq || !this.pending(id)) return; // answered already, or the id now names another request
     this.hooks.abandoned(req); // queueing counts toward the timeout
-    this.answer(id, { error: batonError('BATON_ERR_TIMEOUT', `no answer within ${this.timeoutMs} ms`) });
+    this.answer(id, { error: this.hooks.timedOut?.(req) ?? batonError('BATON_ERR_TIMEOUT', `no answer within ${this.timeoutMs} ms`) });
   }
 
   /** Answers a request in a chain; false if it was answered already (or never sent). */

@@ -117,6 +117,11 @@ export class Scaler {
     for (const l of loads) if (l.inFlight > 0 && l.instances === 0) this.wake(l.fnId);
   }
 
+  /** Whether function `fnId` wants instances the node budget has no room for now. */
+  waitingForRoom(fnId: number): boolean {
+    return this.fns.get(fnId)?.waitingRoom !== undefined;
+  }
+
   /** Whether the policy learns from answered requests (the gateway then tells it each one). */
   get learns(): boolean {
     return this.policy.observeRequest !== undefined;

@@ -113,7 +113,9 @@ export const scaling: Scenario = {
       ctx.record.metric(policy, 'instance-seconds', seconds, 's', 'lower', { phaseMs, requests: plan.length });
       ctx.record.metric(policy, 'SLO attainment', met, '%', 'higher', { sloMs: SLO_MS });
       ctx.record.metric(policy, 'requests that waited on a cold start', cold, 'requests', 'lower');
-      ctx.record.distribution(policy, 'latency', latencies, 'ms');
+      const d = ctx.record.distribution(policy, 'latency', latencies, 'ms');
+      ctx.record.metric(policy, 'p50 latency', [d.p50], 'ms', 'lower');
+      ctx.record.metric(policy, 'p99 latency', [d.p99], 'ms', 'lower');
 
       // the same workload in the simulator, with the start time measured here
       starts.sort((a, b) => a - b);
