@@ -14,9 +14,10 @@
 // branch's arms share its paths). Batching: the route's `slo` is split across its stages by
 // their measured exec times; an instance may take B = ⌊stage SLO / exec time⌋ requests in turn
 // within its stage's share, so a function needs ⌈λ · stage SLO / B⌉ slots of concurrency.
-// Reactive pass, every decision: a function whose queueing delay exceeds its stage's slack
-// (stage SLO − exec) is overloaded and gets ⌈waiting / B⌉ more instances; surplus instances go
-// through the scaler's hold-down (the idler).
+// Reactive pass, every decision: a function whose queueing delay — the recent hops' average, or
+// what the requests waiting now will see (waiting × exec / instances), whichever is larger —
+// exceeds its stage's slack (stage SLO − exec) is overloaded and gets ⌈waiting / B⌉ more
+// instances; surplus instances go through the scaler's hold-down (the idler).
 import type { ChainSpec, ScalerSettings } from '../chain/index.ts';
 import type { Decision, FunctionLoad, HopRecord, ScalingPolicy } from './policy.ts';
 
@@ -149,11 +150,15 @@ export class KrakenPolicy implements ScalingPolicy {
       const waiting = Math.max(0, l.inFlight - l.instances * l.concurrency);
       if (exec !== undefined && wait !== undefined && waiting > 0) {
         const stage = Math.min(...this.routes.filter((r) => r.fns.includes(l.fnId)).map((r) => this.stageSlo(r, l.fnId)));
-        if (wait > stage - exec) {
+        // the queueing delay seen (recent hops), or the one what waits now will see: a burst
+        // shows in the queue before it shows in the hops' average
+        const ahead = (waiting * exec) / Math.max(1, l.instances * l.concurrency);
+        const queueing = Math.max(wait, ahead);
+        if (queueing > stage - exec) {
           const batch = Math.max(1, Math.floor(stage / exec));
           const more = Math.ceil(waiting / batch);
           want = Math.max(want, l.instances + more);
-          why += `; overloaded (queueing ${wait.toFixed(1)} ms > slack ${(stage - exec).toFixed(1)} ms): +${more}`;
+          why += `; overloaded (queueing ${queueing.toFixed(1)} ms > slack ${(stage - exec).toFixed(1)} ms): +${more}`;
         }
       }
       return { fnId: l.fnId, want: Math.max(0, want), reason: why };

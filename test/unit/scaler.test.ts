@@ -111,11 +111,22 @@ describe('kraken policy', () => {
     const p = kraken(300);
     p.decide(0, loads());
     for (let i = 0; i < 50; i++) p.observeRequest(0, 0, [0, 1, 3].map((fnId) => ({ fnId, waitMs: fnId === 3 ? 400 : 0.1, runMs: 10 })));
-    const d = p.decide(500, loads(31, 1)); // 30 wait at each function, one instance each
+    // 30 wait at d, none elsewhere; one instance each
+    const d = p.decide(500, loads(1, 1).map((l) => (l.fnId === 3 ? { ...l, inFlight: 31 } : l)));
     // d's stage: 300 ms × 10 / (10 + 10 + P(c)·10 + 10), just under 100 ms: batch 9, ⌈30 / 9⌉ = 4 more
     expect(d[3]!.reason).toMatch(/overloaded \(queueing 400\.0 ms > slack \d+\.\d ms\): \+4$/);
     expect(d[3]!.want).toBe(5);
     expect(d[0]!.reason).not.toMatch(/overloaded/);
+  });
+
+  it('reactive pass: a burst shows in the queue before the hops\' average, and counts at once', () => {
+    const p = kraken(300);
+    p.decide(0, loads());
+    for (let i = 0; i < 50; i++) p.observeRequest(0, 0, [0, 1, 3].map((fnId) => ({ fnId, waitMs: 0.1, runMs: 10 })));
+    // 40 wait at a: 40 × 10 ms / 1 instance = 400 ms ahead of the last one, over a's slack
+    const d = p.decide(500, loads(1, 1).map((l) => (l.fnId === 0 ? { ...l, inFlight: 41 } : l)));
+    expect(d[0]!.reason).toMatch(/overloaded \(queueing 400\.0 ms > slack \d+\.\d ms\): \+5$/);
+    expect(d[3]!.reason).not.toMatch(/overloaded/);
   });
 });
 
