@@ -18,15 +18,15 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
 
   const start = (doc: Partial<ChainFileInput> & Pick<ChainFileInput, 'functions' | 'routes'>) =>
     startGateway({ gateway: { port: 0, ...doc.gateway }, ...doc } as ChainFileInput).then((g) => (gw = g));
+  /** One function `name`, the only step of POST /<name>. */
+  const startOne = (name: string, fn: Record<string, unknown>, gateway: ChainFileInput['gateway'] = {}) =>
+    start({ gateway, functions: { [name]: fn } as ChainFileInput['functions'], routes: [{ method: 'POST', path: `/${name}`, chain: [name] }] });
   const ready = (g: Gateway, fn = 0) => g.instances.of(fn).filter((i) => i.state === 'ready').length;
   const post = (g: Gateway, path: string, headers: Record<string, string> = {}) =>
     fetch(`${g.url}${path}`, { method: 'POST', body: 'x', headers });
 
   it('scales from zero: the first request waits while an instance starts, is answered, and its Server-Timing says so', async () => {
-    const g = await start({
-      functions: { work: { module: 'tagged.ts', instances: 0, minInstances: 0, maxInstances: 2, spares: 0 } },
-      routes: [{ method: 'POST', path: '/work', chain: ['work'] }],
-    });
+    const g = await startOne('work', { module: 'tagged.ts', instances: 0, minInstances: 0, maxInstances: 2, spares: 0 });
     expect(ready(g)).toBe(0);
     expect(g.instances.of(0).every((i) => !i.child)).toBe(true); // no process at all
     const readyz = await fetch(`${g.adminUrl}/readyz`);
@@ -60,10 +60,7 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
   });
 
   it('a function that cannot start answers its waiting requests 503 with the reason, and frees their slots', async () => {
-    const g = await start({
-      functions: { broken: { module: 'broken-at-import.ts', instances: 0, minInstances: 0, maxInstances: 1, spares: 0 } },
-      routes: [{ method: 'POST', path: '/broken', chain: ['broken'] }],
-    });
+    const g = await startOne('broken', { module: 'broken-at-import.ts', instances: 0, minInstances: 0, maxInstances: 1, spares: 0 });
     const answers = await Promise.all([...Array(3)].map(() => post(g, '/broken')));
     expect(answers.map((r) => r.status)).toEqual([503, 503, 503]);
     const body = (await answers[0]!.json()) as { error: string; message: string };
@@ -114,11 +111,7 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
   });
 
   it('reactive: releases idle instances after idleAfterMs down to zero (processes gone), then serves from zero again', async () => {
-    const g = await start({
-      gateway: { scaler: FAST },
-      functions: { work: { module: 'tagged.ts', instances: 2, minInstances: 0, maxInstances: 2, spares: 0, idleAfterMs: 200 } },
-      routes: [{ method: 'POST', path: '/work', chain: ['work'] }],
-    });
+    const g = await startOne('work', { module: 'tagged.ts', instances: 2, minInstances: 0, maxInstances: 2, spares: 0, idleAfterMs: 200 }, { scaler: FAST });
     const pids = g.instances.of(0).map((i) => i.child!.pid!);
     expect((await post(g, '/work')).status).toBe(200);
     await waitFor('every instance released', () => ready(g) === 0 && pids.every((p) => !alive(p)));
@@ -133,11 +126,7 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
   });
 
   it('reactive: a load of concurrent requests scales up within maxInstances; the warm reserve stays when idle', async () => {
-    const g = await start({
-      gateway: { scaler: FAST },
-      functions: { work: { module: 'tagged.ts', instances: 0, minInstances: 0, maxInstances: 3, warm: 1, idleAfterMs: 100 } },
-      routes: [{ method: 'POST', path: '/work', chain: ['work'] }],
-    });
+    const g = await startOne('work', { module: 'tagged.ts', instances: 0, minInstances: 0, maxInstances: 3, warm: 1, idleAfterMs: 100 }, { scaler: FAST });
     await waitFor('the warm instance', () => ready(g) === 1); // needs 0, keeps 1 warm
     // six at a time for a while: more instances, never more than 3
     let peak = 0;

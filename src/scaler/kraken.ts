@@ -25,8 +25,6 @@ import type { Decision, FunctionLoad, HopRecord, ScalingPolicy } from './policy.
  *  shortest proactive window. */
 export type KrakenSettings = Pick<ScalerSettings, 'ewmaAlpha' | 'probabilityAlpha' | 'connectivityWeight' | 'commonalityWeight' | 'weightCap' | 'sloMs' | 'tickMs'>;
 
-export const KRAKEN_DEFAULTS = { ewmaAlpha: 0.5, probabilityAlpha: 0.05, connectivityWeight: 0.5, commonalityWeight: 0.5, weightCap: 2, sloMs: 1000 };
-
 interface Route {
   spec: ChainSpec;
   sloMs: number;

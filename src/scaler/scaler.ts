@@ -137,7 +137,8 @@ export class Scaler {
     const now = this.now();
     const loads = this.loads();
     this.decisions.ticks++;
-    for (const d of this.policy.decide(now, loads)) this.apply(d, loads.find((l) => l.fnId === d.fnId)!.instances, now);
+    const running = new Map(loads.map((l) => [l.fnId, l.instances]));
+    for (const d of this.policy.decide(now, loads)) this.apply(d, running.get(d.fnId) ?? 0, now);
   }
 
   /** A request waits for function `fnId` and none of its instances runs: start one now. */

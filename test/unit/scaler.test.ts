@@ -3,7 +3,8 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { FunctionSpec } from '../../src/chain/index.ts';
 import type { FunctionLoad, ScalingPolicy } from '../../src/scaler/policy.ts';
-import { KRAKEN_DEFAULTS, KrakenPolicy } from '../../src/scaler/kraken.ts';
+import { KrakenPolicy } from '../../src/scaler/kraken.ts';
+import { scalerSettings } from '../../src/sim/cli.ts';
 import { ReactivePolicy } from '../../src/scaler/reactive.ts';
 import { Scaler, type Scalable } from '../../src/scaler/scaler.ts';
 import { StaticPolicy } from '../../src/scaler/static.ts';
@@ -58,7 +59,7 @@ describe('reactive policy (KPA)', () => {
 describe('kraken policy', () => {
   // route 0: a → (b | c) → d, functions 0..3
   const chains = [{ id: 0, domain: 0, steps: [[0], [1, 2], [3]] }];
-  const settings = { ...KRAKEN_DEFAULTS, tickMs: 1000 };
+  const settings = scalerSettings('kraken', { tickMs: 1000 }); // the chain file's defaults
   const kraken = (slo?: number) => new KrakenPolicy(chains, () => slo, settings);
   const loads = (inFlight = 0, instances = 1) => [0, 1, 2, 3].map((fnId) => ({ ...load(inFlight, instances), fnId, name: `f${fnId}` }));
   /** A share pB of the requests takes b, spread evenly (request i when frac(i·pB) < pB), the

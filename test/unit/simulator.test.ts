@@ -1,12 +1,11 @@
 // The simulator drives the scaler's real policies on a virtual clock: deterministic per seed,
 // every request answered, and each policy behaving as it does on the gateway.
 import { describe, expect, it } from 'vitest';
-import { chainFileSchema } from '../../src/chain/index.ts';
+import { scalerSettings } from '../../src/sim/cli.ts';
 import { simulate } from '../../src/sim/simulator.ts';
 import { traceSchema, type TraceInput } from '../../src/sim/trace.ts';
 
-const scaler = (policy: 'static' | 'reactive' | 'kraken') =>
-  ({ ...chainFileSchema.parse({ functions: { x: { module: 'x' } }, routes: [{ method: 'GET', path: '/', chain: ['x'] }] }).gateway.scaler, policy });
+const scaler = (policy: 'static' | 'reactive' | 'kraken') => scalerSettings(policy);
 
 /** a → (b | c) → d, 10 ms each, 40 req/s for 2 min, the branch mix shifting from 90/10 to 10/90 at 60 s. */
 const TRACE: TraceInput = {
