@@ -110,6 +110,24 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
     await poolSettled(g);
   });
 
+  it('a hostile function cannot wake a function at zero its chains never lead to: the kernel refuses it, nothing starts', async () => {
+    const g = await start({
+      functions: {
+        attacker: { module: 'attacker.ts' },
+        victim: { module: 'tagged.ts', instances: 0, minInstances: 0, maxInstances: 2, spares: 0 },
+      },
+      routes: [{ method: 'POST', path: '/a', chain: ['attacker'] }, { method: 'POST', path: '/v', chain: ['victim'] }],
+    });
+    const victim = g.deployment.functions.find((f) => f.name === 'victim')!.id;
+    const res = await post(g, `/a?attack=wake&fn=${victim}`);
+    expect(res.status).toBe(502); // its instance was killed for it
+    await waitFor('the attacker refused', () => g.inbox.stats.badDescriptors + g.sockmap.counters(g.instances.of(0)[0]!.key).refused > 0);
+    expect(g.scaler.decisions.fromZero).toBe(0);
+    expect(g.instances.of(victim).every((i) => !i.child)).toBe(true);
+    expect((await post(g, '/v')).status).toBe(200); // the victim still starts for its own route
+    await poolSettled(g);
+  });
+
   it('reactive: releases idle instances after idleAfterMs down to zero (processes gone), then serves from zero again', async () => {
     const g = await startOne('work', { module: 'tagged.ts', instances: 2, minInstances: 0, maxInstances: 2, spares: 0, idleAfterMs: 200 }, { scaler: FAST });
     const pids = g.instances.of(0).map((i) => i.child!.pid!);
