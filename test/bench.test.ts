@@ -126,7 +126,13 @@ describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
       expect(scaled(p, 'instance-seconds')).toBeGreaterThan(0);
       expect(scaled(`${p} (simulated)`, 'instance-seconds')).toBeGreaterThan(0);
       expect(scaled(p, 'SLO attainment')).toBeGreaterThan(0);
+      // instances over time: one line per function, real and simulated
+      for (const system of [p, `${p} (simulated)`]) {
+        const s = store.series(run).find((x) => x.scenario === 'scaling' && x.system === system && x.metric === 'instances over time');
+        expect(new Set(s?.points.map((pt) => pt.series))).toEqual(new Set(['front', 'short', 'long', 'store']));
+      }
     }
+    expect(lines.join('\n')).toMatch(/instances over time, kraken \(simulated\)[^\n]*\n\s+front\s+\S/);
     expect(results.find((r) => r.scenario === 'idle' && r.system === 'baton' && r.metric === 'resident memory per instance')!.value).toBeGreaterThan(0);
     const soak = (metric: string) => results.find((r) => r.scenario === 'soak' && r.metric === metric)!.value;
     expect(soak('requests')).toBeGreaterThan(0);

@@ -3,7 +3,7 @@
 // idleAfterMs down to zero, the warm reserve, and nothing leaked on the way.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChainFileInput } from '../src/chain/index.ts';
-import type { Gateway } from '../src/gateway/index.ts';
+import type { Gateway, GatewayOptions } from '../src/gateway/index.ts';
 import { dataplaneUnavailable } from './helpers/env.ts';
 import { alive } from './helpers/system.ts';
 import { EXAMPLES, poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
@@ -16,11 +16,16 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
   let gw: Gateway | undefined;
   afterEach(() => gw?.stop());
 
-  const start = (doc: Partial<ChainFileInput> & Pick<ChainFileInput, 'functions' | 'routes'>) =>
-    startGateway({ gateway: { port: 0, ...doc.gateway }, ...doc } as ChainFileInput).then((g) => (gw = g));
+  const start = (doc: Partial<ChainFileInput> & Pick<ChainFileInput, 'functions' | 'routes'>, options: GatewayOptions = {}) =>
+    startGateway({ gateway: { port: 0, ...doc.gateway }, ...doc } as ChainFileInput, options).then((g) => (gw = g));
   /** One function `name`, the only step of POST /<name>. */
-  const startOne = (name: string, fn: Record<string, unknown>, gateway: ChainFileInput['gateway'] = {}) =>
-    start({ gateway, functions: { [name]: fn } as ChainFileInput['functions'], routes: [{ method: 'POST', path: `/${name}`, chain: [name] }] });
+  const startOne = (name: string, fn: Record<string, unknown>, gateway: ChainFileInput['gateway'] = {}, options: GatewayOptions = {}) =>
+    start({ gateway, functions: { [name]: fn } as ChainFileInput['functions'], routes: [{ method: 'POST', path: `/${name}`, chain: [name] }] }, options);
+  /** The instance of function 0 that is loading its module, once there is one. */
+  const starting = async (g: Gateway) => {
+    await waitFor('an instance starting', () => g.instances.of(0).some((i) => i.state === 'starting' && i.child?.pid !== undefined));
+    return g.instances.of(0).find((i) => i.state === 'starting')!;
+  };
   const ready = (g: Gateway, fn = 0) => g.instances.of(fn).filter((i) => i.state === 'ready').length;
   const post = (g: Gateway, path: string, headers: Record<string, string> = {}) =>
     fetch(`${g.url}${path}`, { method: 'POST', body: 'x', headers });
@@ -69,6 +74,51 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
     await poolSettled(g);
   });
 
+  it('kill -9 of an instance starting from zero: what waits for it is served by its restart, nothing lost', async () => {
+    const g = await startOne('work', { module: 'slow-import.ts', instances: 0, minInstances: 0, maxInstances: 1, spares: 0, env: { IMPORT_MS: '1000' } });
+    const answers = Promise.all(['a', 'b'].map((tag) => fetch(`${g.url}/work`, { method: 'POST', body: tag })));
+    const inst = await starting(g);
+    const pid = inst.child!.pid!;
+    process.kill(pid, 'SIGKILL');
+    const res = await answers;
+    expect(res.map((r) => r.status)).toEqual([200, 200]);
+    const bodies = (await Promise.all(res.map((r) => r.json()))) as { tag: string; pid: number }[];
+    expect(bodies.map((b) => b.tag)).toEqual(['a', 'b']);
+    expect(bodies.every((b) => b.pid !== pid)).toBe(true);
+    expect(inst.restarts).toBe(1);
+    expect(g.scaler.decisions.fromZero).toBe(1); // the restart, not a second wake-up
+    await poolSettled(g);
+  });
+
+  it('SIGSTOP of an instance starting from zero: killed at the start timeout, what waits gets 503 at once, the next start serves', async () => {
+    const g = await startOne('work', { module: 'slow-import.ts', instances: 0, minInstances: 0, maxInstances: 1, spares: 0, env: { IMPORT_MS: '300' } }, {}, { startTimeoutMs: 1500 });
+    const first = post(g, '/work');
+    const inst = await starting(g);
+    const pid = inst.child!.pid!;
+    process.kill(pid, 'SIGSTOP');
+    const res = await first;
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: string }).error).toBe('BATON_ERR_COLD_START_FAILED');
+    await waitFor('the frozen process gone', () => !alive(pid));
+    const again = await post(g, '/work');
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { pid: number }).pid).not.toBe(pid);
+    await poolSettled(g);
+  });
+
+  it('SIGSTOP of an idle instance does not stop its release to zero: it is killed, and the next request starts a new one', async () => {
+    const g = await startOne('work', { module: 'tagged.ts', instances: 1, minInstances: 0, maxInstances: 1, spares: 0, idleAfterMs: 200 }, { scaler: FAST });
+    expect((await post(g, '/work')).status).toBe(200);
+    const pid = g.instances.of(0)[0]!.child!.pid!;
+    process.kill(pid, 'SIGSTOP');
+    await waitFor('the frozen instance released and gone', () => ready(g) === 0 && !alive(pid));
+    const res = await post(g, '/work');
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { pid: number }).pid).not.toBe(pid);
+    expect(g.scaler.decisions.fromZero).toBeGreaterThanOrEqual(1);
+    await poolSettled(g);
+  });
+
   it('node budget: a start that does not fit releases an idle instance of another function first; the budget is never exceeded', async () => {
     const fn = { module: 'tagged.ts', minInstances: 0, maxInstances: 1, spares: 0, memory: '64MiB' };
     const g = await start({
@@ -90,6 +140,31 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
     // by hand too: the one not running has no room while the other runs
     const other = g.instances.of(0).some((i) => i.wanted) ? 'b' : 'a';
     await expect(g.scale(other, 1)).rejects.toThrow(/node.memory \(67108864 bytes\) has room for 0/);
+    await poolSettled(g);
+  });
+
+  it('node budget: another function\'s spare gives way to an instance (no instance released), and comes back once there is room', async () => {
+    const fn = { module: 'tagged.ts', minInstances: 0, maxInstances: 2, memory: '64MiB' };
+    const g = await start({
+      node: { memory: '192MiB' }, // a's instance and spare, and b's one instance
+      functions: { a: { ...fn, instances: 1, spares: 1 }, b: { ...fn, instances: 1, spares: 0 } },
+      routes: [{ method: 'POST', path: '/a', chain: ['a'] }, { method: 'POST', path: '/b', chain: ['b'] }],
+    });
+    const spares = () => g.instances.of(0).filter((i) => !i.wanted && i.state === 'spare');
+    await waitFor('a\'s spare warm', () => spares().length === 1);
+    const spare = spares()[0]!.child!.pid!;
+    await g.scale('b', 2); // no room left but a's spare's
+    expect(g.instances.of(1).filter((i) => i.state === 'ready').length).toBe(2);
+    expect(alive(spare)).toBe(false);
+    expect(g.instances.of(0).filter((i) => i.state === 'ready').length).toBe(1); // a's instance untouched
+    expect(g.scaler.decisions.released).toBe(0);
+    const node = (g.status() as { node: { memory: number; peak: number } }).node;
+    expect(node.peak).toBeLessThanOrEqual(node.memory);
+    expect((await post(g, '/a')).status).toBe(200);
+    expect((await post(g, '/b')).status).toBe(200);
+    await g.scale('b', 1);
+    await waitFor('a\'s spare back', () => spares().length === 1);
+    expect((g.status() as { node: { peak: number } }).node.peak).toBeLessThanOrEqual(192 * 1024 * 1024);
     await poolSettled(g);
   });
 

@@ -7,6 +7,14 @@ export interface Recorder {
   metric(system: string, metric: string, values: number[], unit: string, better: 'lower' | 'higher', config?: unknown): void;
   /** A distribution of samples; returns its summary. */
   distribution(system: string, metric: string, samples: number[], unit: string): Distribution;
+  /** Values over time (seconds into the measurement), one line per `series` (a function, say). */
+  series(system: string, metric: string, points: SeriesPoint[], unit: string): void;
+}
+
+export interface SeriesPoint {
+  t: number;
+  series: string;
+  value: number;
 }
 
 /** smoke: seconds, for the test suite; quick: about two minutes for all; full: stable medians. */

@@ -2,7 +2,7 @@
 // carries its ratio to every baseline of its scenario measured at the same swept point
 // (value / baseline's value: below 1 is better where lower is better).
 import type { Scenario } from './context.ts';
-import type { Result } from './store.ts';
+import type { Result, SeriesRow } from './store.ts';
 import { counterpart, sweptX } from './table.ts';
 
 export interface JsonResult {
@@ -23,10 +23,13 @@ export interface JsonScenario {
   mode: string;
   scenario: string;
   results: JsonResult[];
+  /** Values over time (instances per function, say), where the scenario records them. */
+  series?: Omit<SeriesRow, 'scenario'>[];
 }
 
-export function scenarioJson(run: number, mode: string, scenario: Scenario, all: Result[]): JsonScenario {
+export function scenarioJson(run: number, mode: string, scenario: Scenario, all: Result[], allSeries: SeriesRow[] = []): JsonScenario {
   const results = all.filter((r) => r.scenario === scenario.name);
+  const series = allSeries.filter((s) => s.scenario === scenario.name).map(({ scenario: _, ...s }) => s);
   return {
     run,
     mode,
@@ -43,11 +46,12 @@ export function scenarioJson(run: number, mode: string, scenario: Scenario, all:
         ...(x === undefined ? {} : { x }), spread: r.spread, reps: r.reps, vs,
       };
     }),
+    ...(series.length ? { series } : {}),
   };
 }
 
 /** One scenario: its document; several: an array of them. */
-export function runJson(run: number, mode: string, scenarios: Scenario[], all: Result[]): JsonScenario | JsonScenario[] {
-  const docs = scenarios.map((s) => scenarioJson(run, mode, s, all));
+export function runJson(run: number, mode: string, scenarios: Scenario[], all: Result[], series: SeriesRow[] = []): JsonScenario | JsonScenario[] {
+  const docs = scenarios.map((s) => scenarioJson(run, mode, s, all, series));
   return docs.length === 1 ? docs[0]! : docs;
 }

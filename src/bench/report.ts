@@ -1,6 +1,6 @@
 // The HTML report of one run: per scenario, the distributions side by side, each figure
 // per system (a line where the scenario sweeps a parameter, such as payload size or
-// offered load), the table of ratios, and the node's CPU and memory over the run.
+// offered load), values over time (instances per function), the table of ratios, and the node's CPU and memory over the run.
 // Charts are vega-lite specs rendered to inline SVG, so the file stands alone.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -37,6 +37,22 @@ async function scenarioCharts(store: Store, run: number, sc: Scenario): Promise<
           y: { field: 'system', type: 'nominal', title: null },
           x: { field: 'v', type: 'quantitative', title: unit, scale: { type: 'log' } },
           color: { field: 'system', type: 'nominal', legend: null },
+        },
+      }),
+    );
+  }
+  for (const s of store.series(run).filter((r) => r.scenario === sc.name)) {
+    charts.push(
+      await svg({
+        title: `${s.metric}, ${s.system} (${s.unit})`,
+        width: 520,
+        height: 160,
+        data: { values: s.points },
+        mark: { type: 'line', interpolate: 'step-after' },
+        encoding: {
+          x: { field: 't', type: 'quantitative', title: 'seconds' },
+          y: { field: 'value', type: 'quantitative', title: s.unit },
+          color: { field: 'series', type: 'nominal', title: null },
         },
       }),
     );

@@ -9,8 +9,8 @@ import type { BenchContext, BenchMode, Scenario } from './context.ts';
 import { gitRevision, machineInfo, sampleNode } from './machine.ts';
 import { writeReport } from './report.ts';
 import { medianOf, distribution } from './stats.ts';
-import { Store, type Result } from './store.ts';
-import { renderTable } from './table.ts';
+import { Store, type Result, type SeriesRow } from './store.ts';
+import { renderSeries, renderTable } from './table.ts';
 
 export interface RunOptions {
   mode: BenchMode;
@@ -19,7 +19,7 @@ export interface RunOptions {
   log: (line: string) => void;
 }
 
-export async function runBench(scenarios: Scenario[], opts: RunOptions): Promise<{ run: number; report: string; results: Result[] }> {
+export async function runBench(scenarios: Scenario[], opts: RunOptions): Promise<{ run: number; report: string; results: Result[]; series: SeriesRow[] }> {
   const store = await Store.open(opts.db);
   const run = store.beginRun({ scenarios: scenarios.map((s) => s.name), mode: opts.mode, machine: machineInfo(), git: gitRevision() });
   store.save();
@@ -62,6 +62,9 @@ export async function runBench(scenarios: Scenario[], opts: RunOptions): Promise
             store.addDistribution(run, { scenario: sc.name, system, metric, unit, samples, ...d });
             return d;
           },
+          series(system, metric, points, unit) {
+            store.addSeries(run, { scenario: sc.name, system, metric, unit, points });
+          },
         },
       };
       const t0 = performance.now();
@@ -73,6 +76,8 @@ export async function runBench(scenarios: Scenario[], opts: RunOptions): Promise
       store.save();
       const results = store.results(run).filter((r) => r.scenario === sc.name);
       opts.log(renderTable(`  ${sc.name} (${((performance.now() - t0) / 1000).toFixed(0)} s)`, results, sc.baselines));
+      const series = store.series(run).filter((r) => r.scenario === sc.name);
+      if (series.length) opts.log(renderSeries(series));
     }
     status = 'complete';
   } finally {
@@ -82,5 +87,5 @@ export async function runBench(scenarios: Scenario[], opts: RunOptions): Promise
     rmSync(tmp, { recursive: true, force: true });
   }
   const report = await writeReport(store, run, scenarios, opts.outDir);
-  return { run, report, results: store.results(run) };
+  return { run, report, results: store.results(run), series: store.series(run) };
 }

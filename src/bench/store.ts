@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import initSqlJs, { type Database } from 'sql.js';
+import type { SeriesPoint } from './context.ts';
 import type { Distribution } from './stats.ts';
 
 const SCHEMA_VERSION = 1;
@@ -17,6 +18,8 @@ create table if not exists results (
 create table if not exists distributions (
   run integer, scenario text, system text, metric text, unit text, count integer,
   min real, p50 real, p90 real, p99 real, p999 real, max real, mean real, samples text);
+create table if not exists series (
+  run integer, scenario text, system text, metric text, unit text, points text);
 create table if not exists node_samples (
   run integer, t real, cpu_busy real, mem_used_mib real, load1 real);
 `;
@@ -39,6 +42,14 @@ export interface DistributionRow extends Distribution {
   metric: string;
   unit: string;
   samples: number[];
+}
+
+export interface SeriesRow {
+  scenario: string;
+  system: string;
+  metric: string;
+  unit: string;
+  points: SeriesPoint[];
 }
 
 export class Store {
@@ -85,6 +96,16 @@ export class Store {
     this.db.run('insert into distributions values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
       run, d.scenario, d.system, d.metric, d.unit, d.count, d.min, d.p50, d.p90, d.p99, d.p999, d.max, d.mean, JSON.stringify(kept),
     ]);
+  }
+
+  addSeries(run: number, s: SeriesRow): void {
+    this.db.run('insert into series values (?, ?, ?, ?, ?, ?)', [run, s.scenario, s.system, s.metric, s.unit, JSON.stringify(s.points)]);
+  }
+
+  series(run: number): SeriesRow[] {
+    return this.rows<SeriesRow & { points: string }>('select scenario, system, metric, unit, points from series where run = ? order by rowid', [run]).map((s) => ({
+      ...s, points: JSON.parse(s.points),
+    }));
   }
 
   addNodeSample(run: number, s: { t: number; cpuBusy: number; memUsedMiB: number; load1: number }): void {

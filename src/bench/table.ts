@@ -1,7 +1,7 @@
 // The terminal table: per scenario, each system's figures with their spread, and each
 // figure's ratio to the same figure of the scenario's baselines (measured in the same run).
 import Table from 'cli-table3';
-import type { Result } from './store.ts';
+import type { Result, SeriesRow } from './store.ts';
 
 export function formatValue(v: number, unit: string): string {
   const n = Math.abs(v) >= 1000 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2);
@@ -25,6 +25,29 @@ export function sweptX(r: Result): number | undefined {
 /** The same figure of `system` at the same swept point as `r`. */
 export function counterpart(results: Result[], r: Result, system: string): Result | undefined {
   return results.find((x) => x.system === system && x.metric === r.metric && sweptX(x) === sweptX(r));
+}
+
+const SPARK = ' ▁▂▃▄▅▆▇█';
+/** `values` as one line of block characters, scaled to their maximum, at most `width` wide
+ *  (each character the most of the values it covers). */
+export function sparkline(values: number[], width = 60): string {
+  const max = Math.max(1, ...values);
+  const step = Math.max(1, Math.ceil(values.length / width));
+  const out: string[] = [];
+  for (let i = 0; i < values.length; i += step) out.push(SPARK[Math.round((Math.max(...values.slice(i, i + step)) / max) * 8)]!);
+  return `${out.join('')} (max ${max})`;
+}
+
+/** Each series as sparklines: per system, a line per series (a function, say). */
+export function renderSeries(rows: SeriesRow[]): string {
+  const out: string[] = [];
+  for (const r of rows) {
+    out.push(`  ${r.metric}, ${r.system} (${r.unit}, ${Math.max(0, ...r.points.map((p) => p.t)) + 1} s):`);
+    for (const name of [...new Set(r.points.map((p) => p.series))]) {
+      out.push(`    ${name.padEnd(16)} ${sparkline(r.points.filter((p) => p.series === name).map((p) => p.value))}`);
+    }
+  }
+  return out.join('\n');
 }
 
 export function renderTable(title: string, results: Result[], baselines: string[]): string {

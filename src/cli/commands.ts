@@ -163,11 +163,11 @@ const bench: Command = {
     const mode = values.quick ? 'quick' : 'full';
     // with --json, stdout carries only the document
     const log = values.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
-    const { run, report, results } = await runBench(chosen, { mode, db, outDir: (values.out as string | undefined) ?? '.bench', log });
+    const { run, report, results, series } = await runBench(chosen, { mode, db, outDir: (values.out as string | undefined) ?? '.bench', log });
     log(`\nrun ${run} done in ${((performance.now() - t0) / 1000).toFixed(0)} s; database ${db}; report ${report}`);
     if (values.json) {
       const { runJson } = await import('../bench/json.ts');
-      console.log(JSON.stringify(runJson(run, mode, chosen, results), null, 2));
+      console.log(JSON.stringify(runJson(run, mode, chosen, results, series), null, 2));
     }
   },
 };

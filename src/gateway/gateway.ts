@@ -233,6 +233,11 @@ export class Gateway implements Backend {
       this.log,
     );
     this.learning = this.scaler.learns;
+    const fixed = deployment.functions.filter((f) => f.binding === 'early');
+    if (g.scaler.policy !== 'static' && fixed.length) {
+      // the kernel spreads their descriptors over fixed sockets: their load is not seen here
+      this.log.warn(`scaler '${g.scaler.policy}' leaves early-bound functions at what is configured: ${fixed.map((f) => `${f.label} (${f.instances})`).join(', ')} (POST /_baton/scale changes them by hand)`);
+    }
     this.inbox = new Inbox({
       requests: this.requests,
       slots: this.slots,
@@ -256,7 +261,7 @@ export class Gateway implements Backend {
       if (this.metrics) this.instanceReady(inst);
       else this.readyEarly.push(inst); // counted once the metrics exist (see start)
     });
-    this.instances.on('exit', (inst, reason, code, wasReady) => this.instanceExited(inst, reason, code, wasReady));
+    this.instances.on('exit', (inst, reason, code, wasReady, retrying) => this.instanceExited(inst, reason, code, wasReady, retrying));
     this.instances.on('live', (live) => {
       this.router.setLive(live);
       this.instances.broadcast({ type: 'live', live });
@@ -350,11 +355,11 @@ export class Gateway implements Backend {
     }, 100).unref();
   }
 
-  private instanceExited(inst: Instance, reason: string, code: BatonErrorCode, wasReady: boolean): void {
+  private instanceExited(inst: Instance, reason: string, code: BatonErrorCode, wasReady: boolean, retrying: boolean): void {
     if (this.isLate(inst)) {
       this.dispatcher.deactivate(inst.fnId, inst.index);
       // a crashed instance's replacement serves what waits; a start that failed may not
-      if (!wasReady) this.noInstanceComing(inst.fnId, reason);
+      if (!wasReady && !retrying) this.noInstanceComing(inst.fnId, reason);
     }
     this.requests.instanceGone(inst.key, () => batonError(code, `${this.describeKey(inst.key)} ${reason}`));
   }

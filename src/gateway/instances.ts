@@ -55,6 +55,8 @@ export interface Instance {
   serveWhenWarm?: boolean;
   /** Settles the start in progress (ready, or the process is gone). */
   started?: { resolve(): void; reject(err: Error): void };
+  /** A spare being stopped to make room for another function's instance. */
+  yielding?: boolean;
 }
 
 export interface InstancesOptions {
@@ -73,8 +75,10 @@ export interface InstancesOptions {
 
 export interface InstancesEvents {
   ready: [inst: Instance];
-  /** An instance's process is gone: requests it held are answered with `code`. */
-  exit: [inst: Instance, reason: string, code: BatonErrorCode, wasReady: boolean];
+  /** An instance's process is gone: requests it held are answered with `code`. `retrying`: it
+   *  had not started yet, was killed from outside (a signal, not its own exit nor the gateway's
+   *  kill) and is started again — what waits for it may wait for that start. */
+  exit: [inst: Instance, reason: string, code: BatonErrorCode, wasReady: boolean, retrying: boolean];
   /** The set of running instances changed (early binding routes over it). */
   live: [live: number[][]];
 }
@@ -133,11 +137,36 @@ export class Instances extends EventEmitter<InstancesEvents> {
     return used;
   }
 
-  /** How many more instances of `fnId` the budget lets start now (warm ones cost nothing more). */
+  /** How many more instances of `fnId` the budget lets start now: its own warm processes cost
+   *  nothing more, and other functions' spares give way (see scale). */
   room(fnId: number): number {
     const f = this.deployment.functions[fnId]!;
     const warm = this.unused(fnId).filter((i) => i.state !== 'stopped').length;
-    return warm + Math.max(0, Math.floor((this.options.budget - this.usedMemory()) / f.memory));
+    const givesWay = this.sparesOf(fnId).reduce((n, i) => n + this.deployment.functions[i.fnId]!.memory, 0);
+    return warm + Math.max(0, Math.floor((this.options.budget - this.usedMemory() + givesWay) / f.memory));
+  }
+
+  /** Other functions' spare processes (no instance yet, none claimed): what gives way first
+   *  when the budget is short, before any instance is released. */
+  private sparesOf(exceptFnId: number): Instance[] {
+    return this.all.filter((i) => i.fnId !== exceptFnId && !i.wanted && !i.yielding && (i.state === 'spare' || i.state === 'warming'));
+  }
+
+  /** Stops other functions' spares until `fnId` has room for `count` more; claimed at once, so
+   *  two functions growing together never count the same spare. */
+  private async yieldSpares(fnId: number, count: number): Promise<void> {
+    const f = this.deployment.functions[fnId]!;
+    const warm = this.unused(fnId).filter((i) => i.state !== 'stopped').length;
+    let short = (count - warm) * f.memory - (this.options.budget - this.usedMemory());
+    const stops: Promise<void>[] = [];
+    for (const spare of this.sparesOf(fnId)) {
+      if (short <= 0) break;
+      spare.yielding = true;
+      short -= this.deployment.functions[spare.fnId]!.memory;
+      this.log.debug({ fn: this.deployment.functions[spare.fnId]!.name, for: f.name }, 'a spare gives way: node.memory is short');
+      stops.push(this.stop(spare).finally(() => (spare.yielding = false)));
+    }
+    await Promise.all(stops);
   }
 
   /** Keys of each function's ready instances. */
@@ -169,11 +198,14 @@ export class Instances extends EventEmitter<InstancesEvents> {
       throw batonError('BATON_ERR_SCALE', `'${f.name}' cannot run ${count}: node.memory (${this.options.budget} bytes) has room for ${running.length + this.room(fnId)} at ${f.memory} bytes each`);
     }
     if (count > running.length) {
+      await this.yieldSpares(fnId, count - running.length);
       await Promise.all(this.unused(fnId).slice(0, count - running.length).map((inst) => this.start(inst)));
+      this.keepSpares(fnId);
     } else {
       await Promise.all(running.slice(count).reverse().map((inst) => this.retire(inst, drainer)));
+      // what was released may let spares that gave way come back
+      for (const f of this.deployment.functions) this.keepSpares(f.id);
     }
-    this.keepSpares(fnId);
   }
 
   /** Keys of `fnId` no instance uses, warm spares first. */
@@ -355,7 +387,10 @@ export class Instances extends EventEmitter<InstancesEvents> {
             : batonError('BATON_ERR_START_FAILED', `${what} ${reason}: ${inst.lastError ?? 'no message'}`);
         reject(failure); // (a no-op once it was warm)
         if (!wasInstance) return; // a spare: nothing depended on it
-        this.emit('exit', inst, reason, killed?.code ?? 'BATON_ERR_WORKER_CRASHED', wasReady);
+        // a module that threw or hung at import fails the same way again: only a signal from
+        // outside (kill -9, the OOM killer) is worth waiting out
+        const retrying = !wasReady && signal !== null && !killed && inst.wanted && !this.stopping && inst.failures + 1 < MAX_FAST_FAILURES;
+        this.emit('exit', inst, reason, killed?.code ?? 'BATON_ERR_WORKER_CRASHED', wasReady, retrying);
         if (wasReady) this.emit('live', this.live());
         if (!wasReady) {
           inst.failures++;

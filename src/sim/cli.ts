@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import Table from 'cli-table3';
 import { chainFileSchema, type ScalerSettings } from '../chain/index.ts';
+import { sparkline } from '../bench/table.ts';
 import { batonError } from '../errors.ts';
 import { simulate, type SimResult } from './simulator.ts';
 import { traceSchema, type Trace } from './trace.ts';
@@ -28,15 +29,6 @@ export function readTrace(file: string): Trace {
     throw batonError('BATON_ERR_TRACE', `${file}:\n${parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n')}`);
   }
   return parsed.data;
-}
-
-const SPARK = ' ▁▂▃▄▅▆▇█';
-function sparkline(values: number[], width = 60): string {
-  const max = Math.max(1, ...values);
-  const step = Math.max(1, Math.ceil(values.length / width));
-  const out: string[] = [];
-  for (let i = 0; i < values.length; i += step) out.push(SPARK[Math.round((Math.max(...values.slice(i, i + step)) / max) * 8)]!);
-  return `${out.join('')} (max ${max})`;
 }
 
 export function renderResults(results: SimResult[], names: string[]): string {

@@ -9,28 +9,36 @@
 import type { ChainFileInput } from '../../chain/index.ts';
 import { simulate } from '../../sim/simulator.ts';
 import { scalerSettings } from '../../sim/cli.ts';
-import { traceSchema } from '../../sim/trace.ts';
+import { traceSchema, type Trace } from '../../sim/trace.ts';
 import type { BenchContext, Scenario } from '../context.ts';
+import { medianOf } from '../stats.ts';
 import { startBaton, BENCH_FUNCTIONS } from '../systems/baton.ts';
 
 const POLICIES = ['static', 'reactive', 'kraken'] as const;
+type Policy = (typeof POLICIES)[number];
+type Stage = 'front' | 'short' | 'long' | 'store';
+export type Sizing = Record<Stage, number>;
 const SLO_MS = 500;
-/** Handler time per stage, ms. */
-const STAGES = { front: 2, short: 5, long: 40, store: 2 } as const;
-/** Phases: rate (req/s), share of long requests, and bursts (on, off ms) or steady. */
-const PHASES = [
-  { rate: 20, long: 0.1 },
-  { rate: 40, long: 0.7 },
-  { rate: 60, long: 0.7, burst: { onMs: 5000, offMs: 10_000 } },
+/** Handler time per stage, ms: both arms need more than one instance at their peaks. */
+export const STAGES: Sizing = { front: 2, short: 30, long: 90, store: 2 };
+/** Phases: rate (req/s), share of long requests, and bursts (on, off ms) or steady. The mix
+ *  moves from the short arm to the long one, then the load bursts and falls to a trough. */
+export const PHASES: { rate: number; long: number; burst?: { onMs: number; offMs: number } }[] = [
+  { rate: 60, long: 0.1 },
+  { rate: 60, long: 0.5 },
+  { rate: 60, long: 0.9, burst: { onMs: 5000, offMs: 10_000 } },
+  { rate: 4, long: 0.5 },
 ];
-/** What static keeps: twice the busy instances of the peak (60 req/s), at least one. */
-const PEAK = { front: 1, short: 1, long: 6, store: 1 };
 const SCALER = { sampleMs: 250, tickMs: 1000, stableWindowMs: 20_000, panicWindowMs: 2000, idleAfterMs: 5000 };
+const MAX_INSTANCES = 12;
+/** Static "sized for peak" must meet the SLO this well in the simulator. */
+const PEAK_SLO = 0.999;
 
-function chain(policy: (typeof POLICIES)[number]): ChainFileInput {
-  const fn = (name: keyof typeof STAGES) => ({
-    module: `${BENCH_FUNCTIONS}stage.ts`, instances: PEAK[name], minInstances: policy === 'static' ? PEAK[name] : 0, maxInstances: 12,
-    idleAfterMs: SCALER.idleAfterMs, env: { SLEEP_MS: String(STAGES[name]), ...(name === 'front' ? { ROLE: 'front' } : {}) },
+/** static: `sizing` instances each; the others start with one and may go to zero. */
+function chain(policy: Policy, sizing: Sizing): ChainFileInput {
+  const fn = (name: Stage) => ({
+    module: `${BENCH_FUNCTIONS}stage.ts`, instances: policy === 'static' ? sizing[name] : 1, minInstances: policy === 'static' ? sizing[name] : 0,
+    maxInstances: MAX_INSTANCES, idleAfterMs: SCALER.idleAfterMs, env: { SLEEP_MS: String(STAGES[name]), ...(name === 'front' ? { ROLE: 'front' } : {}) },
   });
   return {
     gateway: { scaler: { policy, sampleMs: SCALER.sampleMs, tickMs: SCALER.tickMs, stableWindowMs: SCALER.stableWindowMs, panicWindowMs: SCALER.panicWindowMs } },
@@ -56,6 +64,48 @@ function arrivals(phaseMs: number, seed: number): { at: number; long: boolean }[
   return out;
 }
 
+/** The bench's workload as a simulator trace: its functions, route, branch mix and arrivals. */
+export function scalingTrace(policy: Policy, phaseMs: number, startMs: number, sizing: Sizing): Trace {
+  return traceSchema.parse({
+    durationMs: phaseMs * PHASES.length,
+    functions: Object.fromEntries(
+      (Object.keys(STAGES) as Stage[]).map((n) => [n, {
+        exec: { kind: 'constant', ms: STAGES[n] + 1 }, startMs, memoryMiB: 512, instances: policy === 'static' ? sizing[n] : 1,
+        minInstances: policy === 'static' ? sizing[n] : 0, maxInstances: MAX_INSTANCES, idleAfterMs: SCALER.idleAfterMs,
+      }]),
+    ),
+    routes: [{ chain: ['front', ['short', 'long'], 'store'], slo: SLO_MS, branches: { 1: PHASES.map((p, i) => ({ atMs: i * phaseMs, p: [1 - p.long, p.long] })) } }],
+    arrivals: PHASES.map((p, i) => ({
+      route: 0, rate: [{ atMs: 0, perSecond: 0 }, { atMs: i * phaseMs, perSecond: p.rate }, { atMs: (i + 1) * phaseMs, perSecond: 0 }],
+      ...(p.burst ? { pattern: p.burst } : {}),
+    })),
+  });
+}
+
+/** The scaler settings the bench's chain file gives `policy`. */
+export const scalingSettings = (policy: Policy) =>
+  scalerSettings(policy, { sampleMs: SCALER.sampleMs, tickMs: SCALER.tickMs, stableWindowMs: SCALER.stableWindowMs, panicWindowMs: SCALER.panicWindowMs });
+
+/** static "sized for peak": the fewest instances per function with which the simulator meets
+ *  the SLO for PEAK_SLO of the requests — one more, each time, for the function whose extra
+ *  instance helps the most. */
+export async function peakSizing(phaseMs: number): Promise<Sizing> {
+  const sizing: Sizing = { front: 1, short: 1, long: 1, store: 1 };
+  const attainment = async (s: Sizing) => (await simulate(scalingTrace('static', phaseMs, 0, s), scalingSettings('static'))).sloAttainment;
+  for (let met = await attainment(sizing); met < PEAK_SLO; ) {
+    let best: { stage: Stage; met: number } | undefined;
+    for (const stage of Object.keys(sizing) as Stage[]) {
+      if (sizing[stage] >= MAX_INSTANCES) continue;
+      const m = await attainment({ ...sizing, [stage]: sizing[stage] + 1 });
+      if (!best || m > best.met) best = { stage, met: m };
+    }
+    if (!best) break;
+    sizing[best.stage]++;
+    met = best.met;
+  }
+  return sizing;
+}
+
 export const scaling: Scenario = {
   name: 'scaling',
   title: 'Scaling policies on a dynamic DAG (real gateway, then the simulator)',
@@ -64,27 +114,39 @@ export const scaling: Scenario = {
     const phaseMs = ctx.pick({ smoke: 3000, quick: 20_000, full: 60_000 });
     const plan = arrivals(phaseMs, 42);
     const total = phaseMs * PHASES.length;
+    const reps = Math.min(ctx.reps, 2);
+    ctx.progress(0, POLICIES.length * reps, 'sizing static for the peak in the simulator');
+    const sizing = await peakSizing(phaseMs);
     let step = 0;
     for (const policy of POLICIES) {
       const seconds: number[] = [];
       const met: number[] = [];
       const cold: number[] = [];
-      const starts: number[] = [];
+      /** Each instance's start → ready, once (by pid). */
+      const starts = new Map<number, number>();
       const latencies: number[] = [];
-      for (let rep = 0; rep < Math.min(ctx.reps, 2); rep++) {
-        ctx.progress(step++, POLICIES.length * Math.min(ctx.reps, 2), `${policy}: ${plan.length} requests over ${total / 1000} s (rep ${rep + 1})`);
-        const sys = await startBaton(ctx.tmp, `scaling-${policy}`, chain(policy));
+      /** Instances per function once a second, first repetition. */
+      const timeline: { t: number; series: string; value: number }[] = [];
+      for (let rep = 0; rep < reps; rep++) {
+        ctx.progress(step++, POLICIES.length * reps, `${policy}: ${plan.length} requests over ${total / 1000} s (rep ${rep + 1})`);
+        const sys = await startBaton(ctx.tmp, `scaling-${policy}`, chain(policy, sizing));
         try {
           let instanceMs = 0;
           const t0 = performance.now();
           let last = t0;
+          let lastSecond = -1;
           const sampler = setInterval(async () => {
-            const status = (await (await fetch(`${sys.adminUrl}/status`)).json()) as { functions: { instances: { state: string; coldStartMs: number | null }[] }[] };
+            const status = (await (await fetch(`${sys.adminUrl}/status`)).json()) as StatusBody;
             const now = performance.now();
-            const n = status.functions.flatMap((f) => f.instances).filter((i) => ['starting', 'ready', 'draining'].includes(i.state)).length;
-            instanceMs += n * (now - last);
+            const counts = status.functions.map((f) => ({ name: f.name, n: f.instances.filter((i) => LIVE.has(i.state)).length }));
+            instanceMs += counts.reduce((a, c) => a + c.n, 0) * (now - last);
             last = now;
-            for (const i of status.functions.flatMap((f) => f.instances)) if (i.coldStartMs !== null) starts.push(i.coldStartMs);
+            for (const i of status.functions.flatMap((f) => f.instances)) if (i.coldStartMs !== null && i.pid !== null) starts.set(i.pid, i.coldStartMs);
+            const second = Math.floor((now - t0) / 1000);
+            if (rep === 0 && second > lastSecond && now - t0 <= total) {
+              lastSecond = second;
+              for (const c of counts) timeline.push({ t: second, series: c.name, value: c.n });
+            }
           }, 250);
           let ok = 0;
           let coldHits = 0;
@@ -110,37 +172,28 @@ export const scaling: Scenario = {
           await sys.stop();
         }
       }
-      ctx.record.metric(policy, 'instance-seconds', seconds, 's', 'lower', { phaseMs, requests: plan.length });
+      ctx.record.metric(policy, 'instance-seconds', seconds, 's', 'lower', { phaseMs, requests: plan.length, sizing });
       ctx.record.metric(policy, 'SLO attainment', met, '%', 'higher', { sloMs: SLO_MS });
       ctx.record.metric(policy, 'requests that waited on a cold start', cold, 'requests', 'lower');
       const d = ctx.record.distribution(policy, 'latency', latencies, 'ms');
       ctx.record.metric(policy, 'p50 latency', [d.p50], 'ms', 'lower');
       ctx.record.metric(policy, 'p99 latency', [d.p99], 'ms', 'lower');
+      ctx.record.series(policy, 'instances over time', timeline, 'instances');
 
       // the same workload in the simulator, with the start time measured here
-      starts.sort((a, b) => a - b);
-      const startMs = starts[Math.floor(starts.length / 2)] ?? 100;
-      const trace = traceSchema.parse({
-        durationMs: total,
-        functions: Object.fromEntries(
-          (Object.keys(STAGES) as (keyof typeof STAGES)[]).map((n) => [n, {
-            exec: { kind: 'constant', ms: STAGES[n] + 1 }, startMs, memoryMiB: 512, instances: PEAK[n],
-            minInstances: policy === 'static' ? PEAK[n] : 0, maxInstances: 12, idleAfterMs: SCALER.idleAfterMs,
-          }]),
-        ),
-        routes: [{ chain: ['front', ['short', 'long'], 'store'], slo: SLO_MS, branches: { 1: PHASES.map((p, i) => ({ atMs: i * phaseMs, p: [1 - p.long, p.long] })) } }],
-        arrivals: PHASES.map((p, i) => ({
-          route: 0, rate: [{ atMs: 0, perSecond: 0 }, { atMs: i * phaseMs, perSecond: p.rate }, { atMs: (i + 1) * phaseMs, perSecond: 0 }],
-          ...(p.burst ? { pattern: p.burst } : {}),
-        })),
-      });
-      const sim = await simulate(trace, scalerSettings(policy, { sampleMs: SCALER.sampleMs, tickMs: SCALER.tickMs, stableWindowMs: SCALER.stableWindowMs, panicWindowMs: SCALER.panicWindowMs }));
+      const startMs = starts.size ? medianOf([...starts.values()]).median : 100;
+      const sim = await simulate(scalingTrace(policy, phaseMs, startMs, sizing), scalingSettings(policy));
+      const names = Object.keys(STAGES);
       ctx.record.metric(`${policy} (simulated)`, 'instance-seconds', [sim.instanceSeconds], 's', 'lower', { startMs });
       ctx.record.metric(`${policy} (simulated)`, 'SLO attainment', [100 * sim.sloAttainment], '%', 'higher');
+      ctx.record.series(`${policy} (simulated)`, 'instances over time', sim.timeline.flatMap((p) => p.instances.map((value, fn) => ({ t: Math.round(p.t / 1000), series: names[fn]!, value }))), 'instances');
       // how far the simulator is from the real run (1: the same)
-      const real = [...seconds].sort((a, b) => a - b)[Math.floor(seconds.length / 2)]!;
-      ctx.record.metric(policy, 'simulated / real instance-seconds', [sim.instanceSeconds / real], '×', 'lower');
-      ctx.record.metric(policy, 'simulated − real SLO attainment', [100 * sim.sloAttainment - [...met].sort((a, b) => a - b)[Math.floor(met.length / 2)]!], 'points', 'lower');
+      ctx.record.metric(policy, 'simulated / real instance-seconds', [sim.instanceSeconds / medianOf(seconds).median], '×', 'lower');
+      ctx.record.metric(policy, 'simulated − real SLO attainment', [100 * sim.sloAttainment - medianOf(met).median], 'points', 'lower');
     }
   },
 };
+
+type StatusBody = { functions: { name: string; instances: { pid: number | null; state: string; coldStartMs: number | null }[] }[] };
+/** The states an instance costs memory in: what instance-seconds count. */
+const LIVE = new Set(['starting', 'ready', 'draining']);
