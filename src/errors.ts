@@ -23,6 +23,7 @@ export const ERRORS = {
   BATON_ERR_MEMORY_LIMIT: { status: 502, message: 'the function instance handling this request went over its memory limit and was killed' },
   BATON_ERR_DEAD_LETTER: { status: 502, message: 'no live function instance to deliver to' },
   BATON_ERR_BAD_DESCRIPTOR: { status: 502, message: 'a function sent a malformed or forged descriptor' },
+  BATON_ERR_OVERLOADED: { status: 429, message: 'the gateway is overloaded and this request\'s class has no room; retry later' },
   BATON_ERR_POOL_EXHAUSTED: { status: 503, message: 'all shared-memory pool slots are in use; retry later' },
   BATON_ERR_SHUTTING_DOWN: { status: 503, message: 'the gateway is shutting down' },
   BATON_ERR_QUEUE_FULL: { status: 503, message: 'too many requests wait for an idle instance; retry later' },

@@ -117,7 +117,13 @@ describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
     expect(chainFigure('bare fastify hello', 'gateway CPU per request')?.value).toBeGreaterThan(0);
     expect(chainFigure('C floor (sockmap hop)', 'worker CPU per hop')?.value).toBeGreaterThan(0);
     expect(systems('payload')).toEqual(['baton', 'HTTP chain']);
-    expect(systems('coldstart')).toEqual(['baton instance (parse)', 'baton instance, no spare (parse)', 'baton up (parse)', 'HTTP service (fastify)', 'node floor (no code)']);
+    expect(systems('coldstart')).toEqual([
+      'baton instance (parse)', 'baton instance, no spare (parse)', 'baton up (parse)', 'baton from zero (parse)', 'baton from zero, no spare (parse)',
+      'HTTP service (fastify)', 'node floor (no code)',
+    ]);
+    for (const system of ['baton from zero (parse)', 'baton from zero, no spare (parse)']) {
+      expect(results.find((r) => r.system === system && r.metric === 'first reply / (2 × warm reply + instance start)')!.value).toBeGreaterThan(0);
+    }
     expect(systems('binding')).toEqual(['early binding', 'late binding']);
     expect(systems('idle')).toEqual(['baton', 'HTTP services']);
     expect(systems('scaling')).toEqual(['static', 'static (simulated)', 'reactive', 'reactive (simulated)', 'kraken', 'kraken (simulated)']);

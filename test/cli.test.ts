@@ -212,7 +212,7 @@ describe('baton simulate', () => {
     const text = baton(['simulate', file]);
     expect(text.status).toBe(0);
     for (const p of ['static', 'reactive', 'kraken']) expect(text.stdout).toMatch(new RegExp(`│ ${p} +│ \\d+ +│ \\d+\\.\\d\\d% `));
-    expect(text.stdout).toMatch(/instances over time, kraken:\n  a  +\S/);
+    expect(text.stdout).toMatch(/instances over time, kraken \(full height \d+\):\n  a  +\S/);
     const json = JSON.parse(baton(['simulate', file, '--json', '--policy', 'all']).stdout) as { scenario: string; results: { system: string; metric: string; value: number; vs: Record<string, number> }[] };
     expect(json.scenario).toBe('simulate');
     const is = json.results.find((r) => r.system === 'static' && r.metric === 'instance-seconds')!;

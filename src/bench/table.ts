@@ -28,23 +28,24 @@ export function counterpart(results: Result[], r: Result, system: string): Resul
 }
 
 const SPARK = ' ▁▂▃▄▅▆▇█';
-/** `values` as one line of block characters, scaled to their maximum, at most `width` wide
- *  (each character the most of the values it covers). */
-export function sparkline(values: number[], width = 60): string {
-  const max = Math.max(1, ...values);
+/** `values` as one line of block characters, scaled to `max` (default: their own), at most
+ *  `width` wide (each character the most of the values it covers). */
+export function sparkline(values: number[], width = 60, max = Math.max(1, ...values)): string {
   const step = Math.max(1, Math.ceil(values.length / width));
   const out: string[] = [];
   for (let i = 0; i < values.length; i += step) out.push(SPARK[Math.round((Math.max(...values.slice(i, i + step)) / max) * 8)]!);
-  return `${out.join('')} (max ${max})`;
+  return `${out.join('')} (max ${Math.max(...values)})`;
 }
 
-/** Each series as sparklines: per system, a line per series (a function, say). */
+/** Each series as sparklines: per system, a line per series (a function, say), all on the
+ *  same scale so their heights compare. */
 export function renderSeries(rows: SeriesRow[]): string {
   const out: string[] = [];
   for (const r of rows) {
-    out.push(`  ${r.metric}, ${r.system} (${r.unit}, ${Math.max(0, ...r.points.map((p) => p.t)) + 1} s):`);
+    const max = Math.max(1, ...r.points.map((p) => p.value));
+    out.push(`  ${r.metric}, ${r.system} (${r.unit}, ${Math.max(0, ...r.points.map((p) => p.t)) + 1} s, full height ${max}):`);
     for (const name of [...new Set(r.points.map((p) => p.series))]) {
-      out.push(`    ${name.padEnd(16)} ${sparkline(r.points.filter((p) => p.series === name).map((p) => p.value))}`);
+      out.push(`    ${name.padEnd(16)} ${sparkline(r.points.filter((p) => p.series === name).map((p) => p.value), 60, max)}`);
     }
   }
   return out.join('\n');

@@ -1,6 +1,7 @@
 // A chain file compiled into what runs: numbered functions, each function's sockmap keys,
 // and chains as steps of function ids (a step with several ids is a run-time branch).
 // The gateway builds it once; every worker receives it, so all agree on ids and keys.
+import type { AdmissionSettings } from '../admission/admission.ts';
 import { GATEWAY_KEY } from '../descriptor/index.ts';
 import type { PoolGeometry } from '../pool/index.ts';
 
@@ -65,6 +66,8 @@ export interface RouteSpec {
   chainId: number;
   /** ms a request may take end to end (used by the kraken policy). */
   slo?: number;
+  /** Its requests' class (src/admission/classes.ts; 0 is the highest). */
+  classRank: number;
 }
 
 export interface Deployment {
@@ -90,6 +93,7 @@ export interface Deployment {
     /** µs the gateway keeps polling after each descriptor before it sleeps (0: never). */
     spinUs: number;
     scaler: ScalerSettings;
+    admission: AdmissionSettings;
     admin: { host: string; port: number };
   };
 }
@@ -112,6 +116,7 @@ export interface ScalerSettings {
 }
 
 export { GATEWAY_KEY };
+export type { AdmissionSettings };
 
 /** Keys are handed out densely after the gateway's 0. */
 export function assignKeys(instanceCounts: number[]): number[][] {

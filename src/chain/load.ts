@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import FindMyWay from 'find-my-way';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { rank } from '../admission/classes.ts';
 import { batonError } from '../errors.ts';
 import { MAX_FUNCTIONS, MAX_KEYS, MAX_SLOTS, MAX_TOKENS } from '../descriptor/index.ts';
 import { geometryProblems } from '../pool/layout.ts';
@@ -146,7 +147,7 @@ export function compileChainFile(doc: ChainFileInput, baseDir: string, label = '
     functions,
     chains,
     domains,
-    routes: cf.routes.map((r, i) => ({ method: r.method, path: r.path, chainId: i, slo: r.slo })),
+    routes: cf.routes.map((r, i) => ({ method: r.method, path: r.path, chainId: i, slo: r.slo, classRank: rank(r.class) })),
     pool: { slotSize: cf.pool.slotSize, slotCount },
     isolation: cf.isolation,
     node: { memory: nodeMemory },

@@ -1,6 +1,7 @@
 // What a chain file may say. zod reports each problem with its path, so an error reads
 // "routes.0.chain.1: unknown function 'transfrom'".
 import { z } from 'zod';
+import { CLASSES } from '../admission/classes.ts';
 
 const UNITS: Record<string, number> = { b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kb: 1000, mb: 1000 ** 2 };
 
@@ -64,6 +65,32 @@ export const chainFileSchema = z.strictObject({
           commonalityWeight: z.number().min(0).max(10).default(0.5),
           weightCap: z.number().min(1).max(10).default(2),
           sloMs: z.number().int().positive().default(1000),
+        })
+        .prefault({}),
+      /** Request classes and Aequitas' admission control (see README "Admission control"). */
+      admission: z
+        .strictObject({
+          /** Off: classes are counted, nothing is downgraded or refused. */
+          enabled: z.boolean().default(false),
+          /** Each class's latency target, ms. */
+          slo: z
+            .strictObject({
+              critical: z.number().positive().default(100),
+              normal: z.number().positive().default(1000),
+              'best-effort': z.number().positive().default(10_000),
+            })
+            .prefault({}),
+          /** The admit probability's additive increase, its decrease per unit of size on a miss,
+           *  its floor, the bytes of one unit, and the least time between two updates. */
+          alpha: z.number().positive().max(1).default(0.01),
+          beta: z.number().positive().max(1).default(0.01),
+          floor: z.number().min(0).max(1).default(0.1),
+          sizeUnit: byteSize.default(64 * 1024),
+          windowMs: z.number().positive().max(60_000).default(10),
+          /** best-effort requests in flight at once, beyond which one is refused 429. */
+          lowestInFlight: z.number().int().min(1).max(1_000_000).default(256),
+          /** Retry-After of a 429, seconds. */
+          retryAfterS: z.number().int().min(0).max(3600).default(1),
         })
         .prefault({}),
       /** Status and scaling: an address apart from the public one (0: any free port). */
@@ -144,6 +171,8 @@ export const chainFileSchema = z.strictObject({
         chain: z.array(step).min(1, 'a chain has at least one function'),
         /** ms a request may take end to end (the kraken policy splits it across the stages). */
         slo: z.number().int().positive().optional(),
+        /** Its requests' class (a client may lower it with x-baton-class). */
+        class: z.enum(CLASSES).default('normal'),
       }),
     )
     .min(1, 'at least one route'),

@@ -24,6 +24,11 @@ interface Status {
     instances: { state: string; restarts: number; gaveUp: boolean; coldStartMs: number | null }[];
   }[];
   scaler?: { policy: string; decisions: { up: number; down: number; fromZero: number }; functions: { name: string; want: number; reason: string }[] };
+  admission?: {
+    enabled: boolean;
+    classes: Record<string, { admitted: number; downgraded: number; rejected: number; answered: number; metSlo: number; slo: number; p50: number | null; p99: number | null }>;
+    probabilities: { route: string; class: string; p: number }[];
+  };
 }
 
 export async function fetchStatus(admin: string): Promise<Status> {
@@ -66,7 +71,24 @@ export function renderStatus(admin: string, s: Status, rate?: number): string {
       t ? `${us(t.wait.p50)} / ${us(t.wait.p99)}` : '-', t ? `${us(t.run.p50)} / ${us(t.run.p99)}` : '-',
     ]);
   }
-  return `${head.join('\n')}\n${table.toString()}`;
+  return `${head.join('\n')}\n${table.toString()}${s.admission ? `\n${renderAdmission(s.admission)}` : ''}`;
+}
+
+/** Per class: what admission did and how the answers met the class's target. */
+function renderAdmission(a: NonNullable<Status['admission']>): string {
+  const table = new Table({
+    head: [`class (admission ${a.enabled ? 'on' : 'off'})`, 'target', 'admitted', 'downgraded', 'refused', 'answered', 'within target', 'p50/p99'],
+    style: { head: [], border: [] },
+  });
+  const ms = (v: number | null) => (v === null ? '-' : `${v} ms`);
+  for (const [name, c] of Object.entries(a.classes)) {
+    table.push([
+      name, `${c.slo} ms`, c.admitted, c.downgraded, c.rejected, c.answered,
+      c.answered ? `${((100 * c.metSlo) / c.answered).toFixed(1)}%` : '-', `${ms(c.p50)} / ${ms(c.p99)}`,
+    ]);
+  }
+  const p = a.probabilities.map((x) => `${x.route} ${x.class} p=${x.p}`).join(', ');
+  return `${table.toString()}${p ? `\nadmit probabilities: ${p}` : ''}`;
 }
 
 export async function status(admin: string, json: boolean): Promise<void> {

@@ -7,6 +7,7 @@
 //   instances.ts           worker processes         ../binding   late binding's dispatcher
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { Admission, type AdmissionStatus, type Ticket } from '../admission/admission.ts';
 import { Dispatcher } from '../binding/dispatcher.ts';
 import { IdleTokens } from '../binding/idle.ts';
 import { buildFunctions, type FunctionBuild } from '../build/functions.ts';
@@ -71,6 +72,8 @@ export class Gateway implements Backend {
   readonly dispatcher: Dispatcher;
   readonly instances: Instances;
   readonly scaler: Scaler;
+  readonly admission: Admission;
+  readonly retryAfterS: number;
   readonly inbox: Inbox;
   url = '';
   /** Status and scaling (admin.ts). */
@@ -150,6 +153,8 @@ export class Gateway implements Backend {
     this.startTimeoutMs = options.startTimeoutMs ?? g.startTimeoutMs;
     this.routes = deployment.routes;
     this.routeLabels = deployment.routes.map((r) => `${r.method} ${r.path}`);
+    this.admission = new Admission(g.admission, (chainId) => deployment.routes[chainId]!.classRank);
+    this.retryAfterS = g.admission.retryAfterS;
     this.alwaysTiming = g.serverTiming === 'always';
     this.router = new Router(deployment);
     this.timing = new TimingStats(deployment.functions.map((f) => f.label));
@@ -299,6 +304,20 @@ export class Gateway implements Backend {
   }
 
 
+  /** Admission's counters per class, and each (route, class)'s admit probability. */
+  admissionStatus(): AdmissionStatus {
+    return this.admission.status((chainId) => this.routeLabels[chainId]!);
+  }
+
+  admit(chainId: number, classHeader: string | string[] | undefined, bytes: number): Ticket | BatonError {
+    return this.admission.admit(chainId, classHeader, bytes);
+  }
+
+  settled(ticket: Ticket, answeredMs: number): void {
+    this.admission.done(ticket, answeredMs);
+    if (answeredMs >= 0) this.metrics.classAnswered(ticket.rank, answeredMs);
+  }
+
   /** A request's answer; its hop trace goes into the metrics, and into a Server-Timing header
    *  on every error and, when asked (`timing`, or `gateway.serverTiming: always`), on a result. */
   private toAnswer(req: Request, chainId: number, outcome: Outcome, tArrive: number, requestType: string | undefined, timing: boolean): Answer {
@@ -416,6 +435,7 @@ export class Gateway implements Backend {
         queueFull: this.dispatcher.stats.rejectedFull,
       }),
       scaler: () => this.scaler.status(),
+      admission: () => this.admissionStatus(),
     };
   }
 
@@ -514,6 +534,7 @@ export class Gateway implements Backend {
       inFlight: this.requests.inFlight,
       stats: { ...this.inbox.stats, binding: { ...this.dispatcher.stats, ...binds } },
       scaler: this.scaler.status(),
+      admission: this.admissionStatus(),
       node: { memory: this.deployment.node.memory, used: this.instances.usedMemory(), peak: this.instances.peakMemory },
       timing: this.timing.snapshot(),
       functions: this.deployment.functions.map((f) => ({

@@ -12,6 +12,8 @@ import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import FindMyWay from 'find-my-way';
 import type { Logger } from 'pino';
+import type { Ticket } from '../admission/admission.ts';
+import { CLASS_HEADER } from '../admission/classes.ts';
 import type { RouteSpec } from '../chain/index.ts';
 import { nowUs } from '../descriptor/index.ts';
 import { batonError, BatonError } from '../errors.ts';
@@ -35,6 +37,11 @@ export interface Backend {
   /** The security domain whose pool chain `chainId`'s requests use. */
   domainOf(chainId: number): number;
   writeMeta(slot: number, meta: RequestMeta): boolean;
+  /** Admission control (src/admission): the request's class and whether it may run, before
+   *  its body is read; `settled` once its response is done (answeredMs < 0: never answered). */
+  admit(chainId: number, classHeader: string | string[] | undefined, bytes: number): Ticket | BatonError;
+  settled(ticket: Ticket, answeredMs: number): void;
+  readonly retryAfterS: number;
   /** Sends the request into chain `chainId`; `done` gets its one answer. `timing`: the client
    *  asked for the hop trace on a result (TIMING_HEADER). */
   dispatch(req: Request, chainId: number, length: number, arrive: number, meta: RequestMeta, timing: boolean, done: (a: Answer) => void): void;
@@ -202,12 +209,26 @@ function chainRoutes(backend: Backend, track: (raw: IncomingMessage, res: Server
       fail(raw, res, batonError('BATON_ERR_SHUTTING_DOWN'), req.id);
       return true;
     }
+    const ticket = backend.admit(chainId, raw.headers[CLASS_HEADER], Number(raw.headers['content-length'] ?? 0));
+    if (ticket instanceof BatonError) {
+      // refused before its body is read: a connection that still carries one cannot go on
+      const headers: Record<string, string> = { 'retry-after': String(backend.retryAfterS) };
+      if (raw.headers['content-length'] !== undefined || raw.headers['transfer-encoding'] !== undefined) {
+        headers.connection = 'close';
+        res.once('finish', () => raw.socket.destroy());
+      }
+      writeError(res, ticket, req.id, headers);
+      return true;
+    }
+    let answeredMs = -1;
+    res.once('close', () => backend.settled(ticket, answeredMs));
     readBody(backend, clocks, raw, req, chainId, (err, length) => {
       if (err) return fail(raw, res, err, req.id);
       const meta = { method: raw.method!, url, contentType: raw.headers['content-type'] };
       if (!backend.writeMeta(req.slot, meta)) return fail(raw, res, batonError('BATON_ERR_URL_TOO_LONG', `${url.length} characters`), req.id);
       try {
         backend.dispatch(req, chainId, length, arrive, meta, raw.headers[TIMING_HEADER] !== undefined, (a) => {
+          answeredMs = (nowUs() - arrive) / 1000;
           if (!('error' in a)) clocks.send(req.id, res);
           writeAnswer(res, a, req.id);
         });

@@ -6,6 +6,8 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { HotCounter, HotHistogram, type CounterChild, type HistogramChild } from './hot-metrics.ts';
 import type { HopTrace } from '../pool/index.ts';
 import { isCall } from './timing.ts';
+import type { AdmissionStatus } from '../admission/admission.ts';
+import { CLASSES } from '../admission/classes.ts';
 
 const LATENCY_BUCKETS = [
   25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10, 30,
@@ -18,6 +20,7 @@ export interface MetricsSource {
   domains(): { name: string; free: number; held: number; quarantined: number }[];
   counters(): { deadLetters: number; badDescriptors: number; strayDescriptors: number; queuedForInstance: number; queueFull: number };
   scaler(): { decisions: { up: number; down: number; fromZero: number }; functions: { name: string; want: number }[] };
+  admission(): AdmissionStatus;
 }
 
 export class Metrics {
@@ -28,6 +31,7 @@ export class Metrics {
   private readonly duration: HotHistogram;
   private readonly answers: HotCounter;
   private readonly starts: HotHistogram;
+  private readonly classLatency: HistogramChild[];
   /** Children with their labels bound, by function id and route: an observation then skips
    *  looking its labels up (the per-answer cost, for every hop). */
   private readonly waitOf = new Map<number, HistogramChild>();
@@ -75,13 +79,28 @@ export class Metrics {
     gauge('baton_scaler_wanted_instances', 'Instances the scaler asked for last, per function it scales', ['function'], (g) => {
       for (const f of source.scaler().functions) g.set({ function: f.name }, f.want);
     });
-    new Counter({
-      name: 'baton_scaler_decisions_total', help: 'Scaling decisions applied: up, down, from zero (a request found no instance)', labelNames: ['kind'], registers,
-      collect() {
-        const d = source.scaler().decisions;
-        this.reset();
-        for (const [kind, n] of [['up', d.up], ['down', d.down], ['from_zero', d.fromZero]] as const) this.inc({ kind }, n);
-      },
+    /** A counter with labels whose values are read at scrape time (`collect` sets each). */
+    const labelled = <L extends string>(name: string, help: string, labelNames: L[], collect: (set: (labels: Record<L, string>, n: number) => void) => void) =>
+      new Counter<L>({ name, help, labelNames, registers, collect() { this.reset(); collect((labels, n) => this.inc(labels as never, n)); } });
+    labelled('baton_scaler_decisions_total', 'Scaling decisions applied: up, down, from zero (a request found no instance)', ['kind'], (set) => {
+      const d = source.scaler().decisions;
+      for (const [kind, n] of [['up', d.up], ['down', d.down], ['from_zero', d.fromZero]] as const) set({ kind }, n);
+    });
+    const classLatency = histogram('baton_class_latency_seconds', 'Arrival to answer, per request class (the class it ran at)');
+    this.classLatency = CLASSES.map((c) => classLatency.labels({ class: c }));
+    labelled('baton_admission_total', 'Requests by the class they asked for: admitted at it, downgraded to the lowest, refused 429', ['class', 'outcome'], (set) => {
+      for (const [c, n] of Object.entries(source.admission().classes)) {
+        for (const outcome of ['admitted', 'downgraded', 'rejected'] as const) set({ class: c, outcome }, n[outcome]);
+      }
+    });
+    labelled('baton_class_slo_total', 'Answers by the class they ran at, within its latency target (met) or not (missed)', ['class', 'slo'], (set) => {
+      for (const [c, n] of Object.entries(source.admission().classes)) {
+        set({ class: c, slo: 'met' }, n.metSlo);
+        set({ class: c, slo: 'missed' }, n.answered - n.metSlo);
+      }
+    });
+    gauge('baton_admit_probability', 'The admit probability of each (route, class) admission has seen', ['route', 'class'], (g) => {
+      for (const p of source.admission().probabilities) g.set({ route: p.route, class: p.class }, p.p);
     });
     // the event-loop lag sampler wakes the process at its precision: once a second, not 100 times
     collectDefaultMetrics({ register: this.registry, prefix: 'baton_gateway_', eventLoopMonitoringPrecision: 1000 });
@@ -110,6 +129,11 @@ export class Metrics {
     let child = cache.get(fnId);
     if (!child) cache.set(fnId, (child = h.labels({ function: this.fnName(fnId) })));
     return child;
+  }
+
+  /** A request that ran at class rank `rank` was answered after `ms`. */
+  classAnswered(rank: number, ms: number): void {
+    this.classLatency[rank]?.observe(ms / 1000);
   }
 
   instanceReady(fn: string, ms: number): void {

@@ -42,8 +42,9 @@ export function renderResults(results: SimResult[], names: string[]): string {
   }
   const lines = [table.toString()];
   for (const r of results) {
-    lines.push(`\ninstances over time, ${r.policy}:`);
-    names.forEach((n, fn) => lines.push(`  ${n.padEnd(16)} ${sparkline(r.timeline.map((p) => p.instances[fn]!))}`));
+    const max = Math.max(1, ...r.timeline.flatMap((p) => p.instances));
+    lines.push(`\ninstances over time, ${r.policy} (full height ${max}):`);
+    names.forEach((n, fn) => lines.push(`  ${n.padEnd(16)} ${sparkline(r.timeline.map((p) => p.instances[fn]!), 60, max)}`));
   }
   return lines.join('\n');
 }

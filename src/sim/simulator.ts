@@ -122,7 +122,7 @@ export async function simulate(trace: Trace, settings: ScalerSettings, onProgres
     pids: 0, spinUs: 0, keys: [], calls: [],
   }));
   const chains: ChainSpec[] = steps.map((s, id) => ({ id, domain: 0, steps: s }));
-  const routes = trace.routes.map((r, i) => ({ method: 'POST', path: `/r${i}`, chainId: i, slo: r.slo }));
+  const routes = trace.routes.map((r, i) => ({ method: 'POST', path: `/r${i}`, chainId: i, slo: r.slo, classRank: 1 }));
 
   let now = 0;
   const agenda = new Agenda();

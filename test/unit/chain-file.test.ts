@@ -25,7 +25,7 @@ describe('chain file', () => {
     const d = compileChainFile(good, FIXTURES);
     expect(d.functions.map((f) => [f.name, f.keys])).toEqual([['a', [1]], ['b', [2, 3, 4]], ['c', [5]]]);
     expect(d.chains[0]!.steps).toEqual([[0], [1, 2], [0]]);
-    expect(d.routes[0]).toEqual({ method: 'POST', path: '/x', chainId: 0 });
+    expect(d.routes[0]).toEqual({ method: 'POST', path: '/x', chainId: 0, classRank: 1 });
     expect(d.pool).toEqual({ slotSize: 2 * 1024 * 1024, slotCount: 64 });
     expect(d.gateway).toMatchObject({ port: 8080, timeoutMs: 30000 });
   });
@@ -56,6 +56,8 @@ describe('chain file', () => {
     expect(problems({ ...good, functions: { a: { module: 'echo.ts', minInstances: 0, binding: 'early' } } })).toMatch(/needs late binding/);
     expect(problems({ ...good, functions: { a: { module: 'echo.ts', warm: 3, maxInstances: 2 } } })).toMatch(/functions\.a\.warm: 3 is more than maxInstances \(2\)/);
     expect(problems({ ...good, gateway: { scaler: { policy: 'magic' } } })).toMatch(/gateway\.scaler\.policy/);
+    expect(problems({ ...good, routes: [{ method: 'POST', path: '/x', chain: ['a'], class: 'urgent' }] })).toMatch(/routes\.0\.class: .*critical/);
+    expect(problems({ ...good, gateway: { admission: { floor: 2 } } })).toMatch(/gateway\.admission\.floor/);
     expect(problems({ ...good, node: { memory: '64MiB' }, functions: { a: { module: 'echo.ts', instances: 2, memory: '64MiB' } } })).toMatch(
       /node\.memory: 67108864 bytes cannot hold the instances started with the gateway \(134217728 bytes/,
     );

@@ -2,7 +2,9 @@
 // example — from a warm spare (the default where a function can scale) and from nothing
 // (spares: 0) — and from `baton up` to the first reply; against the same steps for an HTTP
 // service (a fastify process: spawn → listening → first reply) and Node's own floor (a bare
-// process: spawn → first IPC message).
+// process: spawn → first IPC message). And scale from zero: a function at zero instances behind
+// a running gateway (its code paths warmed by another route first), its first reply against a
+// warm reply plus one instance start (the first reply waits for the start, then is served).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pack } from 'msgpackr';
@@ -11,6 +13,7 @@ import { forkReady, stop } from '../procs.ts';
 import { startBaton } from '../systems/baton.ts';
 import { startService } from '../systems/http.ts';
 import { sibling } from '../../paths.ts';
+import { medianOf } from '../stats.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../../examples/text-pipeline/', import.meta.url));
 const NODE_FLOOR = sibling(import.meta.url, '../systems/ready.ts');
@@ -51,6 +54,28 @@ async function firstReply(url: string, body: Buffer | string): Promise<void> {
   await res.arrayBuffer();
 }
 
+/** One function at zero instances behind a gateway whose code paths another route warmed:
+ *  its first reply, then its warm replies' p50, and how long its instance took to start. */
+async function scaleFromZero(ctx: BenchContext, fn: string, spares: number): Promise<{ first: number; warm: number; start: number }> {
+  const module = path.join(EXAMPLE, `${fn}.ts`);
+  const sys = await startBaton(ctx.tmp, `zero-${fn}`, {
+    functions: { warmup: { module, instances: 1, spares: 0 }, [fn]: { module, instances: 0, minInstances: 0, maxInstances: 1, spares } },
+    routes: [{ method: 'POST', path: '/w', chain: ['warmup'] }, { method: 'POST', path: '/f', chain: [fn] }],
+  });
+  try {
+    for (let i = 0; i < 20; i++) await firstReply(`${sys.url}/w`, INPUT[fn]!);
+    if (spares) await waitForSpare(sys.adminUrl);
+    const [first] = await time(() => firstReply(`${sys.url}/f`, INPUT[fn]!));
+    const warm: number[] = [];
+    for (let i = 0; i < 20; i++) warm.push((await time(() => firstReply(`${sys.url}/f`, INPUT[fn]!)))[0]);
+    const status = (await (await fetch(`${sys.adminUrl}/status`)).json()) as { functions: { name: string; instances: { state: string; coldStartMs: number | null }[] }[] };
+    const start = status.functions.find((f) => f.name === fn)!.instances.find((i) => i.state === 'ready')!.coldStartMs!;
+    return { first, warm: medianOf(warm).median, start };
+  } finally {
+    await sys.stop();
+  }
+}
+
 export const coldstart: Scenario = {
   name: 'coldstart',
   title: 'Cold start: start an instance → serving, and start → first reply',
@@ -58,7 +83,7 @@ export const coldstart: Scenario = {
   async run(ctx: BenchContext) {
     const reps = ctx.pick({ smoke: 1, quick: 2, full: 10 });
     const fns = ctx.pick({ smoke: ['parse'], quick: ['parse', 'transform', 'render'], full: ['parse', 'transform', 'render'] });
-    const steps = (fns.length * 4 + 2) * reps;
+    const steps = (fns.length * 6 + 2) * reps;
     let done = 0;
 
     for (const fn of fns) {
@@ -89,6 +114,20 @@ export const coldstart: Scenario = {
       ctx.record.metric(`baton instance (${fn})`, 'start → serving', ready, 'ms', 'lower');
       ctx.record.metric(`baton instance, no spare (${fn})`, 'start → serving', cold, 'ms', 'lower');
       ctx.record.metric(`baton up (${fn})`, 'start → first reply', first, 'ms', 'lower');
+      for (const spares of [1, 0]) {
+        const fromZero = { first: [] as number[], warm: [] as number[], start: [] as number[], ratio: [] as number[] };
+        for (let r = 0; r < reps; r++) {
+          ctx.progress(done++, steps, `baton: ${fn} from zero → first reply (spares: ${spares}, ${r + 1}/${reps})`);
+          const m = await scaleFromZero(ctx, fn, spares);
+          for (const k of ['first', 'warm', 'start'] as const) fromZero[k].push(m[k]);
+          fromZero.ratio.push(m.first / (2 * m.warm + m.start));
+        }
+        const system = `baton from zero${spares ? '' : ', no spare'} (${fn})`;
+        ctx.record.metric(system, 'first reply', fromZero.first, 'ms', 'lower');
+        ctx.record.metric(system, 'warm reply (p50 of 20)', fromZero.warm, 'ms', 'lower');
+        ctx.record.metric(system, 'its instance start → ready', fromZero.start, 'ms', 'lower');
+        ctx.record.metric(system, 'first reply / (2 × warm reply + instance start)', fromZero.ratio, '×', 'lower');
+      }
     }
 
     const httpReady: number[] = [];
