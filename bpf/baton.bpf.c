@@ -43,8 +43,8 @@ struct {
 	__type(value, struct baton_idle);
 } baton_idle SEC(".maps");
 
-/* Each late-bound function's FIFO of descriptors waiting for an idle instance, created by the
- * gateway with the function's queueDepth. */
+/* Each late-bound function's FIFOs of descriptors waiting for an idle instance, one per request
+ * class (index fn * BATON_CLASSES + class), created by the gateway with the function's queueDepth. */
 struct baton_queue {
 	__uint(type, BPF_MAP_TYPE_QUEUE);
 	__uint(max_entries, 1);
@@ -53,7 +53,7 @@ struct baton_queue {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, BATON_MAX_FUNCTIONS);
+	__uint(max_entries, BATON_MAX_FUNCTIONS * BATON_CLASSES);
 	__type(key, __u32);
 	__array(values, struct baton_queue);
 } baton_queues SEC(".maps");
@@ -202,12 +202,10 @@ static __noinline int give_token(struct baton_idle *idle, __u32 index, __u32 con
 	return TOKEN_NONE_BUSY;
 }
 
-/* Takes the oldest live descriptor out of a function's queue for `to`, claiming its slot (a
- * withdrawn one fails the claim and is passed over). Returns 1 with it in *v. */
-static __noinline int pop_for(void *q, struct baton_idle *idle, struct baton_raw_desc *v, __u32 to)
+/* Takes the oldest live descriptor out of one of a function's queues for `to`, claiming its
+ * slot (a withdrawn one fails the claim and is passed over). Returns 1 with it in *v. */
+static __noinline int pop_one(void *q, struct baton_idle *idle, struct baton_raw_desc *v, __u32 to, struct baton_config *cfg)
 {
-	__u32 zero = 0;
-	struct baton_config *cfg = bpf_map_lookup_elem(&baton_config, &zero);
 	for (int i = 0; i < 8; i++) {
 		if (bpf_map_pop_elem(q, v))
 			return 0;
@@ -222,6 +220,25 @@ static __noinline int pop_for(void *q, struct baton_idle *idle, struct baton_raw
 				return 1;
 		}
 		__sync_fetch_and_add(&idle->stale, 1);
+	}
+	return 0;
+}
+
+/* Takes the oldest live descriptor of the highest class waiting for function `fn`, for `to`;
+ * every starve_every-th taking looks at the lowest class first, so it is never starved. */
+static __noinline int pop_for(__u32 fn, struct baton_idle *idle, struct baton_raw_desc *v, __u32 to)
+{
+	__u32 zero = 0;
+	struct baton_config *cfg = bpf_map_lookup_elem(&baton_config, &zero);
+	__u64 n = __sync_fetch_and_add(&idle->pops, 1);
+	__u32 every = cfg ? cfg->starve_every : 0;
+	int lowest_first = every && n % every == every - 1;
+	for (__u32 k = 0; k < BATON_CLASSES; k++) {
+		__u32 cls = lowest_first ? (k == 0 ? BATON_CLASSES - 1 : k - 1) : k;
+		__u32 qi = fn * BATON_CLASSES + cls;
+		void *q = bpf_map_lookup_elem(&baton_queues, &qi);
+		if (q && pop_one(q, idle, v, to, cfg))
+			return 1;
 	}
 	return 0;
 }
@@ -336,7 +353,11 @@ static __noinline void bind(struct sk_msg_md *msg, __u32 me, __u32 fn, struct ba
 {
 	struct baton_idle *idle = bpf_map_lookup_elem(&baton_idle, &fn);
 	struct baton_fn *f = bpf_map_lookup_elem(&baton_fns, &fn);
-	void *q = bpf_map_lookup_elem(&baton_queues, &fn);
+	__u32 cls = c ? c->queue >> BATON_CLASS_SHIFT : 0;
+	if (cls >= BATON_CLASSES)
+		cls = BATON_CLASSES - 1;
+	__u32 qi = fn * BATON_CLASSES + cls;
+	void *q = bpf_map_lookup_elem(&baton_queues, &qi);
 	if (!idle || !f || f->concurrency == 0) {
 		count(BATON_GATEWAY_KEY, C_TO_DISPATCHER);
 		if (c)
@@ -365,7 +386,7 @@ static __noinline void bind(struct sk_msg_md *msg, __u32 me, __u32 fn, struct ba
 	}
 	__builtin_memcpy(&v, data, sizeof(v));
 	/* queued: its slot is nobody's until someone claims it (pop_for, or a withdrawal) */
-	c->queue = fn + 1;
+	c->queue = (c->queue & ~BATON_QUEUE_FN) | (fn + 1);
 	c->holder = BATON_HOLDER_QUEUED;
 	if (bpf_map_push_elem(q, &v, BPF_ANY)) {
 		/* full: the dispatcher answers 503 */
@@ -381,7 +402,7 @@ static __noinline void bind(struct sk_msg_md *msg, __u32 me, __u32 fn, struct ba
 	 * returning its token; we look for tokens after queueing: one of us sees the other) */
 	target = take_idle(idle, f);
 	if (target) {
-		if (pop_for(q, idle, &v, target)) {
+		if (pop_for(fn, idle, &v, target)) {
 			hand(msg, &v, target);
 			return;
 		}
@@ -411,8 +432,8 @@ static __noinline void on_idle(struct sk_msg_md *msg, __u32 me, __u32 fn)
 {
 	struct baton_idle *idle = bpf_map_lookup_elem(&baton_idle, &fn);
 	struct baton_fn *f = bpf_map_lookup_elem(&baton_fns, &fn);
-	void *q = bpf_map_lookup_elem(&baton_queues, &fn);
-	if (!idle || !f || !q || f->concurrency == 0 || me < f->base_key) {
+	__u32 q0 = fn * BATON_CLASSES; /* a late-bound function has its queues */
+	if (!idle || !f || !bpf_map_lookup_elem(&baton_queues, &q0) || f->concurrency == 0 || me < f->base_key) {
 		to_gateway(msg);
 		return;
 	}
@@ -423,7 +444,7 @@ static __noinline void on_idle(struct sk_msg_md *msg, __u32 me, __u32 fn)
 		return;
 	}
 	struct baton_raw_desc v;
-	if (pop_for(q, idle, &v, me)) {
+	if (pop_for(fn, idle, &v, me)) {
 		hand(msg, &v, me);
 		return;
 	}
@@ -432,7 +453,7 @@ static __noinline void on_idle(struct sk_msg_md *msg, __u32 me, __u32 fn)
 		ack(msg, me);
 		return;
 	}
-	if (r == TOKEN_TAKEN_BACK && member(idle, first) && pop_for(q, idle, &v, me)) {
+	if (r == TOKEN_TAKEN_BACK && member(idle, first) && pop_for(fn, idle, &v, me)) {
 		hand(msg, &v, me);
 		return;
 	}

@@ -67,9 +67,17 @@ struct baton_idle {
 	unsigned long long events;
 	unsigned long long stale; /* withdrawn descriptors a pop passed over */
 	unsigned long long withdrawn; /* (the gateway's) queued descriptors withdrawn, their request over */
-	unsigned long long pad[4];
+	unsigned long long pops; /* takings from the function's queues (every starve_every-th serves the lowest class first) */
+	unsigned long long pad[3];
 };
 #define BATON_IDLE_STRIDE 24 /* u64 words per function */
+
+/* Request classes (src/admission/classes.ts), 0 the highest: each late-bound function has a
+ * kernel queue per class, baton_queues[fn * BATON_CLASSES + class], taken from highest class
+ * first. A slot's class is in the high half of its custody entry's `queue` word. */
+#define BATON_CLASSES 3
+#define BATON_QUEUE_FN 0xffffu
+#define BATON_CLASS_SHIFT 16
 
 /* A raw descriptor, as a kernel queue holds it. */
 struct baton_raw_desc {
@@ -117,7 +125,7 @@ struct baton_edges {
 #define BATON_HOLDER_QUEUED 0xfffffff0u
 struct baton_custody {
 	unsigned int req;
-	unsigned int queue; /* function + 1 whose kernel queue its descriptor last waited in */
+	unsigned int queue; /* low half: function + 1 whose kernel queue its descriptor last waited in; high half: the request's class (the gateway's) */
 	unsigned int gen;
 	unsigned int holder;
 };
@@ -126,6 +134,7 @@ struct baton_custody {
 struct baton_config {
 	unsigned int slots;
 	unsigned int capacity; /* payload bytes per slot */
+	unsigned int starve_every; /* every this many takings from a function's queues serve the lowest class first (0: never) */
 };
 
 /* Why a sender was refused (baton_sender.refused, baton_counters.reason). */

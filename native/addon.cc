@@ -40,6 +40,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   layout.Set("maxSlots", Napi::Number::New(env, BATON_MAX_SLOTS));
   layout.Set("gatewayFn", Napi::Number::New(env, BATON_GATEWAY_FN));
   layout.Set("custodyEntry", Napi::Number::New(env, static_cast<double>(sizeof(struct baton_custody))));
+  layout.Set("classes", Napi::Number::New(env, BATON_CLASSES));
+  layout.Set("classShift", Napi::Number::New(env, BATON_CLASS_SHIFT));
   exports.Set("layout", layout);
   return exports;
 }

@@ -189,19 +189,21 @@ Napi::Value Dataplane::CustodyBuffer(const Napi::CallbackInfo& info) {
                    sizeof(struct baton_custody) * BATON_MAX_SLOTS, "slot custody map");
 }
 
-// configure(slots, capacity): the pool geometry descriptors are checked against.
+// configure(slots, capacity, starveEvery): the pool geometry descriptors are checked against,
+// and how often a taking from a function's queues serves the lowest class first.
 Napi::Value Dataplane::Configure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!skel_) {
     MakeError(env, "BATON_ERR_CLOSED", "the data plane is closed", 0).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-    Napi::TypeError::New(env, "configure(slots, capacity)").ThrowAsJavaScriptException();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "configure(slots, capacity, starveEvery)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   uint32_t zero = 0;
-  struct baton_config cfg = {info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value()};
+  struct baton_config cfg = {info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value(),
+                             info[2].As<Napi::Number>().Uint32Value()};
   if (cfg.slots > BATON_MAX_SLOTS) {
     Napi::RangeError::New(env, "more slots than the custody map holds").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -277,8 +279,8 @@ Napi::Value Dataplane::AllowCalls(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// createQueue(fnId, depth): the kernel queue of late-bound function fnId, holding up to
-// `depth` descriptors that wait for an idle instance.
+// createQueue(fnId, depth): the kernel queues of late-bound function fnId, one per request
+// class, each holding up to `depth` descriptors that wait for an idle instance.
 Napi::Value Dataplane::CreateQueue(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!skel_) {
@@ -291,63 +293,66 @@ Napi::Value Dataplane::CreateQueue(const Napi::CallbackInfo& info) {
   }
   uint32_t fn = info[0].As<Napi::Number>().Uint32Value();
   uint32_t depth = info[1].As<Napi::Number>().Uint32Value();
-  if (fn >= BATON_MAX_FUNCTIONS || depth == 0 || queues_.count(fn)) {
+  if (fn >= BATON_MAX_FUNCTIONS || depth == 0 || queues_.count(fn * BATON_CLASSES)) {
     Napi::RangeError::New(env, "function id out of range, depth 0, or a queue already made").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int fd = bpf_map_create(BPF_MAP_TYPE_QUEUE, "baton_queue", 0, sizeof(struct baton_raw_desc), depth, nullptr);
-  if (fd < 0) {
-    BpfError(env, "creating a late-binding queue", errno).ThrowAsJavaScriptException();
-    return env.Undefined();
+  for (uint32_t cls = 0; cls < BATON_CLASSES; cls++) {
+    uint32_t index = fn * BATON_CLASSES + cls;
+    int fd = bpf_map_create(BPF_MAP_TYPE_QUEUE, "baton_queue", 0, sizeof(struct baton_raw_desc), depth, nullptr);
+    if (fd < 0) {
+      BpfError(env, "creating a late-binding queue", errno).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_queues), &index, &fd, BPF_ANY)) {
+      int e = errno;
+      close(fd);
+      BpfError(env, "installing a late-binding queue", e).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    queues_[index] = fd;
   }
-  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_queues), &fn, &fd, BPF_ANY)) {
-    int e = errno;
-    close(fd);
-    BpfError(env, "installing a late-binding queue", e).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  queues_[fn] = fd;
   return env.Undefined();
 }
 
-int Dataplane::QueueFd(const Napi::CallbackInfo& info, uint32_t* fn) {
+// (fnId, class, a 64-byte Buffer): the fd of that function's queue of that class.
+int Dataplane::QueueFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!skel_) {
     MakeError(env, "BATON_ERR_CLOSED", "the data plane is closed", 0).ThrowAsJavaScriptException();
     return -1;
   }
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsBuffer() ||
-      info[1].As<Napi::Buffer<uint8_t>>().Length() != sizeof(struct baton_raw_desc)) {
-    Napi::TypeError::New(env, "(fnId, a 64-byte Buffer)").ThrowAsJavaScriptException();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsBuffer() ||
+      info[2].As<Napi::Buffer<uint8_t>>().Length() != sizeof(struct baton_raw_desc)) {
+    Napi::TypeError::New(env, "(fnId, class, a 64-byte Buffer)").ThrowAsJavaScriptException();
     return -1;
   }
-  *fn = info[0].As<Napi::Number>().Uint32Value();
-  auto q = queues_.find(*fn);
+  uint32_t fn = info[0].As<Napi::Number>().Uint32Value();
+  uint32_t cls = info[1].As<Napi::Number>().Uint32Value();
+  auto q = cls < BATON_CLASSES ? queues_.find(fn * BATON_CLASSES + cls) : queues_.end();
   if (q == queues_.end()) {
-    Napi::RangeError::New(env, "no queue for function " + std::to_string(*fn)).ThrowAsJavaScriptException();
+    Napi::RangeError::New(env, "no queue for function " + std::to_string(fn) + " class " + std::to_string(cls)).ThrowAsJavaScriptException();
     return -1;
   }
   return q->second;
 }
 
-// queuePush(fnId, desc) -> false when the queue is full.
+// queuePush(fnId, class, desc) -> false when the queue is full.
 Napi::Value Dataplane::QueuePush(const Napi::CallbackInfo& info) {
-  uint32_t fn;
-  int fd = QueueFd(info, &fn);
+  int fd = QueueFd(info);
   if (fd < 0) return info.Env().Undefined();
-  if (bpf_map_update_elem(fd, nullptr, info[1].As<Napi::Buffer<uint8_t>>().Data(), BPF_ANY) == 0)
+  if (bpf_map_update_elem(fd, nullptr, info[2].As<Napi::Buffer<uint8_t>>().Data(), BPF_ANY) == 0)
     return Napi::Boolean::New(info.Env(), true);
   if (errno == E2BIG) return Napi::Boolean::New(info.Env(), false);
   BpfError(info.Env(), "queueing a descriptor", errno).ThrowAsJavaScriptException();
   return info.Env().Undefined();
 }
 
-// queuePop(fnId, into) -> false when the queue is empty; else the oldest is in `into`.
+// queuePop(fnId, class, into) -> false when the queue is empty; else the oldest is in `into`.
 Napi::Value Dataplane::QueuePop(const Napi::CallbackInfo& info) {
-  uint32_t fn;
-  int fd = QueueFd(info, &fn);
+  int fd = QueueFd(info);
   if (fd < 0) return info.Env().Undefined();
-  if (bpf_map_lookup_and_delete_elem(fd, nullptr, info[1].As<Napi::Buffer<uint8_t>>().Data()) == 0)
+  if (bpf_map_lookup_and_delete_elem(fd, nullptr, info[2].As<Napi::Buffer<uint8_t>>().Data()) == 0)
     return Napi::Boolean::New(info.Env(), true);
   if (errno == ENOENT) return Napi::Boolean::New(info.Env(), false);
   BpfError(info.Env(), "taking a queued descriptor", errno).ThrowAsJavaScriptException();

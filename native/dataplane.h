@@ -29,14 +29,14 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
   Napi::Value CreateQueue(const Napi::CallbackInfo& info);
   Napi::Value QueuePush(const Napi::CallbackInfo& info);
   Napi::Value QueuePop(const Napi::CallbackInfo& info);
-  int QueueFd(const Napi::CallbackInfo& info, uint32_t* fn);
+  int QueueFd(const Napi::CallbackInfo& info);
   Napi::Value MapBuffer(Napi::Env env, struct bpf_map* map, size_t bytes, const char* what);
   bool CheckKey(const Napi::CallbackInfo& info, uint32_t* key);
   void Destroy();
 
   struct baton_bpf* skel_ = nullptr;
   // each late-bound function's kernel queue (the outer map holds them too)
-  std::map<uint32_t, int> queues_;
+  std::map<uint32_t, int> queues_; // by fnId * BATON_CLASSES + class
 };
 
 }  // namespace baton

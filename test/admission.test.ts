@@ -69,3 +69,91 @@ describe.skipIf(dataplaneUnavailable)('admission control', () => {
     await poolSettled(g);
   });
 });
+
+describe.skipIf(dataplaneUnavailable)('class-ordered queues (in the kernel)', () => {
+  let gw: Gateway | undefined;
+  afterEach(() => gw?.stop());
+  /** One instance of `work` behind two routes of one domain: /c critical, /b best-effort. */
+  const start = (starvationShare: number) =>
+    startGateway({
+      gateway: { port: 0, admission: { starvationShare } },
+      functions: { work: { module: 'tagged.ts', spares: 0 } },
+      routes: [
+        { method: 'POST', path: '/c', chain: ['work'], class: 'critical', domain: 'one' },
+        { method: 'POST', path: '/b', chain: ['work'], class: 'best-effort', domain: 'one' },
+      ],
+    } as ChainFileInput).then((g) => (gw = g));
+
+  /** Holds the instance, queues `order` (paths) behind it one by one, and returns the tags in
+   *  the order they were answered. */
+  async function served(g: Gateway, order: string[]): Promise<string[]> {
+    const done: string[] = [];
+    const all: Promise<void>[] = [];
+    const send = (path: string, tag: string, ms: number) =>
+      all.push(fetch(`${g.url}${path}?ms=${ms}`, { method: 'POST', body: tag }).then(async (r) => {
+        expect(r.status).toBe(200);
+        done.push(((await r.json()) as { tag: string }).tag);
+      }));
+    send('/b', 'holder', 300);
+    await waitFor('the instance busy', () => g.dispatcher.inFlight(0) === 1);
+    for (const [i, path] of order.entries()) {
+      send(path, `${path.slice(1)}${i}`, 5);
+      await waitFor(`${i + 1} queued`, () => g.dispatcher.queued(0) === i + 1);
+    }
+    await Promise.all(all);
+    return done;
+  }
+
+  it('an idle instance takes the highest class waiting first, whatever came before it', async () => {
+    const g = await start(0);
+    expect(await served(g, ['/b', '/b', '/b', '/c', '/b', '/c'])).toEqual(['holder', 'c3', 'c5', 'b0', 'b1', 'b2', 'b4']);
+    await poolSettled(g);
+  });
+
+  it('a client lowering its class with the header is queued behind the route\'s class', async () => {
+    const g = await start(0);
+    const done: string[] = [];
+    const post = (tag: string, ms: number, cls?: string) =>
+      fetch(`${g.url}/c?ms=${ms}`, { method: 'POST', body: tag, headers: cls ? { 'x-baton-class': cls } : {} }).then(async (r) => {
+        done.push(((await r.json()) as { tag: string }).tag);
+      });
+    const all = [post('holder', 300)];
+    await waitFor('the instance busy', () => g.dispatcher.inFlight(0) === 1);
+    all.push(post('lowered', 5, 'best-effort'));
+    await waitFor('1 queued', () => g.dispatcher.queued(0) === 1);
+    all.push(post('critical', 5));
+    await waitFor('2 queued', () => g.dispatcher.queued(0) === 2);
+    await Promise.all(all);
+    expect(done).toEqual(['holder', 'critical', 'lowered']);
+    await poolSettled(g);
+  });
+
+  it('a function at zero: what waits while its instance starts is handed over by class too (the gateway\'s own queueing)', async () => {
+    const g = await startGateway({
+      gateway: { port: 0, admission: { starvationShare: 0 } },
+      functions: { work: { module: 'slow-import.ts', instances: 0, minInstances: 0, maxInstances: 1, spares: 0, env: { IMPORT_MS: '500' } } },
+      routes: [
+        { method: 'POST', path: '/c', chain: ['work'], class: 'critical', domain: 'one' },
+        { method: 'POST', path: '/b', chain: ['work'], class: 'best-effort', domain: 'one' },
+      ],
+    } as ChainFileInput).then((x) => (gw = x));
+    const done: string[] = [];
+    const all: Promise<void>[] = [];
+    for (const [i, path] of ['/b', '/b', '/c'].entries()) {
+      all.push(fetch(`${g.url}${path}`, { method: 'POST', body: `${path.slice(1)}${i}` }).then(async (r) => {
+        done.push(((await r.json()) as { tag: string }).tag);
+      }));
+      await waitFor(`${i + 1} waiting`, () => g.dispatcher.queued(0) === i + 1);
+    }
+    await Promise.all(all);
+    expect(done).toEqual(['c2', 'b0', 'b1']);
+    expect(g.dispatcher.stats.queued).toBe(3); // queued by the gateway, not the kernel
+    await poolSettled(g);
+  });
+
+  it('the lowest class is not starved: with starvationShare 0.5 every second taking serves it first', async () => {
+    const g = await start(0.5);
+    expect(await served(g, ['/b', '/b', '/b', '/c', '/c', '/c'])).toEqual(['holder', 'c3', 'b0', 'c4', 'b1', 'c5', 'b2']);
+    await poolSettled(g);
+  });
+});

@@ -17,6 +17,7 @@ export interface AdmissionSettings {
   windowMs: number;
   lowestInFlight: number;
   retryAfterS: number;
+  starvationShare: number;
   /** Latency target per class, ms. */
   slo: Record<ClassName, number>;
 }

@@ -21,9 +21,9 @@ import type { IdleTokens } from './idle.ts';
 /** The kernel's queues, as the gateway reaches them (bpf syscalls). */
 export interface KernelQueues {
   create(fnId: number, depth: number): void;
-  /** Appends a descriptor; false when the queue is full. */
-  push(fnId: number, d: Descriptor): boolean;
-  /** Takes the oldest descriptor, or undefined when the queue is empty. */
+  /** Appends a descriptor to the function's queue of class `cls`; false when it is full. */
+  push(fnId: number, d: Descriptor, cls: number): boolean;
+  /** Takes the oldest descriptor of the highest class waiting, or undefined when none waits. */
   pop(fnId: number): Descriptor | undefined;
 }
 
@@ -34,6 +34,8 @@ export interface DispatcherHooks {
   fail(reqId: number, error: BatonError): void;
   /** Marks a slot the gateway holds as waiting in function `fnId`'s kernel queue. */
   park(slot: number, fnId: number): void;
+  /** The class of the request slot `slot` belongs to (0: the highest). */
+  classOf(slot: number): number;
   /** Claims a queued slot (generation `gen`) for the gateway; false: withdrawn, pass it over. */
   claim(slot: number, gen: number): boolean;
   /** Function `fnId` now has `count` instances taking work (0: none; the kernel then passes
@@ -142,7 +144,7 @@ export class Dispatcher {
       return;
     }
     this.hooks.park(d.slot, f.spec.id);
-    if (!this.queues.push(f.spec.id, d)) {
+    if (!this.queues.push(f.spec.id, d, this.hooks.classOf(d.slot))) {
       this.hooks.claim(d.slot, d.gen); // back in the gateway's hands, to answer it
       this.stats.rejectedFull++;
       this.hooks.fail(d.reqId, batonError('BATON_ERR_QUEUE_FULL', `function '${f.spec.name}' has ${f.spec.queueDepth} waiting`));

@@ -89,6 +89,9 @@ export const chainFileSchema = z.strictObject({
           windowMs: z.number().positive().max(60_000).default(10),
           /** best-effort requests in flight at once, beyond which one is refused 429. */
           lowestInFlight: z.number().int().min(1).max(1_000_000).default(256),
+          /** Of the takings from a function's queues, the share that serves best-effort first
+           *  (so it is never starved by higher classes; 0: strict priority). */
+          starvationShare: z.number().min(0).max(0.5).default(0.05),
           /** Retry-After of a 429, seconds. */
           retryAfterS: z.number().int().min(0).max(3600).default(1),
         })

@@ -7,7 +7,7 @@
 // socket is gone ('lost').
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { decode, DESC_SIZE, encodeInto, GATEWAY_FN, type Descriptor } from '../descriptor/index.ts';
+import { CLASS_QUEUES, decode, DESC_SIZE, encodeInto, GATEWAY_FN, type Descriptor } from '../descriptor/index.ts';
 import type { KernelQueues } from '../binding/dispatcher.ts';
 import { native, type KeyCounters, type NativeDataplane } from '../native/index.ts';
 
@@ -44,6 +44,9 @@ export const NO_FUNCTION = 0xfffe;
 export class Sockmap extends EventEmitter<SockmapEvents> implements KernelQueues {
   private readonly dp: NativeDataplane;
   private readonly scratch = Buffer.alloc(DESC_SIZE);
+  private starveEvery = 0;
+  /** The gateway's own takings from each function's queues. */
+  private readonly pops: number[] = [];
   private readonly keys = new Map<number, { peer: net.Socket; port: number }>();
   private destroyed = false;
 
@@ -127,23 +130,34 @@ export class Sockmap extends EventEmitter<SockmapEvents> implements KernelQueues
     native(() => this.dp.allowCalls(from, to, returnsTo));
   }
 
-  /** Tells the program the pool's geometry: descriptors beyond it are refused. */
-  configure(slots: number, capacity: number): void {
-    native(() => this.dp.configure(slots, capacity));
+  /** Tells the program the pool's geometry (descriptors beyond it are refused), and that every
+   *  `starveEvery`-th taking from a function's queues serves the lowest class first (0: never). */
+  configure(slots: number, capacity: number, starveEvery = 0): void {
+    this.starveEvery = starveEvery;
+    native(() => this.dp.configure(slots, capacity, starveEvery));
   }
 
-  /** Late binding's kernel queue of function `fnId`, `depth` descriptors deep. */
+  /** Late binding's kernel queues of function `fnId`, one per class, `depth` descriptors deep. */
   create(fnId: number, depth: number): void {
     native(() => this.dp.createQueue(fnId, depth));
   }
 
-  push(fnId: number, d: Descriptor): boolean {
+  /** Appends `d` to `fnId`'s queue of class `cls`; false when it is full. */
+  push(fnId: number, d: Descriptor, cls: number): boolean {
     encodeInto(d, this.scratch);
-    return native(() => this.dp.queuePush(fnId, this.scratch));
+    return native(() => this.dp.queuePush(fnId, Math.min(cls, CLASS_QUEUES - 1), this.scratch));
   }
 
+  /** The oldest descriptor of the highest class waiting for `fnId`, as the program takes them
+   *  (every starveEvery-th taking looks at the lowest class first). */
   pop(fnId: number): Descriptor | undefined {
-    return native(() => this.dp.queuePop(fnId, this.scratch)) ? decode(this.scratch) : undefined;
+    const n = (this.pops[fnId] = (this.pops[fnId] ?? 0) + 1);
+    const lowestFirst = this.starveEvery > 0 && n % this.starveEvery === 0;
+    for (let k = 0; k < CLASS_QUEUES; k++) {
+      const cls = lowestFirst ? (k === 0 ? CLASS_QUEUES - 1 : k - 1) : k;
+      if (native(() => this.dp.queuePop(fnId, cls, this.scratch))) return decode(this.scratch);
+    }
+    return undefined;
   }
 
   /** Detaches the program and frees the maps; closes every peer end. */

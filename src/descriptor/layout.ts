@@ -57,6 +57,11 @@ export const IDLE_STRIDE = 24;
 export const MAX_TOKENS = IDLE_WORDS * 64;
 /** The holder of a slot whose descriptor waits in a kernel queue (BATON_HOLDER_QUEUED). */
 export const HOLDER_QUEUED = 0xfffffff0;
+/** Request classes with a kernel queue each per function, and where a slot's class sits in its
+ *  custody entry's `queue` word (the low half is the function whose queue it waits in, + 1). */
+export const CLASS_QUEUES = 3;
+export const CLASS_SHIFT = 16;
+export const QUEUE_FN = 0xffff;
 
 export function fnAddress(fnId: number): number {
   return (FN_ADDR | fnId) >>> 0;

@@ -11,7 +11,7 @@
 // whoever takes it out claims it with one compare-and-swap of its generation and holder —
 // the kernel for an instance, or the gateway withdrawing a request that is over — so exactly
 // one of them gets it, and a withdrawn one is passed over.
-import { GATEWAY_KEY, HOLDER_QUEUED } from '../descriptor/index.ts';
+import { CLASS_SHIFT, GATEWAY_KEY, HOLDER_QUEUED, QUEUE_FN } from '../descriptor/index.ts';
 
 /** u32 words of a custody entry (struct baton_custody in bpf/baton_shared.h); gen and holder
  *  share the entry's second u64 (gen | holder << 32), swapped as one. */
@@ -72,9 +72,9 @@ export class SlotTable {
     return n;
   }
 
-  /** Takes a free slot of `domain` for request `reqId`, held by the gateway; undefined when
-   *  none is free. */
-  acquire(reqId: number, domain = 0): { slot: number; gen: number } | undefined {
+  /** Takes a free slot of `domain` for request `reqId` of class `cls`, held by the gateway;
+   *  undefined when none is free. */
+  acquire(reqId: number, domain = 0, cls = 0): { slot: number; gen: number } | undefined {
     const slot = this.freeSlots[domain]!.pop();
     if (slot === undefined) return undefined;
     const gen = (this.gens[slot]! + 1) >>> 0 || 1;
@@ -83,9 +83,14 @@ export class SlotTable {
     const at = slot * CUSTODY.words;
     Atomics.store(this.words, at + CUSTODY.holder, GATEWAY_KEY);
     Atomics.store(this.words, at + CUSTODY.gen, gen);
-    Atomics.store(this.words, at + CUSTODY.queue, 0);
+    Atomics.store(this.words, at + CUSTODY.queue, cls << CLASS_SHIFT); // the kernel queues it by class
     Atomics.store(this.words, at + CUSTODY.req, reqId); // last: the kernel checks req first
     return { slot, gen };
+  }
+
+  /** The class of the request `slot` was taken for. */
+  classOf(slot: number): number {
+    return Atomics.load(this.words, slot * CUSTODY.words + CUSTODY.queue) >>> CLASS_SHIFT;
   }
 
   /** The key holding `slot` now (GATEWAY_KEY: the gateway). */
@@ -103,7 +108,7 @@ export class SlotTable {
    *  allocation waits (an instance may have taken it). */
   withdraw(slot: number): boolean {
     if (!this.swapQueued(slot)) return false;
-    this.withdrawn?.(Atomics.load(this.words, slot * CUSTODY.words + CUSTODY.queue) - 1);
+    this.withdrawn?.((Atomics.load(this.words, slot * CUSTODY.words + CUSTODY.queue) & QUEUE_FN) - 1);
     return true;
   }
 
@@ -126,7 +131,8 @@ export class SlotTable {
   /** Marks `slot` as waiting in function `fnId`'s kernel queue (the gateway queues one of its
    *  descriptors). */
   park(slot: number, fnId: number): void {
-    Atomics.store(this.words, slot * CUSTODY.words + CUSTODY.queue, fnId + 1);
+    const at = slot * CUSTODY.words + CUSTODY.queue;
+    Atomics.store(this.words, at, (Atomics.load(this.words, at) & ~QUEUE_FN) | (fnId + 1));
     Atomics.store(this.words, slot * CUSTODY.words + CUSTODY.holder, HOLDER_QUEUED);
   }
 

@@ -168,7 +168,8 @@ export class Gateway implements Backend {
       throw err;
     }
     this.capacity = this.pools.capacity;
-    this.sockmap.configure(this.pools.slotCount, this.pools.capacity);
+    const share = g.admission.starvationShare;
+    this.sockmap.configure(this.pools.slotCount, this.pools.capacity, share > 0 ? Math.round(1 / share) : 0);
     const calls = callees(deployment);
     const returns = callers(deployment);
     for (const f of deployment.functions) {
@@ -197,6 +198,7 @@ export class Gateway implements Backend {
         send: (d) => this.endpoint.send(d),
         fail: (reqId, error) => this.requests.answer(reqId, { error }),
         park: (slot, fnId) => this.slots.park(slot, fnId),
+        classOf: (slot) => this.slots.classOf(slot),
         claim: (slot, gen) => this.slots.claim(slot, gen),
         // with no instance serving, the kernel passes the function's descriptors to the
         // dispatcher, which queues them and wakes the scaler: the activator

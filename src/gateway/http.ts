@@ -220,6 +220,7 @@ function chainRoutes(backend: Backend, track: (raw: IncomingMessage, res: Server
       writeError(res, ticket, req.id, headers);
       return true;
     }
+    req.rank = ticket.rank;
     let answeredMs = -1;
     res.once('close', () => backend.settled(ticket, answeredMs));
     readBody(backend, clocks, raw, req, chainId, (err, length) => {

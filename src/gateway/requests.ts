@@ -17,6 +17,8 @@ export interface Request {
   gen: number;
   /** Dead letters sent again for this request. */
   redeliveries: number;
+  /** Its class (src/admission/classes.ts: 0 the highest), which orders the kernel's queues. */
+  rank: number;
   /** Slots granted to its functions for nested calls (ctx.call), until they come back (made at
    *  the first call: most requests make none). */
   callSlots?: Set<number>;
@@ -78,7 +80,7 @@ export class RequestTable {
       }
       id = this.random[this.drawn++]! & 0x7fffffff;
     } while (id === 0 || this.open.has(id));
-    const req: Request = { id, slot: -1, gen: 0, redeliveries: 0, answered: false };
+    const req: Request = { id, slot: -1, gen: 0, redeliveries: 0, rank: 1, answered: false };
     this.open.set(req.id, req);
     return req;
   }
@@ -97,7 +99,7 @@ export class RequestTable {
    *  when none is free. */
   takeSlot(req: Request, domain = 0): number {
     if (req.slot >= 0) return req.slot;
-    const got = this.slots.acquire(req.id, domain);
+    const got = this.slots.acquire(req.id, domain, req.rank);
     if (!got) throw batonError('BATON_ERR_POOL_EXHAUSTED', `${this.slots.perDomain} slots in use`);
     req.slot = got.slot;
     req.gen = got.gen;
@@ -107,7 +109,7 @@ export class RequestTable {
   /** Another slot of the request's domain, for a nested call: owned by the request, held by
    *  the gateway until it is granted; undefined when none is free. */
   takeCallSlot(req: Request): { slot: number; gen: number } | undefined {
-    const got = this.slots.acquire(req.id, Math.floor(req.slot / this.slots.perDomain));
+    const got = this.slots.acquire(req.id, Math.floor(req.slot / this.slots.perDomain), req.rank);
     if (got) (req.callSlots ??= new Set()).add(got.slot);
     return got;
   }

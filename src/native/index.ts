@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import {
-  DESC_MAGIC, DESC_SIZE, DESC_VERSION, FN_ADDR, GATEWAY_FN, HOLDER_QUEUED, IDLE_STRIDE, IDLE_WORDS, MAX_FUNCTIONS, MAX_KEYS, MAX_SLOTS,
+  CLASS_QUEUES, CLASS_SHIFT, DESC_MAGIC, DESC_SIZE, DESC_VERSION, FN_ADDR, GATEWAY_FN, HOLDER_QUEUED, IDLE_STRIDE, IDLE_WORDS, MAX_FUNCTIONS, MAX_KEYS, MAX_SLOTS,
 } from '../descriptor/layout.ts';
 import { BatonError, ERRORS, type BatonErrorCode } from '../errors.ts';
 
@@ -38,14 +38,15 @@ export interface NativeDataplane {
   setFunction(fnId: number, baseKey: number, concurrency: number, keys: number): void;
   /** Function `from` may call the functions `to` (and no other). */
   allowCalls(from: number, to: number[], returnsTo: number[]): void;
-  /** Pool geometry the program checks descriptors against. */
-  configure(slots: number, capacity: number): void;
-  /** The kernel queue of late-bound function `fnId`, `depth` descriptors deep. */
+  /** Pool geometry the program checks descriptors against, and how often a taking from a
+   *  function's queues serves the lowest class first (0: never). */
+  configure(slots: number, capacity: number, starveEvery: number): void;
+  /** The kernel queues of late-bound function `fnId`, one per class, `depth` descriptors deep. */
   createQueue(fnId: number, depth: number): void;
-  /** Appends a 64-byte descriptor to `fnId`'s queue; false when it is full. */
-  queuePush(fnId: number, desc: Buffer): boolean;
-  /** Takes the oldest descriptor of `fnId`'s queue into `into`; false when it is empty. */
-  queuePop(fnId: number, into: Buffer): boolean;
+  /** Appends a 64-byte descriptor to `fnId`'s queue of class `cls`; false when it is full. */
+  queuePush(fnId: number, cls: number, desc: Buffer): boolean;
+  /** Takes the oldest descriptor of `fnId`'s queue of class `cls` into `into`; false when it is empty. */
+  queuePop(fnId: number, cls: number, into: Buffer): boolean;
   close(): void;
 }
 
@@ -81,7 +82,7 @@ interface Addon {
 const LAYOUT = {
   descSize: DESC_SIZE, descMagic: DESC_MAGIC, descVersion: DESC_VERSION, maxKeys: MAX_KEYS, fnAddr: FN_ADDR,
   maxFunctions: MAX_FUNCTIONS, idleWords: IDLE_WORDS, maxSlots: MAX_SLOTS, custodyEntry: 16, gatewayFn: GATEWAY_FN,
-  idleStride: IDLE_STRIDE, idleEntry: IDLE_STRIDE * 8, holderQueued: HOLDER_QUEUED, custodyGen: 8,
+  idleStride: IDLE_STRIDE, idleEntry: IDLE_STRIDE * 8, holderQueued: HOLDER_QUEUED, custodyGen: 8, classes: CLASS_QUEUES, classShift: CLASS_SHIFT,
 };
 
 /** node-gyp's build, or another (the cmake-js developer build) named by BATON_ADDON. */

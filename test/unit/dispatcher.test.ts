@@ -41,6 +41,7 @@ function setup(fn: { instances?: number; concurrency?: number; queueDepth?: numb
     fail: (reqId, e) => failed.push([reqId, e]),
     park: (slot, fnId) => slots.park(slot, fnId),
     claim: (slot, gen) => slots.claim(slot, gen),
+    classOf: (slot) => slots.classOf(slot),
   }, pino({ level: 'silent' }));
   slots.withdrawn = (fnId) => dispatcher.withdrawn(fnId);
 
@@ -84,7 +85,7 @@ function setup(fn: { instances?: number; concurrency?: number; queueDepth?: numb
       const i = tokens.take(0, spec.concurrency);
       if (i >= 0) return { to: spec.keys[i]!, x };
       slots.park(x.slot, 0);
-      if (!queues.push(0, x)) return 'dispatcher';
+      if (!queues.push(0, x, 0)) return 'dispatcher';
       tokens.addQueued(0, 1);
       const late = tokens.take(0, spec.concurrency);
       if (late >= 0) {

@@ -36,6 +36,7 @@ function setup() {
     fail: (id, error) => requests.answer(id, { error }),
     park: (slot, fnId) => slots.park(slot, fnId),
     claim: (slot, gen) => slots.claim(slot, gen),
+    classOf: (slot) => slots.classOf(slot),
   }, log);
   const router = new Router(d);
   const keyFn = new Map(d.functions.flatMap((f) => f.keys.map((k) => [k, f.id] as const)));
