@@ -71,7 +71,7 @@ describe.skipIf(dataplaneUnavailable)('admin probes and baton status', () => {
     expect(text).toMatch(/│ echo +│ POST \/e +│ late +│ 2\/2 +│ 2 +│/); // ready, and what the scaler wants
     expect(text).toMatch(/│ faulty +│ POST \/f +│ late +│ 1\/1 +│ 1 +│ 1 +│/); // its restart above
     expect(text).toMatch(/^scaler static: 0 up, 0 down, 0 from zero$/m);
-    expect(text).toMatch(/│ normal +│ 1000 ms +│ \d+ +│ 0 +│ 0 +│ \d+ +│ 100\.0% +│/); // the class the requests ran at
+    expect(text).toMatch(/│ normal +│ 1000 ms +│ \d+ +│ 0 +│ 0 +│ 0 +│ \d+ +│ 100\.0% +│/); // the class the requests ran at
     const json = JSON.parse(await baton('status', '--admin', gw.adminUrl, '--json')) as { functions: { name: string }[] };
     expect(json.functions.map((f) => f.name)).toEqual(['echo', 'faulty']);
     const top = await baton('top', '--admin', gw.adminUrl, '--count', '2', '--interval', '50');

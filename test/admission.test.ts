@@ -157,3 +157,40 @@ describe.skipIf(dataplaneUnavailable)('class-ordered queues (in the kernel)', ()
     await poolSettled(g);
   });
 });
+
+describe.skipIf(dataplaneUnavailable)('deadline-aware shedding', () => {
+  let gw: Gateway | undefined;
+  afterEach(() => gw?.stop());
+  const start = (shed: boolean) =>
+    startGateway({
+      gateway: { port: 0, timeoutMs: 1000, admission: { shed } },
+      functions: { work: { module: 'hold.ts', spares: 0 } },
+      routes: [{ method: 'POST', path: '/work', chain: ['work'] }],
+    } as ChainFileInput).then((g) => (gw = g));
+
+  /** The run time measured at 300 ms; then a request waits behind one holding the only
+   *  instance past its 1 s deadline: it can never make it. */
+  async function waitBehindHolder(g: Gateway): Promise<{ status: number; error: string }> {
+    expect((await fetch(`${g.url}/work?ms=300`, { method: 'POST', body: 'x' })).status).toBe(200);
+    const holder = fetch(`${g.url}/work?ms=1500`, { method: 'POST', body: 'x' });
+    await waitFor('the instance busy', () => g.dispatcher.inFlight(0) === 1);
+    const res = await fetch(`${g.url}/work?ms=300`, { method: 'POST', body: 'x' });
+    const body = (await res.json()) as { error: string };
+    await holder;
+    return { status: res.status, error: body.error };
+  }
+
+  it('on: a waiting request whose chain no longer fits its deadline is answered 503 SHED before its timeout, its slot freed', async () => {
+    const g = await start(true);
+    expect(await waitBehindHolder(g)).toEqual({ status: 503, error: 'BATON_ERR_SHED' });
+    expect((g.status() as { admission: { classes: Record<string, { shed: number }> } }).admission.classes.normal!.shed).toBe(1);
+    expect(g.dispatcher.queued(0)).toBe(0);
+    await poolSettled(g);
+  });
+
+  it('off: the same request waits its turn and times out (504)', async () => {
+    const g = await start(false);
+    expect(await waitBehindHolder(g)).toEqual({ status: 504, error: 'BATON_ERR_TIMEOUT' });
+    await poolSettled(g);
+  });
+});

@@ -18,6 +18,8 @@ export interface AdmissionSettings {
   lowestInFlight: number;
   retryAfterS: number;
   starvationShare: number;
+  shed: boolean;
+  shedCheckMs: number;
   /** Latency target per class, ms. */
   slo: Record<ClassName, number>;
 }
@@ -38,6 +40,8 @@ export interface ClassCounts {
   downgraded: number;
   /** Refused 429: the lowest class was full. */
   rejected: number;
+  /** Answered 503 while waiting: the rest of its chain no longer fit in its timeout. */
+  shed: number;
   /** Requests that ran at the class and were answered; those within its target. */
   answered: number;
   metSlo: number;
@@ -56,7 +60,7 @@ export class Admission {
   /** By chainId × classes + rank (no key to build per request). */
   private readonly p: (AdmitProbability | undefined)[] = [];
   private lowestNow = 0;
-  readonly counts: ClassCounts[] = CLASSES.map(() => ({ admitted: 0, downgraded: 0, rejected: 0, answered: 0, metSlo: 0 }));
+  readonly counts: ClassCounts[] = CLASSES.map(() => ({ admitted: 0, downgraded: 0, rejected: 0, shed: 0, answered: 0, metSlo: 0 }));
   private readonly recent: Float64Array[] = CLASSES.map(() => new Float64Array(RECENT));
   private readonly seen: number[] = CLASSES.map(() => 0);
 

@@ -92,6 +92,10 @@ export const chainFileSchema = z.strictObject({
           /** Of the takings from a function's queues, the share that serves best-effort first
            *  (so it is never starved by higher classes; 0: strict priority). */
           starvationShare: z.number().min(0).max(0.5).default(0.05),
+          /** Shed a waiting request as soon as the rest of its chain (median run times) no longer
+           *  fits in its timeout (503 BATON_ERR_SHED), looked at every shedCheckMs. */
+          shed: z.boolean().default(false),
+          shedCheckMs: z.number().int().min(1).max(10_000).default(10),
           /** Retry-After of a 429, seconds. */
           retryAfterS: z.number().int().min(0).max(3600).default(1),
         })

@@ -26,7 +26,7 @@ interface Status {
   scaler?: { policy: string; decisions: { up: number; down: number; fromZero: number }; functions: { name: string; want: number; reason: string }[] };
   admission?: {
     enabled: boolean;
-    classes: Record<string, { admitted: number; downgraded: number; rejected: number; answered: number; metSlo: number; slo: number; p50: number | null; p99: number | null }>;
+    classes: Record<string, { admitted: number; downgraded: number; rejected: number; shed: number; answered: number; metSlo: number; slo: number; p50: number | null; p99: number | null }>;
     probabilities: { route: string; class: string; p: number }[];
   };
 }
@@ -77,13 +77,13 @@ export function renderStatus(admin: string, s: Status, rate?: number): string {
 /** Per class: what admission did and how the answers met the class's target. */
 function renderAdmission(a: NonNullable<Status['admission']>): string {
   const table = new Table({
-    head: [`class (admission ${a.enabled ? 'on' : 'off'})`, 'target', 'admitted', 'downgraded', 'refused', 'answered', 'within target', 'p50/p99'],
+    head: [`class (admission ${a.enabled ? 'on' : 'off'})`, 'target', 'admitted', 'downgraded', 'refused', 'shed', 'answered', 'within target', 'p50/p99'],
     style: { head: [], border: [] },
   });
   const ms = (v: number | null) => (v === null ? '-' : `${v} ms`);
   for (const [name, c] of Object.entries(a.classes)) {
     table.push([
-      name, `${c.slo} ms`, c.admitted, c.downgraded, c.rejected, c.answered,
+      name, `${c.slo} ms`, c.admitted, c.downgraded, c.rejected, c.shed, c.answered,
       c.answered ? `${((100 * c.metSlo) / c.answered).toFixed(1)}%` : '-', `${ms(c.p50)} / ${ms(c.p99)}`,
     ]);
   }

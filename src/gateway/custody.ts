@@ -88,6 +88,12 @@ export class SlotTable {
     return { slot, gen };
   }
 
+  /** The function whose kernel queue `slot`'s descriptor waits in (when its holder is
+   *  HOLDER_QUEUED). */
+  queuedAt(slot: number): number {
+    return (Atomics.load(this.words, slot * CUSTODY.words + CUSTODY.queue) & QUEUE_FN) - 1;
+  }
+
   /** The class of the request `slot` was taken for. */
   classOf(slot: number): number {
     return Atomics.load(this.words, slot * CUSTODY.words + CUSTODY.queue) >>> CLASS_SHIFT;
@@ -108,7 +114,7 @@ export class SlotTable {
    *  allocation waits (an instance may have taken it). */
   withdraw(slot: number): boolean {
     if (!this.swapQueued(slot)) return false;
-    this.withdrawn?.((Atomics.load(this.words, slot * CUSTODY.words + CUSTODY.queue) & QUEUE_FN) - 1);
+    this.withdrawn?.(this.queuedAt(slot));
     return true;
   }
 

@@ -8,13 +8,14 @@
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Admission, type AdmissionStatus, type Ticket } from '../admission/admission.ts';
+import { Shedding } from '../admission/shedding.ts';
 import { Dispatcher } from '../binding/dispatcher.ts';
 import { IdleTokens } from '../binding/idle.ts';
 import { buildFunctions, type FunctionBuild } from '../build/functions.ts';
 import { callees, callers, type Deployment, type RouteSpec } from '../chain/index.ts';
 import { Endpoint } from '../dataplane/endpoint.ts';
 import { Sockmap } from '../dataplane/sockmap.ts';
-import { GATEWAY_FN, GATEWAY_KEY, Kind, nowUs } from '../descriptor/index.ts';
+import { GATEWAY_FN, GATEWAY_KEY, HOLDER_QUEUED, Kind, nowUs } from '../descriptor/index.ts';
 import { batonError, type BatonError, type BatonErrorCode } from '../errors.ts';
 import { PoolSet, type RequestMeta } from '../pool/index.ts';
 import { Router } from '../worker/router.ts';
@@ -81,6 +82,8 @@ export class Gateway implements Backend {
   private readonly router: Router;
   private readonly endpoint: Endpoint;
   private readonly reaper: NodeJS.Timeout;
+  /** Deadline-aware shedding's sweep (gateway.admission.shed). */
+  private shedder?: NodeJS.Timeout;
   private http?: FastifyInstance;
   private admin?: FastifyInstance;
   private readonly cgroups?: Cgroups;
@@ -274,6 +277,10 @@ export class Gateway implements Backend {
       this.instances.broadcast({ type: 'live', live });
     });
     this.reaper = setInterval(() => this.killHung(), Math.min(250, HUNG_GRACE_MS)).unref();
+    if (g.admission.shed) {
+      const shedding = new Shedding(deployment.chains, (fnId) => this.timing.runP50(fnId) / 1000);
+      this.shedder = setInterval(() => this.shedLate(shedding), g.admission.shedCheckMs).unref();
+    }
   }
 
   get serving(): boolean {
@@ -297,6 +304,7 @@ export class Gateway implements Backend {
   dispatch(req: Request, chainId: number, length: number, tArrive: number, meta: RequestMeta, timing: boolean, done: (a: Answer) => void): void {
     if (this.stopped) throw batonError('BATON_ERR_SHUTTING_DOWN');
     const first = this.router.first(chainId);
+    req.chainId = chainId;
     this.requests.start(req, this.timeoutMs, (outcome) => done(this.toAnswer(req, chainId, outcome, tArrive, meta.contentType, timing)));
     this.endpoint.send({
       key: first.key, kind: Kind.Call, reqId: req.id, gen: req.gen, slot: req.slot, length, chainId,
@@ -305,6 +313,22 @@ export class Gateway implements Backend {
     });
   }
 
+
+  /** Answers 503 every request still waiting in a kernel queue whose deadline the rest of its
+   *  chain no longer fits in, taking its slot back from the queue (see admission/shedding.ts). */
+  private shedLate(shedding: Shedding): void {
+    const now = performance.now();
+    for (const req of this.requests.pendingRequests()) {
+      if (req.slot < 0 || req.chainId === undefined || this.slots.holder(req.slot) !== HOLDER_QUEUED) continue;
+      const fnId = this.slots.queuedAt(req.slot);
+      const rest = shedding.remainingMs(req.chainId, fnId);
+      if (now + rest <= req.deadline!) continue;
+      if (!this.slots.withdraw(req.slot)) continue; // an instance took it meanwhile
+      this.admission.counts[req.rank]!.shed++;
+      const left = Math.max(0, Math.round(req.deadline! - now));
+      this.requests.answer(req.id, { error: batonError('BATON_ERR_SHED', `'${this.fnName(fnId)}' and the rest of its chain take ~${Math.round(rest)} ms; ${left} ms were left`) });
+    }
+  }
 
   /** Admission's counters per class, and each (route, class)'s admit probability. */
   admissionStatus(): AdmissionStatus {
@@ -570,6 +594,7 @@ export class Gateway implements Backend {
     await this.admin?.close();
     await this.instances.stopAll();
     clearInterval(this.reaper);
+    clearInterval(this.shedder);
     this.endpoint.destroy();
     this.sockmap.destroy();
     this.pools.close();

@@ -88,9 +88,9 @@ export class Metrics {
     });
     const classLatency = histogram('baton_class_latency_seconds', 'Arrival to answer, per request class (the class it ran at)');
     this.classLatency = CLASSES.map((c) => classLatency.labels({ class: c }));
-    labelled('baton_admission_total', 'Requests by the class they asked for: admitted at it, downgraded to the lowest, refused 429', ['class', 'outcome'], (set) => {
+    labelled('baton_admission_total', 'Requests by the class they asked for: admitted at it, downgraded to the lowest, refused 429; shed (503 while waiting) by the class they ran at', ['class', 'outcome'], (set) => {
       for (const [c, n] of Object.entries(source.admission().classes)) {
-        for (const outcome of ['admitted', 'downgraded', 'rejected'] as const) set({ class: c, outcome }, n[outcome]);
+        for (const outcome of ['admitted', 'downgraded', 'rejected', 'shed'] as const) set({ class: c, outcome }, n[outcome]);
       }
     });
     labelled('baton_class_slo_total', 'Answers by the class they ran at, within its latency target (met) or not (missed)', ['class', 'slo'], (set) => {

@@ -30,6 +30,9 @@ export interface Request {
   answer?: (outcome: Outcome) => void;
   /** Its number among the requests started (tells its deadline from an earlier one's). */
   seq?: number;
+  /** The chain it runs and when its timeout falls (performance.now()), once it is in it. */
+  chainId?: number;
+  deadline?: number;
   answered: boolean;
 }
 
@@ -129,7 +132,13 @@ export class RequestTable {
     this.waiting++;
     this.timeoutMs = timeoutMs;
     req.seq = this.started = (this.started + 1) >>> 0;
-    this.deadlines.add(req.id, req.seq, performance.now() + timeoutMs);
+    req.deadline = performance.now() + timeoutMs;
+    this.deadlines.add(req.id, req.seq, req.deadline);
+  }
+
+  /** The requests in a chain still waiting for their answer. */
+  *pendingRequests(): IterableIterator<Request> {
+    for (const req of this.open.values()) if (!req.answered && req.answer) yield req;
   }
 
   private expire(id: number, seq: number): void {

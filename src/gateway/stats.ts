@@ -37,6 +37,12 @@ export class TimingStats {
     this.jct.record(Math.max(1, Math.round(received)));
   }
 
+  /** Function `fnId`'s median run time, µs (0: none measured). */
+  runP50(fnId: number): number {
+    const h = this.run[fnId];
+    return h?.count ? h.percentile(50) : 0;
+  }
+
   snapshot() {
     return {
       unit: 'µs',

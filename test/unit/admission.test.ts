@@ -50,7 +50,7 @@ describe('classes', () => {
 
 describe('admission', () => {
   const settings = (over: Partial<AdmissionSettings> = {}): AdmissionSettings => ({
-    enabled: true, ...AIMD, lowestInFlight: 2, retryAfterS: 1, starvationShare: 0.05, slo: { critical: 10, normal: 100, 'best-effort': 1000 }, ...over,
+    enabled: true, ...AIMD, lowestInFlight: 2, retryAfterS: 1, starvationShare: 0.05, shed: false, shedCheckMs: 10, slo: { critical: 10, normal: 100, 'best-effort': 1000 }, ...over,
   });
   const rig = (over: Partial<AdmissionSettings> = {}) => {
     const clock = { t: 0, draw: 0.5 };
