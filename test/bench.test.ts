@@ -124,7 +124,11 @@ describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
     for (const system of ['baton from zero (parse)', 'baton from zero, no spare (parse)']) {
       expect(results.find((r) => r.system === system && r.metric === 'first reply / (2 × warm reply + instance start)')!.value).toBeGreaterThan(0);
     }
-    expect(systems('binding')).toEqual(['early binding', 'late binding']);
+    expect(systems('binding')).toEqual(['early binding', 'late binding', 'late binding, deadline shedding']);
+    expect(systems('overload')).toEqual(['every request equal (FIFO)', 'classes, no admission', 'admission control']);
+    const over = (system: string, metric: string) => results.find((r) => r.scenario === 'overload' && r.system === system && r.metric === metric)?.value;
+    expect(over('admission control', 'critical admitted at its class')).toBeGreaterThan(0);
+    expect(over('every request equal (FIFO)', 'critical goodput (within SLO)')).toBeGreaterThanOrEqual(0);
     expect(systems('idle')).toEqual(['baton', 'HTTP services']);
     expect(systems('scaling')).toEqual(['static', 'static (simulated)', 'reactive', 'reactive (simulated)', 'kraken', 'kraken (simulated)']);
     const scaled = (system: string, metric: string) => results.find((r) => r.scenario === 'scaling' && r.system === system && r.metric === metric)!.value;

@@ -2,7 +2,9 @@
 // 5% each — from 16 closed-loop clients for a fixed run length, early binding (round robin
 // at arrival, each instance queues its own: Knative's default) vs late binding (first
 // idle instance). The unit is scaled so the largest task takes a few seconds, and the
-// timeout is one the largest task meets when it runs alone.
+// timeout is one the largest task meets when it runs alone. Late binding runs twice: as it is,
+// and with deadline-aware shedding (a waiting request whose median run time no longer fits in
+// its timeout answered 503 at once).
 import { fileURLToPath } from 'node:url';
 import type { BenchContext, Scenario } from '../context.ts';
 import { startBaton } from '../systems/baton.ts';
@@ -64,17 +66,21 @@ export const binding: Scenario = {
     const unitMs = ctx.pick({ smoke: 0.01, quick: 0.25, full: 0.5 }); // largest task: 0.08 s, 2 s, 4 s
     const runMs = ctx.pick({ smoke: 1500, quick: 15_000, full: 60_000 });
     const timeoutMs = Math.ceil(8000 * unitMs * 1.5) + 200;
-    const steps = 2 * ctx.reps;
+    const modes = [
+      { name: 'early binding', mode: 'early', shed: false },
+      { name: 'late binding', mode: 'late', shed: false },
+      { name: 'late binding, deadline shedding', mode: 'late', shed: true },
+    ] as const;
+    const steps = modes.length * ctx.reps;
     let done = 0;
-    for (const mode of ['early', 'late'] as const) {
-      const name = `${mode} binding`;
-      const m = { completed: [] as number[], timeouts: [] as number[], long: [] as number[], jct50: [] as number[], jct99: [] as number[], resp50: [] as number[], resp99: [] as number[] };
+    for (const { name, mode, shed } of modes) {
+      const m = { completed: [] as number[], timeouts: [] as number[], shed: [] as number[], long: [] as number[], jct50: [] as number[], jct99: [] as number[], resp50: [] as number[], resp99: [] as number[] };
       let last: Outcome[] = [];
       for (let r = 0; r < ctx.reps; r++) {
         ctx.progress(done++, steps, `${name}: ${runMs / 1000} s of load (rep ${r + 1}/${ctx.reps})`);
         const sys = await startBaton(ctx.tmp, `binding-${mode}`, {
           binding: mode,
-          gateway: { timeoutMs },
+          gateway: { timeoutMs, admission: { shed } },
           pool: { slotSize: '16KiB', slots: 256 },
           functions: { work: { module: WORK, instances: INSTANCES, concurrency: 1, queueDepth: 4096, env: { UNIT_MS: String(unitMs), MODE: 'sleep' } } },
           routes: [{ method: 'POST', path: '/task', chain: ['work'] }],
@@ -90,6 +96,7 @@ export const binding: Scenario = {
         const rd = resp.length ? ctx.record.distribution(name, `response time rep ${r + 1}`, resp, 'ms') : undefined;
         m.completed.push(ok.length);
         m.timeouts.push(last.filter((o) => o.status === 504).length);
+        m.shed.push(last.filter((o) => o.status === 503).length);
         m.long.push(ok.filter((o) => o.units >= 2000).length);
         m.jct50.push(jct.p50);
         m.jct99.push(jct.p99);
@@ -99,6 +106,7 @@ export const binding: Scenario = {
       const config = { unitMs, runMs, timeoutMs, clients: CLIENTS, instances: INSTANCES, mix: TASK_MIX };
       ctx.record.metric(name, 'completed', m.completed, 'requests', 'higher', config);
       ctx.record.metric(name, 'timed out', m.timeouts, 'requests', 'lower', config);
+      ctx.record.metric(name, 'shed (503 while waiting)', m.shed, 'requests', 'lower', config);
       ctx.record.metric(name, 'long tasks completed (≥2000 units)', m.long, 'requests', 'higher', config);
       ctx.record.metric(name, 'JCT p50', m.jct50, 'ms', 'lower', config);
       ctx.record.metric(name, 'JCT p99', m.jct99, 'ms', 'lower', config);
