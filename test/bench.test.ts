@@ -129,6 +129,7 @@ describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
     const over = (system: string, metric: string) => results.find((r) => r.scenario === 'overload' && r.system === system && r.metric === metric)?.value;
     expect(over('admission control', 'critical admitted at its class')).toBeGreaterThan(0);
     expect(over('every request equal (FIFO)', 'critical goodput (within SLO)')).toBeGreaterThanOrEqual(0);
+    expect(store.series(run).some((x) => x.scenario === 'overload' && x.metric === 'admit probability at 3× capacity')).toBe(true);
     expect(systems('idle')).toEqual(['baton', 'HTTP services']);
     expect(systems('scaling')).toEqual(['static', 'static (simulated)', 'reactive', 'reactive (simulated)', 'kraken', 'kraken (simulated)']);
     const scaled = (system: string, metric: string) => results.find((r) => r.scenario === 'scaling' && r.system === system && r.metric === metric)!.value;

@@ -9,7 +9,7 @@
 // class's SLO per second), and what admission did (admitted, downgraded, refused, shed).
 import type { ChainFileInput } from '../../chain/index.ts';
 import { forkReady, nextMessage, stop } from '../procs.ts';
-import type { BenchContext, Scenario } from '../context.ts';
+import type { BenchContext, Scenario, SeriesPoint } from '../context.ts';
 import { startBaton, BENCH_FUNCTIONS } from '../systems/baton.ts';
 import type { KindResult, MixJob } from '../load/mix-child.ts';
 import { sibling } from '../../paths.ts';
@@ -65,8 +65,16 @@ export const overload: Scenario = {
           };
           await run(CAPACITY / 2, Math.min(1, seconds)); // run times measured, code paths warm
           const before = await counts(sys.adminUrl);
-          const kinds = await run(x * CAPACITY, seconds);
+          // the admit probabilities over the run, four times a second
+          const probabilities: SeriesPoint[] = [];
+          const t0 = performance.now();
+          const sampler = setInterval(async () => {
+            const t = Math.round((performance.now() - t0) / 100) / 10;
+            for (const p of (await admission(sys.adminUrl)).probabilities) probabilities.push({ t, series: p.class, value: p.p });
+          }, 250);
+          const kinds = await run(x * CAPACITY, seconds).finally(() => clearInterval(sampler));
           const after = await counts(sys.adminUrl);
+          if (system === 'admission control') ctx.record.series(system, `admit probability at ${x}× capacity`, probabilities, 'p');
           const config = { x, xTitle: 'offered load (× capacity)' };
           CLASSES.forEach((c, i) => {
             const k = kinds[i]!;
@@ -94,7 +102,10 @@ export const overload: Scenario = {
   },
 };
 
+async function admission(adminUrl: string): Promise<{ classes: AdmissionCounts; probabilities: { class: string; p: number }[] }> {
+  return ((await (await fetch(`${adminUrl}/status`)).json()) as { admission: { classes: AdmissionCounts; probabilities: { class: string; p: number }[] } }).admission;
+}
+
 async function counts(adminUrl: string): Promise<AdmissionCounts> {
-  const status = (await (await fetch(`${adminUrl}/status`)).json()) as { admission: { classes: AdmissionCounts } };
-  return status.admission.classes;
+  return (await admission(adminUrl)).classes;
 }
