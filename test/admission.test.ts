@@ -170,14 +170,14 @@ describe.skipIf(dataplaneUnavailable)('deadline-aware shedding', () => {
 
   /** The run time measured at 300 ms; then a request waits behind one holding the only
    *  instance past its 1 s deadline: it can never make it. */
-  async function waitBehindHolder(g: Gateway): Promise<{ status: number; error: string }> {
+  async function waitBehindHolder(g: Gateway): Promise<{ status: number; error: string; message?: string }> {
     expect((await fetch(`${g.url}/work?ms=300`, { method: 'POST', body: 'x' })).status).toBe(200);
     const holder = fetch(`${g.url}/work?ms=1500`, { method: 'POST', body: 'x' });
     await waitFor('the instance busy', () => g.dispatcher.inFlight(0) === 1);
     const res = await fetch(`${g.url}/work?ms=300`, { method: 'POST', body: 'x' });
-    const body = (await res.json()) as { error: string };
+    const body = (await res.json()) as { error: string; message: string };
     await holder;
-    return { status: res.status, error: body.error };
+    return { status: res.status, error: body.error, ...(res.status === 504 ? { message: body.message } : {}) };
   }
 
   it('on: a waiting request whose chain no longer fits its deadline is answered 503 SHED before its timeout, its slot freed', async () => {
@@ -188,9 +188,10 @@ describe.skipIf(dataplaneUnavailable)('deadline-aware shedding', () => {
     await poolSettled(g);
   });
 
-  it('off: the same request waits its turn and times out (504)', async () => {
+  it('off: the same request waits its turn and times out (504), saying where it was; the holder times out running', async () => {
     const g = await start(false);
-    expect(await waitBehindHolder(g)).toEqual({ status: 504, error: 'BATON_ERR_TIMEOUT' });
+    expect(await waitBehindHolder(g)).toEqual({ status: 504, error: 'BATON_ERR_TIMEOUT', message: expect.stringMatching(/still waiting for 'work' in its queue$/) });
+    expect((g.status() as { stats: { timeouts: unknown } }).stats.timeouts).toEqual({ queued: 1, held: 1 });
     await poolSettled(g);
   });
 });

@@ -187,11 +187,7 @@ export class Gateway implements Backend {
         for (const slot of [req.slot, ...(req.callSlots ?? [])]) if (slot >= 0) this.slots.withdraw(slot);
       },
       ended: (req) => this.requestOver(req),
-      // waiting for a function the node had no room for is capacity, not slowness: 503
-      timedOut: (req) =>
-        req.noRoomFor !== undefined && this.dispatcher.serving(req.noRoomFor) === 0
-          ? batonError('BATON_ERR_NO_CAPACITY', `'${this.fnName(req.noRoomFor)}': node.memory had no room for an instance within ${this.timeoutMs} ms`)
-          : undefined,
+      timedOut: (req, ms) => this.timedOut(req, ms),
     });
     this.dispatcher = new Dispatcher(
       deployment.functions,
@@ -539,6 +535,26 @@ export class Gateway implements Backend {
     return this.deployment.functions.some((f) => workerCredentials(this.deployment, f.id)?.uid === uid);
   }
 
+  /** What a request that timed out is told: where it was (still queued, or held by an
+   *  instance: running, or unread in its socket), counted in status; waiting for a function the
+   *  node had no room for is capacity, not slowness (503). */
+  private timedOut(req: Request, ms: number): BatonError {
+    if (req.noRoomFor !== undefined && this.dispatcher.serving(req.noRoomFor) === 0) {
+      return batonError('BATON_ERR_NO_CAPACITY', `'${this.fnName(req.noRoomFor)}': node.memory had no room for an instance within ${ms} ms`);
+    }
+    const holder = req.slot >= 0 ? this.slots.holder(req.slot) : GATEWAY_KEY;
+    if (holder === HOLDER_QUEUED) {
+      this.timeouts.queued++;
+      return batonError('BATON_ERR_TIMEOUT', `no answer within ${ms} ms: it was still waiting for '${this.fnName(this.slots.queuedAt(req.slot))}' in its queue`);
+    }
+    if (holder === GATEWAY_KEY) return batonError('BATON_ERR_TIMEOUT', `no answer within ${ms} ms`);
+    this.timeouts.held++;
+    return batonError('BATON_ERR_TIMEOUT', `no answer within ${ms} ms: ${this.describeKey(holder)} held it (running it, or not yet reading it)`);
+  }
+
+  /** Requests that timed out while waiting in a kernel queue, and while an instance held them. */
+  readonly timeouts = { queued: 0, held: 0 };
+
   describeKey(key: number): string {
     const inst = this.instances.byKey(key);
     return inst ? `function '${this.deployment.functions[inst.fnId]!.label}' instance ${key}` : `key ${key}`;
@@ -558,7 +574,7 @@ export class Gateway implements Backend {
       pool: { slots: this.pools.slotCount, free: this.slots.free(), quarantined: this.slots.quarantined, slotSize: this.deployment.pool.slotSize },
       domains: this.deployment.domains.map((d) => ({ name: d.name, slots: this.deployment.pool.slotCount, free: this.slots.free(d.id) })),
       inFlight: this.requests.inFlight,
-      stats: { ...this.inbox.stats, binding: { ...this.dispatcher.stats, ...binds } },
+      stats: { ...this.inbox.stats, binding: { ...this.dispatcher.stats, ...binds }, timeouts: { ...this.timeouts } },
       scaler: this.scaler.status(),
       admission: this.admissionStatus(),
       node: { memory: this.deployment.node.memory, used: this.instances.usedMemory(), peak: this.instances.peakMemory },

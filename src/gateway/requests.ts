@@ -43,8 +43,9 @@ export interface RequestHooks {
   /** A request got its answer (or lost its client) while instances may still work on it: a
    *  caller waiting on its nested calls must hear it is over. */
   ended?(req: Request): void;
-  /** What a request that timed out is told, when it is not the timeout itself. */
-  timedOut?(req: Request): BatonError | undefined;
+  /** What a request that timed out is told, when it is not the bare timeout (looked at before
+   *  it is taken out of where it waits, so it can say where that was). */
+  timedOut?(req: Request, timeoutMs: number): BatonError | undefined;
 }
 
 export class RequestTable {
@@ -144,8 +145,9 @@ export class RequestTable {
   private expire(id: number, seq: number): void {
     const req = this.open.get(id);
     if (!req || req.seq !== seq || !this.pending(id)) return; // answered already, or the id now names another request
+    const error = this.hooks.timedOut?.(req, this.timeoutMs) ?? batonError('BATON_ERR_TIMEOUT', `no answer within ${this.timeoutMs} ms`);
     this.hooks.abandoned(req); // queueing counts toward the timeout
-    this.answer(id, { error: this.hooks.timedOut?.(req) ?? batonError('BATON_ERR_TIMEOUT', `no answer within ${this.timeoutMs} ms`) });
+    this.answer(id, { error });
   }
 
   /** Answers a request in a chain; false if it was answered already (or never sent). */

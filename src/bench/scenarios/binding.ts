@@ -19,6 +19,8 @@ interface Outcome {
   status: number;
   jctMs: number;
   responseMs?: number;
+  /** A 504 whose request was still waiting in a queue (not running) at its deadline. */
+  timedOutWaiting?: boolean;
 }
 
 /** A deterministic shuffle of the mix, repeated: every size exactly 5% of the tasks. */
@@ -48,10 +50,13 @@ async function drive(url: string, runMs: number): Promise<Outcome[]> {
         const units = next();
         const t0 = performance.now();
         const res = await fetch(`${url}/task?units=${units}`, { method: 'POST', headers: { 'x-baton-timing': '1' } });
-        await res.arrayBuffer();
+        const text = await res.text();
         const timing = res.headers.get('server-timing') ?? '';
         const response = /(?:^|, )response;dur=([\d.]+)/.exec(timing);
-        out.push({ units, status: res.status, jctMs: performance.now() - t0, responseMs: response ? Number(response[1]) : undefined });
+        out.push({
+          units, status: res.status, jctMs: performance.now() - t0, responseMs: response ? Number(response[1]) : undefined,
+          timedOutWaiting: res.status === 504 && /still waiting/.test(text),
+        });
       }
     }),
   );
@@ -74,7 +79,7 @@ export const binding: Scenario = {
     const steps = modes.length * ctx.reps;
     let done = 0;
     for (const { name, mode, shed } of modes) {
-      const m = { completed: [] as number[], timeouts: [] as number[], shed: [] as number[], long: [] as number[], jct50: [] as number[], jct99: [] as number[], resp50: [] as number[], resp99: [] as number[] };
+      const m = { completed: [] as number[], timeouts: [] as number[], waiting: [] as number[], shed: [] as number[], long: [] as number[], jct50: [] as number[], jct99: [] as number[], resp50: [] as number[], resp99: [] as number[] };
       let last: Outcome[] = [];
       for (let r = 0; r < ctx.reps; r++) {
         ctx.progress(done++, steps, `${name}: ${runMs / 1000} s of load (rep ${r + 1}/${ctx.reps})`);
@@ -96,6 +101,7 @@ export const binding: Scenario = {
         const rd = resp.length ? ctx.record.distribution(name, `response time rep ${r + 1}`, resp, 'ms') : undefined;
         m.completed.push(ok.length);
         m.timeouts.push(last.filter((o) => o.status === 504).length);
+        m.waiting.push(last.filter((o) => o.timedOutWaiting).length);
         m.shed.push(last.filter((o) => o.status === 503).length);
         m.long.push(ok.filter((o) => o.units >= 2000).length);
         m.jct50.push(jct.p50);
@@ -106,6 +112,7 @@ export const binding: Scenario = {
       const config = { unitMs, runMs, timeoutMs, clients: CLIENTS, instances: INSTANCES, mix: TASK_MIX };
       ctx.record.metric(name, 'completed', m.completed, 'requests', 'higher', config);
       ctx.record.metric(name, 'timed out', m.timeouts, 'requests', 'lower', config);
+      ctx.record.metric(name, 'timed out in a kernel queue (late binding: not running yet)', m.waiting, 'requests', 'lower', config);
       ctx.record.metric(name, 'shed (503 while waiting)', m.shed, 'requests', 'lower', config);
       ctx.record.metric(name, 'long tasks completed (≥2000 units)', m.long, 'requests', 'higher', config);
       ctx.record.metric(name, 'JCT p50', m.jct50, 'ms', 'lower', config);
