@@ -9,15 +9,32 @@ import { poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
 
 type Classes = Record<string, { admitted: number; downgraded: number; rejected: number; answered: number; metSlo: number }>;
 
+let gw: Gateway | undefined;
+afterEach(async () => {
+  await gw?.stop();
+  gw = undefined;
+});
+/** A gateway for `doc` (any free port), stopped after the test. */
+const launch = (doc: Record<string, unknown>) =>
+  startGateway({ ...doc, gateway: { port: 0, ...(doc.gateway as object) } } as ChainFileInput).then((g) => (gw = g));
+/** Function `work` behind two routes of one domain: /c critical, /b best-effort. */
+const twoClasses = (work: Record<string, unknown>, admission: Record<string, unknown>) =>
+  launch({
+    gateway: { admission },
+    functions: { work },
+    routes: [
+      { method: 'POST', path: '/c', chain: ['work'], class: 'critical', domain: 'one' },
+      { method: 'POST', path: '/b', chain: ['work'], class: 'best-effort', domain: 'one' },
+    ],
+  });
+
 describe.skipIf(dataplaneUnavailable)('admission control', () => {
-  let gw: Gateway | undefined;
-  afterEach(() => gw?.stop());
   const start = (admission: Record<string, unknown>, route: Record<string, unknown> = {}, fn: Record<string, unknown> = {}) =>
-    startGateway({
-      gateway: { port: 0, admission },
+    launch({
+      gateway: { admission },
       functions: { work: { module: 'hold.ts', ...fn } },
       routes: [{ method: 'POST', path: '/work', chain: ['work'], ...route }],
-    } as ChainFileInput).then((g) => (gw = g));
+    });
   const classes = (g: Gateway) => (g.status() as { admission: { classes: Classes } }).admission.classes;
   const post = (g: Gateway, query = '', headers: Record<string, string> = {}) => fetch(`${g.url}/work${query}`, { method: 'POST', body: 'x', headers });
 
@@ -71,18 +88,8 @@ describe.skipIf(dataplaneUnavailable)('admission control', () => {
 });
 
 describe.skipIf(dataplaneUnavailable)('class-ordered queues (in the kernel)', () => {
-  let gw: Gateway | undefined;
-  afterEach(() => gw?.stop());
-  /** One instance of `work` behind two routes of one domain: /c critical, /b best-effort. */
-  const start = (starvationShare: number) =>
-    startGateway({
-      gateway: { port: 0, admission: { starvationShare } },
-      functions: { work: { module: 'tagged.ts', spares: 0 } },
-      routes: [
-        { method: 'POST', path: '/c', chain: ['work'], class: 'critical', domain: 'one' },
-        { method: 'POST', path: '/b', chain: ['work'], class: 'best-effort', domain: 'one' },
-      ],
-    } as ChainFileInput).then((g) => (gw = g));
+  /** One instance of `work`, /c critical and /b best-effort. */
+  const start = (starvationShare: number) => twoClasses({ module: 'tagged.ts', spares: 0 }, { starvationShare });
 
   /** Holds the instance, queues `order` (paths) behind it one by one, and returns the tags in
    *  the order they were answered. */
@@ -129,14 +136,7 @@ describe.skipIf(dataplaneUnavailable)('class-ordered queues (in the kernel)', ()
   });
 
   it('a function at zero: what waits while its instance starts is handed over by class too (the gateway\'s own queueing)', async () => {
-    const g = await startGateway({
-      gateway: { port: 0, admission: { starvationShare: 0 } },
-      functions: { work: { module: 'slow-import.ts', instances: 0, minInstances: 0, maxInstances: 1, spares: 0, env: { IMPORT_MS: '500' } } },
-      routes: [
-        { method: 'POST', path: '/c', chain: ['work'], class: 'critical', domain: 'one' },
-        { method: 'POST', path: '/b', chain: ['work'], class: 'best-effort', domain: 'one' },
-      ],
-    } as ChainFileInput).then((x) => (gw = x));
+    const g = await twoClasses({ module: 'slow-import.ts', instances: 0, minInstances: 0, maxInstances: 1, spares: 0, env: { IMPORT_MS: '500' } }, { starvationShare: 0 });
     const done: string[] = [];
     const all: Promise<void>[] = [];
     for (const [i, path] of ['/b', '/b', '/c'].entries()) {
@@ -159,14 +159,12 @@ describe.skipIf(dataplaneUnavailable)('class-ordered queues (in the kernel)', ()
 });
 
 describe.skipIf(dataplaneUnavailable)('deadline-aware shedding', () => {
-  let gw: Gateway | undefined;
-  afterEach(() => gw?.stop());
   const start = (shed: boolean) =>
-    startGateway({
-      gateway: { port: 0, timeoutMs: 1000, admission: { shed } },
+    launch({
+      gateway: { timeoutMs: 1000, admission: { shed } },
       functions: { work: { module: 'hold.ts', spares: 0 } },
       routes: [{ method: 'POST', path: '/work', chain: ['work'] }],
-    } as ChainFileInput).then((g) => (gw = g));
+    });
 
   /** The run time measured at 300 ms; then a request waits behind one holding the only
    *  instance past its 1 s deadline: it can never make it. */

@@ -109,6 +109,11 @@ export class Admission {
     if (this.settings.enabled && t.rank === t.asked && t.rank < LOWEST) this.pair(t.chainId, t.rank).observe(this.now(), latencyMs, target, t.bytes);
   }
 
+  /** A request that ran at class rank `rank` was shed while it waited. */
+  shed(rank: number): void {
+    this.counts[rank]!.shed++;
+  }
+
   /** The admit probability of chain `chainId`'s requests of class rank `rank` (1 for the lowest). */
   probability(chainId: number, rank: number): number {
     return rank === LOWEST ? 1 : (this.p[chainId * CLASSES.length + rank]?.p ?? 1);

@@ -74,7 +74,6 @@ export class Gateway implements Backend {
   readonly instances: Instances;
   readonly scaler: Scaler;
   readonly admission: Admission;
-  readonly retryAfterS: number;
   readonly inbox: Inbox;
   url = '';
   /** Status and scaling (admin.ts). */
@@ -157,7 +156,6 @@ export class Gateway implements Backend {
     this.routes = deployment.routes;
     this.routeLabels = deployment.routes.map((r) => `${r.method} ${r.path}`);
     this.admission = new Admission(g.admission, (chainId) => deployment.routes[chainId]!.classRank);
-    this.retryAfterS = g.admission.retryAfterS;
     this.alwaysTiming = g.serverTiming === 'always';
     this.router = new Router(deployment);
     this.timing = new TimingStats(deployment.functions.map((f) => f.label));
@@ -274,7 +272,7 @@ export class Gateway implements Backend {
     });
     this.reaper = setInterval(() => this.killHung(), Math.min(250, HUNG_GRACE_MS)).unref();
     if (g.admission.shed) {
-      const shedding = new Shedding(deployment.chains, (fnId) => this.timing.runP50(fnId) / 1000);
+      const shedding = new Shedding(deployment.chains, deployment.functions.length, (fnId) => this.timing.runP50(fnId) / 1000);
       this.shedder = setInterval(() => this.shedLate(shedding), g.admission.shedCheckMs).unref();
     }
   }
@@ -314,13 +312,14 @@ export class Gateway implements Backend {
    *  chain no longer fits in, taking its slot back from the queue (see admission/shedding.ts). */
   private shedLate(shedding: Shedding): void {
     const now = performance.now();
+    shedding.refresh();
     for (const req of this.requests.pendingRequests()) {
       if (req.slot < 0 || req.chainId === undefined || this.slots.holder(req.slot) !== HOLDER_QUEUED) continue;
       const fnId = this.slots.queuedAt(req.slot);
       const rest = shedding.remainingMs(req.chainId, fnId);
       if (now + rest <= req.deadline!) continue;
       if (!this.slots.withdraw(req.slot)) continue; // an instance took it meanwhile
-      this.admission.counts[req.rank]!.shed++;
+      this.admission.shed(req.rank);
       const left = Math.max(0, Math.round(req.deadline! - now));
       this.requests.answer(req.id, { error: batonError('BATON_ERR_SHED', `'${this.fnName(fnId)}' and the rest of its chain take ~${Math.round(rest)} ms; ${left} ms were left`) });
     }
@@ -329,6 +328,10 @@ export class Gateway implements Backend {
   /** Admission's counters per class, and each (route, class)'s admit probability. */
   admissionStatus(): AdmissionStatus {
     return this.admission.status((chainId) => this.routeLabels[chainId]!);
+  }
+
+  get retryAfterS(): number {
+    return this.admission.settings.retryAfterS;
   }
 
   admit(chainId: number, classHeader: string | string[] | undefined, bytes: number): Ticket | BatonError {

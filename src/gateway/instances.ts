@@ -141,9 +141,15 @@ export class Instances extends EventEmitter<InstancesEvents> {
    *  nothing more, and other functions' spares give way (see scale). */
   room(fnId: number): number {
     const f = this.deployment.functions[fnId]!;
-    const warm = this.unused(fnId).filter((i) => i.state !== 'stopped').length;
+    const warm = this.warmUnused(fnId);
     const givesWay = this.sparesOf(fnId).reduce((n, i) => n + this.deployment.functions[i.fnId]!.memory, 0);
     return warm + Math.max(0, Math.floor((this.options.budget - this.usedMemory() + givesWay) / f.memory));
+  }
+
+  /** `fnId`'s processes started and not an instance (spares, or warming): they start an
+   *  instance without taking more of the budget. */
+  private warmUnused(fnId: number): number {
+    return this.unused(fnId).filter((i) => i.state !== 'stopped').length;
   }
 
   /** Other functions' spare processes (no instance yet, none claimed): what gives way first
@@ -156,8 +162,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
    *  two functions growing together never count the same spare. */
   private async yieldSpares(fnId: number, count: number): Promise<void> {
     const f = this.deployment.functions[fnId]!;
-    const warm = this.unused(fnId).filter((i) => i.state !== 'stopped').length;
-    let short = (count - warm) * f.memory - (this.options.budget - this.usedMemory());
+    let short = (count - this.warmUnused(fnId)) * f.memory - (this.options.budget - this.usedMemory());
     const stops: Promise<void>[] = [];
     for (const spare of this.sparesOf(fnId)) {
       if (short <= 0) break;

@@ -41,7 +41,7 @@ export interface FunctionScaling {
 export function createPolicy(settings: ScalerSettings, deployment: Pick<Deployment, 'chains' | 'routes'>): ScalingPolicy {
   if (settings.policy === 'reactive') return new ReactivePolicy(settings);
   if (settings.policy === 'kraken') {
-    const slo = (chainId: number) => deployment.routes.find((r) => r.chainId === chainId)?.slo;
+    const slo = (chainId: number) => deployment.routes[chainId]?.slo; // route i runs chain i
     return new KrakenPolicy(deployment.chains, slo, settings);
   }
   return new StaticPolicy();
