@@ -91,22 +91,24 @@ describe.skipIf(dataplaneUnavailable)('class-ordered queues (in the kernel)', ()
   /** One instance of `work`, /c critical and /b best-effort. */
   const start = (starvationShare: number) => twoClasses({ module: 'tagged.ts', spares: 0 }, { starvationShare });
 
-  /** Holds the instance, queues `order` (paths) behind it one by one, and returns the tags in
-   *  the order they were answered. */
-  async function served(g: Gateway, order: string[]): Promise<string[]> {
+  /** Holds function `fnId`'s one instance with a request to `holder`, queues `order` (paths)
+   *  behind it one by one, does `then` (if any), and returns the tags in the order they were
+   *  answered (a failure as "tag status"). */
+  async function served(g: Gateway, order: string[], opts: { holder?: string; holdMs?: number; fnId?: number; then?: () => void } = {}): Promise<string[]> {
+    const { holder = '/b', holdMs = 300, fnId = 0 } = opts;
     const done: string[] = [];
     const all: Promise<void>[] = [];
     const send = (path: string, tag: string, ms: number) =>
       all.push(fetch(`${g.url}${path}?ms=${ms}`, { method: 'POST', body: tag }).then(async (r) => {
-        expect(r.status).toBe(200);
-        done.push(((await r.json()) as { tag: string }).tag);
+        done.push(r.status === 200 ? ((await r.json()) as { tag: string }).tag : `${tag} ${r.status}`);
       }));
-    send('/b', 'holder', 300);
-    await waitFor('the instance busy', () => g.dispatcher.inFlight(0) === 1);
+    send(holder, 'holder', holdMs);
+    await waitFor('the instance busy', () => g.dispatcher.inFlight(fnId) === 1);
     for (const [i, path] of order.entries()) {
       send(path, `${path.slice(1)}${i}`, 5);
-      await waitFor(`${i + 1} queued`, () => g.dispatcher.queued(0) === i + 1);
+      await waitFor(`${i + 1} queued`, () => g.dispatcher.queued(fnId) === i + 1);
     }
+    opts.then?.();
     await Promise.all(all);
     return done;
   }
@@ -132,6 +134,29 @@ describe.skipIf(dataplaneUnavailable)('class-ordered queues (in the kernel)', ()
     await waitFor('2 queued', () => g.dispatcher.queued(0) === 2);
     await Promise.all(all);
     expect(done).toEqual(['holder', 'critical', 'lowered']);
+    await poolSettled(g);
+  });
+
+  it('a hop a function forwards queues at its request\'s class: a best-effort chain\'s second step waits behind a critical request', async () => {
+    // the class is the slot's, in custody only the gateway writes: what a function sends
+    // carries no class it could set
+    const g = await launch({
+      gateway: { admission: { starvationShare: 0 } },
+      functions: { front: { module: 'echo.ts' }, work: { module: 'tagged.ts', spares: 0 } },
+      routes: [
+        { method: 'POST', path: '/b', chain: ['front', 'work'], class: 'best-effort', domain: 'one' },
+        { method: 'POST', path: '/c', chain: ['work'], class: 'critical', domain: 'one' },
+      ],
+    });
+    const fnId = g.deployment.functions.find((f) => f.name === 'work')!.id;
+    expect(await served(g, ['/b', '/b', '/c'], { holder: '/c', fnId })).toEqual(['holder', 'c2', 'b0', 'b1']);
+    await poolSettled(g);
+  });
+
+  it('kill -9 of the instance while two classes wait: its request 502, the replacement takes what waits by class, nothing leaked', async () => {
+    const g = await start(0);
+    const kill = () => process.kill(g.instances.of(0)[0]!.child!.pid!, 'SIGKILL');
+    expect(await served(g, ['/b', '/b', '/c'], { holdMs: 5000, then: kill })).toEqual(['holder 502', 'c2', 'b0', 'b1']);
     await poolSettled(g);
   });
 
