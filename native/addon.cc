@@ -20,6 +20,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createPool", Napi::Function::New(env, CreatePool));
   exports.Set("mapPool", Napi::Function::New(env, MapPool));
   exports.Set("tcpPair", Napi::Function::New(env, TcpPair));
+  exports.Set("unixPair", Napi::Function::New(env, UnixPair));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("dieWithParent", Napi::Function::New(env, DieWithParent));
   exports.Set("noNewPrivileges", Napi::Function::New(env, NoNewPrivileges));

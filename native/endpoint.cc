@@ -18,6 +18,9 @@ namespace baton {
 namespace {
 // reads per readable event before yielding to the rest of the event loop
 constexpr int kMaxReads = 16;
+// the largest write a writer makes (MAX_WRITE descriptors, src/dataplane/endpoint.ts): in
+// message mode, anything longer is not one of ours
+constexpr size_t kMaxMessage = 256 * BATON_DESC_SIZE;
 }  // namespace
 
 Napi::Function RawSocket::Init(Napi::Env env) {
@@ -29,6 +32,9 @@ Napi::Function RawSocket::Init(Napi::Env env) {
 
 // new RawSocket(fd, buffer, onRead(bytes), onWritable(), onEnd(errno)): starts reading at once.
 // onRead gets the count of bytes in `buffer` from its start; it consumes whole descriptors.
+// On a seqpacket socket (the broker data plane) each write arrives as one message, and a
+// message that is not a whole number of descriptors (or longer than any writer makes) is
+// reported as onRead(-its length) instead of being framed across reads.
 RawSocket::RawSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RawSocket>(info), env_(info.Env()) {
   if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsFunction() ||
       !info[3].IsFunction() || !info[4].IsFunction()) {
@@ -41,6 +47,13 @@ RawSocket::RawSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RawSocke
     return;
   }
   fd_ = info[0].As<Napi::Number>().Int32Value();
+  int type = 0;
+  socklen_t tlen = sizeof type;
+  messages_ = getsockopt(fd_, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type == SOCK_SEQPACKET;
+  if (messages_ && buffer.Length() < kMaxMessage) {
+    Napi::RangeError::New(env_, "the read buffer must hold the largest message").ThrowAsJavaScriptException();
+    return;
+  }
   int flags = fcntl(fd_, F_GETFL);
   if (flags < 0 || fcntl(fd_, F_SETFL, flags | O_NONBLOCK) < 0) {
     ThrowErrno(env_, "making the data-plane socket non-blocking");
@@ -89,23 +102,24 @@ void RawSocket::Call(Napi::FunctionReference& fn, std::initializer_list<napi_val
   fn.MakeCallback(env_.Global(), args, async_);
 }
 
-// Takes the kernel's acknowledgements out of the first `whole` bytes (only the SK_MSG program
+// Takes the kernel's acknowledgements out of the `whole` bytes at `from` (only the SK_MSG program
 // makes them, and both ends ignore them): a read of nothing else then costs no call into JS,
 // the common case of an instance whose Idle notice returned its token. The rest close up, in
 // order; returns their length.
-size_t RawSocket::DropAcks(size_t whole) {
-  size_t kept = 0;
-  for (size_t at = 0; at < whole; at += BATON_DESC_SIZE) {
+size_t RawSocket::DropAcks(size_t whole, size_t from) {
+  size_t kept = from;
+  for (size_t at = from; at < from + whole; at += BATON_DESC_SIZE) {
     baton_desc d;  // copied: the buffer need not be aligned for it
     std::memcpy(&d, buf_ + at, sizeof d);
     if (d.magic == BATON_DESC_MAGIC && d.version == BATON_DESC_VERSION && d.kind == BATON_ACK) continue;
     if (kept != at) std::memmove(buf_ + kept, buf_ + at, BATON_DESC_SIZE);
     kept += BATON_DESC_SIZE;
   }
-  return kept;
+  return kept - from;
 }
 
 void RawSocket::Readable() {
+  if (messages_) return ReadMessages();
   for (int i = 0; i < kMaxReads && fd_ >= 0; i++) {
     size_t space = cap_ - pending_;
     ssize_t n = recv(fd_, buf_ + pending_, space, MSG_DONTWAIT);
@@ -132,6 +146,41 @@ void RawSocket::Readable() {
     }
     if (static_cast<size_t>(n) < space) return;  // a short read: nothing more for now
   }
+}
+
+// Message mode: whole messages gathered into the buffer while the largest still fits, one call
+// into JS for all of them; a malformed one is reported on its own, in order.
+void RawSocket::ReadMessages() {
+  size_t have = 0;
+  auto deliver = [&]() {
+    if (have) Call(onRead_, {Napi::Number::New(env_, static_cast<double>(have))});
+    have = 0;
+  };
+  for (int i = 0; i < kMaxReads * 4 && fd_ >= 0; i++) {
+    if (cap_ - have < kMaxMessage) deliver();
+    if (fd_ < 0) return;
+    ssize_t n = recv(fd_, buf_ + have, cap_ - have, MSG_DONTWAIT | MSG_TRUNC);
+    if (n == 0) {
+      deliver();
+      Stop(0);
+      return;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      deliver();
+      if (e != EAGAIN && e != EWOULDBLOCK) Stop(e);
+      return;
+    }
+    size_t len = static_cast<size_t>(n);
+    if (len % BATON_DESC_SIZE || len > kMaxMessage) {
+      deliver();
+      if (fd_ >= 0) Call(onRead_, {Napi::Number::New(env_, -static_cast<double>(len))});
+      continue;
+    }
+    have += DropAcks(len, have);
+  }
+  deliver();
 }
 
 void RawSocket::Writable() {

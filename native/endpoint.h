@@ -17,7 +17,8 @@ class RawSocket : public Napi::ObjectWrap<RawSocket> {
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
   void Readable();
-  size_t DropAcks(size_t whole);
+  size_t DropAcks(size_t whole, size_t from = 0);
+  void ReadMessages();
   void Writable();
   void Stop(int err);
   void Shutdown();
@@ -32,6 +33,7 @@ class RawSocket : public Napi::ObjectWrap<RawSocket> {
   int events_ = 0;
   uint8_t* buf_ = nullptr;
   size_t cap_ = 0;
+  bool messages_ = false;  // a seqpacket socket: one write, one message
   size_t pending_ = 0;  // bytes of an unfinished frame kept at the start of buf_
   Napi::ObjectReference buffer_;
   Napi::FunctionReference onRead_;

@@ -76,6 +76,22 @@ fail:
   return env.Undefined();
 }
 
+// unixPair() -> [a, b]: a connected pair of Unix seqpacket sockets (close-on-exec) for the
+// user-space broker: `a` goes to the instance, `b` stays with the broker. Seqpacket keeps each
+// write one message, so the broker judges writes as the SK_MSG program does (a whole number
+// of descriptors, or refused), and the kernel names the sender: the socket it came from.
+Napi::Value UnixPair(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds)) {
+    MakeError(info.Env(), "BATON_ERR_NATIVE", "unix socket pair: socketpair failed", errno).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, Napi::Number::New(info.Env(), fds[0]));
+  out.Set(1u, Napi::Number::New(info.Env(), fds[1]));
+  return out;
+}
+
 // closeFd(fd): for fds handed to a child and no longer needed here.
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsNumber()) {

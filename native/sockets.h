@@ -3,5 +3,6 @@
 
 namespace baton {
 Napi::Value TcpPair(const Napi::CallbackInfo& info);
+Napi::Value UnixPair(const Napi::CallbackInfo& info);
 Napi::Value CloseFd(const Napi::CallbackInfo& info);
 }  // namespace baton

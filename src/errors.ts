@@ -53,6 +53,7 @@ export const ERRORS = {
     // the one statement of the minimum kernel: BPF atomics (fetch-and), mmapable arrays, SK_MSG
     message: 'this kernel cannot load baton\'s SK_MSG program (needs Linux >= 5.12 with CONFIG_BPF_SYSCALL and CONFIG_NET_SOCK_MSG)',
   },
+  BATON_ERR_DATAPLANE: { status: 0, message: 'no such data plane' },
   BATON_ERR_NATIVE: { status: 0, message: 'a system call failed' },
   BATON_ERR_CLOSED: { status: 0, message: 'the data plane is already closed' },
   BATON_ERR_POOL: { status: 0, message: 'invalid pool access' },

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAdmin } from '../src/gateway/admin.ts';
 import type { Gateway } from '../src/gateway/index.ts';
-import { dataplaneUnavailable } from './helpers/env.ts';
+import { dataplaneUnavailable, suiteDataplane } from './helpers/env.ts';
 import { startGateway, waitFor } from './helpers/gateway.ts';
 
 const BIN = new URL('../bin/baton.js', import.meta.url).pathname;
@@ -67,7 +67,8 @@ describe.skipIf(dataplaneUnavailable)('admin probes and baton status', () => {
   it('baton status prints each function with its ready instances; --json is the admin JSON; top redraws', async () => {
     for (let i = 0; i < 3; i++) await fetch(`${gw.url}/e`, { method: 'POST', body: 'x' });
     const text = await baton('status', '--admin', gw.adminUrl);
-    expect(text).toMatch(/^baton at http:\/\/127\.0\.0\.1:\d+: 0 in flight; pool 0\/128 slots used/); // two domains of 64
+    const plane = suiteDataplane === 'broker' ? ' \\(user-space broker data plane\\)' : '';
+    expect(text).toMatch(new RegExp(`^baton at http://127\\.0\\.0\\.1:\\d+${plane}: 0 in flight; pool 0/128 slots used`)); // two domains of 64
     expect(text).toMatch(/│ echo +│ POST \/e +│ late +│ 2\/2 +│ 2 +│/); // ready, and what the scaler wants
     expect(text).toMatch(/│ faulty +│ POST \/f +│ late +│ 1\/1 +│ 1 +│ 1 +│/); // its restart above
     expect(text).toMatch(/^scaler static: 0 up, 0 down, 0 from zero$/m);

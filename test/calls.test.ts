@@ -108,7 +108,7 @@ describe.skipIf(dataplaneUnavailable).each(['late', 'early'] as const)('nested c
   it('no instance was killed or refused by the kernel along the way', () => {
     expect(gw.inbox.stats.badDescriptors).toBe(0);
     expect(gw.instances.all.filter((i) => i.wanted).map((i) => i.restarts)).toEqual([0, 0, 0, 0]);
-    for (const i of gw.instances.all) expect(gw.sockmap.counters(i.key).refused).toBe(0);
+    for (const i of gw.instances.all) expect(gw.dataplane.counters(i.key).refused).toBe(0);
   });
 
   it('a callee that crashes mid-call: 502, the callee is replaced, every slot comes back', async () => {

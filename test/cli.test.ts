@@ -9,15 +9,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cpuMs } from '../src/bench/procs.ts';
-import { dataplaneUnavailable } from './helpers/env.ts';
+import { dataplaneUnavailable, suiteDataplane } from './helpers/env.ts';
 import { EXAMPLES, FIXTURES, waitFor } from './helpers/gateway.ts';
 import { alive, batonMapIds, poolHolders } from './helpers/system.ts';
 
 const BIN = new URL('../bin/baton.js', import.meta.url).pathname;
 
 /** Runs `baton up` on a chain file; resolves once it serves, with its URL and output so far. */
-async function up(file: string): Promise<{ child: ChildProcess; url: string; admin: string; output: () => string }> {
-  const child = spawn(process.execPath, [BIN, 'up', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function up(
+  file: string,
+  how: { args?: string[]; env?: NodeJS.ProcessEnv; prefix?: string[] } = {},
+): Promise<{ child: ChildProcess; url: string; admin: string; output: () => string }> {
+  const [cmd, ...rest] = [...(how.prefix ?? []), process.execPath, BIN, 'up', file, ...(how.args ?? [])];
+  const child = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: how.env ?? process.env });
   let out = '';
   child.stdout!.on('data', (c) => (out += c));
   child.stderr!.on('data', (c) => (out += c));
@@ -27,9 +31,10 @@ async function up(file: string): Promise<{ child: ChildProcess; url: string; adm
 }
 
 /** `baton up` that fails: its exit code and stderr. */
-function upFails(file: string): { status: number; stderr: string } {
+function upFails(file: string, how: { args?: string[]; env?: NodeJS.ProcessEnv; prefix?: string[] } = {}): { status: number; stderr: string } {
+  const [cmd, ...rest] = [...(how.prefix ?? []), process.execPath, BIN, 'up', file, ...(how.args ?? [])];
   try {
-    execFileSync(process.execPath, [BIN, 'up', file], { stdio: 'pipe', encoding: 'utf8' });
+    execFileSync(cmd!, rest, { stdio: 'pipe', encoding: 'utf8', env: how.env ?? process.env });
   } catch (e) {
     return e as { status: number; stderr: string };
   }
@@ -57,13 +62,13 @@ describe.skipIf(dataplaneUnavailable)('baton up', () => {
     const pids = status.functions.flatMap((f) => f.instances.map((i) => i.pid));
     expect(pids).toHaveLength(4);
     const ours = batonMapIds().filter((id) => !mapsBefore.has(id));
-    expect(ours).toHaveLength(1);
+    expect(ours).toHaveLength(suiteDataplane === 'sockmap' ? 1 : 0); // the broker loads no program
 
     child.kill('SIGINT');
     const [code] = await once(child, 'exit');
     expect(code).toBe(0);
     expect(pids.filter(alive)).toEqual([]);
-    await waitFor('the sockmap to be freed', () => !batonMapIds().includes(ours[0]!));
+    await waitFor('the sockmap to be freed', () => ours.every((id) => !batonMapIds().includes(id)));
     expect(execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '4', '-name', `baton-${child.pid}`], { encoding: 'utf8' })).toBe('');
     await expect(fetch(`${url}/stats`, { method: 'POST', body: 'x' })).rejects.toThrow();
   });
@@ -130,6 +135,55 @@ routes:
     await waitFor('every worker to be gone', () => pids.every((p) => !alive(p)), 5000);
     await waitFor('the sockmap to be freed', () => ours.every((id) => !batonMapIds().includes(id)), 5000);
     expect(poolHolders()).toEqual([]);
+  });
+});
+
+/** Runs what follows as root without the capabilities eBPF needs: a container without CAP_BPF. */
+const WITHOUT_EBPF = ['setpriv', '--bounding-set=-bpf,-sys_admin,-net_admin,-perfmon', '--inh-caps=-bpf,-sys_admin,-net_admin,-perfmon', '--'];
+const noBpfUnavailable = process.getuid?.() !== 0 ? 'not root: cannot drop the eBPF capabilities to test without them' : dataplaneUnavailable;
+
+describe.skipIf(noBpfUnavailable)('baton up where eBPF cannot load', () => {
+  const env = { ...process.env, BATON_DATAPLANE: undefined }; // the broker pass sets it: not here
+  const chainFile = () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-cli-'));
+    writeFileSync(
+      path.join(dir, 'chain.yaml'),
+      `gateway: { port: 0, admin: { port: 0 } }\nfunctions: { a: { module: ${path.join(FIXTURES, 'echo.ts')} }, b: { module: ${path.join(FIXTURES, 'xor.ts')} } }\n` +
+        'routes: [{ method: POST, path: /x, chain: [a, b, b] }]\n',
+    );
+    return path.join(dir, 'chain.yaml');
+  };
+
+  it('falls back to the user-space broker after a loud warning, serves the chain the same, and stops cleanly', async () => {
+    const mapsBefore = new Set(batonMapIds());
+    const { child, url, admin, output } = await up(chainFile(), { prefix: WITHOUT_EBPF, env });
+    try {
+      expect(output()).toMatch(/baton: WARNING: no eBPF here \(eBPF needs privilege.*\); serving on the user-space broker: every descriptor now crosses the gateway process/);
+      const body = Buffer.from('broker '.repeat(500));
+      const answers = await Promise.all([...Array(20)].map(() => fetch(`${url}/x`, { method: 'POST', body }).then(async (r) => [r.status, Buffer.from(await r.arrayBuffer())] as const)));
+      for (const [status, got] of answers) {
+        expect(status).toBe(200);
+        expect(got.equals(body)).toBe(true); // xor twice: the body itself
+      }
+      const status = (await (await fetch(`${admin}/status`)).json()) as { dataplane: string; stats: { badDescriptors: number } };
+      expect(status).toMatchObject({ dataplane: 'broker', stats: { badDescriptors: 0 } });
+      expect(await (await fetch(`${admin}/metrics`)).text()).toMatch(/^baton_dataplane_info\{dataplane="broker"\} 1$/m);
+      expect(batonMapIds().filter((id) => !mapsBefore.has(id))).toEqual([]); // no program, no map
+    } finally {
+      child.kill('SIGINT');
+    }
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+  });
+
+  it('--dataplane sockmap fails instead, with the typed reason; an unknown data plane is a usage error', () => {
+    const file = chainFile();
+    const err = upFails(file, { prefix: WITHOUT_EBPF, env, args: ['--dataplane', 'sockmap'] });
+    expect(err.status).toBe(1);
+    expect(err.stderr).toMatch(/^baton: BATON_ERR_NO_PRIVILEGE: eBPF needs privilege/m);
+    const usage = upFails(file, { env, args: ['--dataplane', 'kernel'] });
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toMatch(/--dataplane expects one of auto, sockmap, broker, got 'kernel'/);
   });
 });
 

@@ -1,9 +1,9 @@
 // Property-based tests (fast-check, bounded runs) of every place untrusted bytes enter: the
 // descriptor decoder and the frame reader (bytes from workers), the chain-file loader (an
-// operator's file), the gateway's HTTP edge (any client) and the kernel program (any bytes a
+// operator's file), the gateway's HTTP edge (any client) and both data planes (any bytes a
 // function writes on its socket). Each must reject what it cannot use with its typed error,
 // never crash, and leak nothing.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,13 +11,16 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileChainFile, loadChainFile, type ChainFileInput } from '../src/chain/index.ts';
 import { FrameReader } from '../src/dataplane/framing.ts';
+import { Broker } from '../src/dataplane/broker.ts';
+import type { Dataplane } from '../src/dataplane/dataplane.ts';
+import { Endpoint } from '../src/dataplane/endpoint.ts';
 import { Sockmap } from '../src/dataplane/sockmap.ts';
 import {
   decode, DESC_MAGIC, DESC_SIZE, DESC_VERSION, DescriptorError, encode, F, Kind, type Descriptor,
 } from '../src/descriptor/index.ts';
 import { BatonError } from '../src/errors.ts';
 import type { Gateway } from '../src/gateway/index.ts';
-import { dataplaneUnavailable } from './helpers/env.ts';
+import { dataplaneUnavailable, kernelUnavailable } from './helpers/env.ts';
 import { FIXTURES, poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
 
 // a fixed seed keeps the suite deterministic; set BATON_FUZZ_SEED to explore other inputs
@@ -237,36 +240,33 @@ describe.skipIf(dataplaneUnavailable)('fuzz: the HTTP edge', () => {
   });
 });
 
-describe.skipIf(dataplaneUnavailable)('fuzz: the kernel program', () => {
-  it('no bytes a socket writes reach another socket unless they are a descriptor for a slot it holds', async () => {
-    const map = new Sockmap();
+describe.skipIf(dataplaneUnavailable)('fuzz: the data planes', () => {
+  const WHAT = 'no bytes a socket writes reach another socket unless they are a descriptor for a slot it holds';
+  it.skipIf(kernelUnavailable)(`${WHAT} (kernel program)`, () => rogueWrites(new Sockmap()));
+  it(`${WHAT} (broker)`, () => rogueWrites(new Broker()));
+
+  async function rogueWrites(map: Dataplane): Promise<void> {
     map.configure(8, 4096);
-    const open = (key: number) => {
-      const { fd, peer } = map.open(key);
-      return { end: new net.Socket({ fd, readable: true, writable: true }), peer };
-    };
-    const target = open(2);
     let delivered = 0;
-    target.end.on('data', (c: Buffer) => (delivered += c.length));
+    const target = new Endpoint(map.open(2).fd, { frame: () => delivered++, garbage: () => delivered++ });
     try {
       let key = 100;
       await fc.assert(
         fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 512 }), fc.boolean(), async (bytes, aimed) => {
           const b = Buffer.from(bytes);
           if (aimed && b.length >= 4) b.writeUInt32LE(2, 0); // addressed to the target
-          const rogue = open(++key); // it holds no slot, so nothing it sends may pass
-          rogue.end.write(b);
-          await waitFor('the refusal on its peer end', () => rogue.peer.bytesRead >= b.length, 2000);
-          expect(map.counters(key).refused).toBe(1);
-          rogue.end.destroy();
+          const rogue = map.open(++key); // it holds no slot, so nothing it sends may pass
+          writeSync(rogue.fd, b);
+          await waitFor('the refusal', () => map.counters(key).refused === 1, 2000);
+          closeSync(rogue.fd);
           map.close(key);
         }),
         { numRuns: 60 },
       );
       expect(delivered).toBe(0);
     } finally {
-      target.end.destroy();
+      target.destroy();
       map.destroy();
     }
-  });
+  }
 });

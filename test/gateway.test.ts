@@ -1,6 +1,7 @@
 // The whole data plane end to end: real HTTP in, real BPF redirects between real worker
 // processes sharing the real memfd pool, and every bad input the gateway must survive.
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blankDescriptor, encode, GATEWAY_KEY, Kind } from '../src/descriptor/index.ts';
@@ -180,34 +181,36 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
     await poolSettled(gw);
   });
 
-  describe('forged descriptors from a socket in the sockmap', () => {
+  describe('forged descriptors from a socket in the data plane', () => {
     const ROGUE = 4000;
-    let rogue: { end: net.Socket; peer: net.Socket };
+    let rogue: { fd: number; peer?: net.Socket };
 
     beforeAll(() => {
-      const { fd, peer } = gw.sockmap.open(ROGUE);
-      rogue = { end: new net.Socket({ fd, readable: true, writable: true }), peer };
+      rogue = gw.dataplane.open(ROGUE);
     });
     afterAll(() => {
-      rogue.end.destroy();
-      gw.sockmap.close(ROGUE);
+      fs.closeSync(rogue.fd);
+      gw.dataplane.close(ROGUE);
     });
 
-    it('are refused in the kernel and never reach the gateway; the request they target is answered normally', async () => {
+    it('are refused in the data plane and never reach the gateway; the request they target is answered normally', async () => {
       const before = { ...gw.inbox.stats };
       const pending = post('/faulty?sleep=300', 'x');
       await waitFor('request in flight', () => gw.requests.inFlight === 1);
       const [reqId] = [...Array(64).keys()].map((s) => gw.slots.owner(s)).filter(Boolean);
-      const seen = readBytes(rogue.peer, 3 * 64);
-      rogue.end.write(
+      // the kernel passes a refused write down the rogue's own connection, to the gateway's peer end
+      const seen = rogue.peer ? readBytes(rogue.peer, 3 * 64) : undefined;
+      fs.writeSync(
+        rogue.fd,
         Buffer.concat([
           encode(blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Reply, reqId: reqId!, gen: 1, status: 200, sender: ROGUE, tArrive: 1 })),
           encode(blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Reply, reqId: reqId!, gen: 1, status: 200, sender: 1, tArrive: 1 })),
           Buffer.alloc(64, 0xee).fill(0, 0, 4),
         ]),
       );
-      await seen; // all three came back down the rogue's own connection
-      expect(gw.sockmap.counters(ROGUE).refused).toBeGreaterThan(0);
+      await seen;
+      await waitFor('the rogue refused', () => gw.dataplane.counters(ROGUE).refused > 0);
+      expect(gw.dataplane.refusal(ROGUE)).toMatch(/slot it does not hold/);
       const res = await pending;
       expect(res.status).toBe(200);
       expect(await res.json()).toMatchObject({ pid: expect.any(Number) });

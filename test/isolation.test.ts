@@ -74,13 +74,13 @@ describe.skipIf(dataplaneUnavailable)('isolation between security domains', () =
   it('forged replies for other requests are refused in the kernel, counted, and the forger killed', async () => {
     const attacker = gw.instances.all.find((i) => gw.deployment.functions[i.fnId]!.name === 'attacker')!;
     const pid = attacker.child!.pid;
-    const before = gw.sockmap.counters(attacker.key).refused;
+    const before = gw.dataplane.counters(attacker.key).refused;
     const running = victims(4);
     await waitFor('victim requests in flight', () => gw.slots.free(1) <= 12);
     const res = await fetch(`${gw.url}/attack?attack=forge`, { method: 'POST', body: 'x' });
     expect(res.status).toBe(502);
     expect(await res.json()).toMatchObject({ error: 'BATON_ERR_BAD_DESCRIPTOR', message: expect.stringMatching(/slot it does not hold/) });
-    expect(gw.sockmap.counters(attacker.key).refused).toBe(before + 1);
+    expect(gw.dataplane.counters(attacker.key).refused).toBe(before + 1);
     expect(await running).toEqual([true, true, true, true]);
     expect(gw.inbox.stats.badDescriptors).toBe(0); // none of it reached the gateway
     await waitFor('the attacker to be replaced', () => attacker.state === 'ready' && attacker.child?.pid !== pid);

@@ -196,7 +196,7 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
     const victim = g.deployment.functions.find((f) => f.name === 'victim')!.id;
     const res = await post(g, `/a?attack=wake&fn=${victim}`);
     expect(res.status).toBe(502); // its instance was killed for it
-    await waitFor('the attacker refused', () => g.inbox.stats.badDescriptors + g.sockmap.counters(g.instances.of(0)[0]!.key).refused > 0);
+    await waitFor('the attacker refused', () => g.inbox.stats.badDescriptors + g.dataplane.counters(g.instances.of(0)[0]!.key).refused > 0);
     expect(g.scaler.decisions.fromZero).toBe(0);
     expect(g.instances.of(victim).every((i) => !i.child)).toBe(true);
     expect((await post(g, '/v')).status).toBe(200); // the victim still starts for its own route

@@ -1,6 +1,7 @@
 // A chain file compiled into what runs: numbered functions, each function's sockmap keys,
 // and chains as steps of function ids (a step with several ids is a run-time branch).
 // The gateway builds it once; every worker receives it, so all agree on ids and keys.
+import type { DataplaneChoice } from '../dataplane/dataplane.ts';
 import type { AdmissionSettings } from '../admission/admission.ts';
 import { GATEWAY_KEY } from '../descriptor/index.ts';
 import type { PoolGeometry } from '../pool/index.ts';
@@ -92,6 +93,8 @@ export interface Deployment {
     serverTiming: 'asked' | 'always';
     /** µs the gateway keeps polling after each descriptor before it sleeps (0: never). */
     spinUs: number;
+    /** The data plane asked for (BATON_DATAPLANE and --dataplane override it). */
+    dataplane: DataplaneChoice;
     scaler: ScalerSettings;
     admission: AdmissionSettings;
     admin: { host: string; port: number };

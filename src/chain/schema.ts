@@ -42,6 +42,9 @@ export const chainFileSchema = z.strictObject({
       serverTiming: z.enum(['asked', 'always']).default('asked'),
       /** After each descriptor, keep polling this long before sleeping (see README: costs CPU). */
       spinUs: z.number().int().min(0).max(1_000_000).default(0),
+      /** Where descriptors are routed: the kernel's SK_MSG program (sockmap), the user-space
+       *  broker, or auto (the kernel's, else the broker after a warning). */
+      dataplane: z.enum(['auto', 'sockmap', 'broker']).default('auto'),
       /** Who sizes each function's instance pool at run time (see README "Scaling"). */
       scaler: z
         .strictObject({

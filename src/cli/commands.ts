@@ -31,6 +31,15 @@ function integer(cmd: Command, flag: string, v: string | boolean | undefined): n
   return n;
 }
 
+function choice<T extends string>(cmd: Command, flag: string, v: string | boolean | undefined, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!allowed.includes(v as T)) throw new UsageError(`--${flag} expects one of ${allowed.join(', ')}, got '${v}'`, cmd);
+  return v as T;
+}
+
+/** (src/dataplane/dataplane.ts's DATAPLANE_CHOICES, not imported: --help stays light) */
+const DATAPLANE_CHOICES = ['auto', 'sockmap', 'broker'] as const;
+
 /** The `up` command as one bundle (npm run build: scripts/bundle.mjs), when baton runs compiled:
  *  loading it is about half the start of loading its hundreds of modules one by one. */
 const UP_BUNDLE = (() => {
@@ -42,18 +51,20 @@ const UP_BUNDLE = (() => {
 const up: Command = {
   name: 'up',
   summary: 'start the gateway serving a chain file\'s routes; Ctrl-C stops everything',
-  usage: 'baton up <chain-file> [--port N] [--host H] [--admin-port N] [--timeout-ms N] [--watch]',
+  usage: 'baton up <chain-file> [--port N] [--host H] [--admin-port N] [--timeout-ms N] [--dataplane auto|sockmap|broker] [--watch]',
   details: [
     '  --port N        public HTTP port (default: the chain file\'s gateway.port, else 8080)',
     '  --host H        address to listen on (default: the chain file\'s, else 127.0.0.1)',
     '  --admin-port N  admin listener for GET /status and POST /scale (default 9180)',
     '  --timeout-ms N  request timeout (default: the chain file\'s gateway.timeoutMs)',
+    '  --dataplane D   sockmap (the eBPF program; fail without it), broker (user space, no eBPF),',
+    '                  auto (default: sockmap, else broker after a warning); also BATON_DATAPLANE',
     '  --watch         rebuild when a function\'s source changes; restart only what changed',
     '  --debug         debug logging (every request) and stack traces',
   ].join('\n'),
   options: {
     port: { type: 'string' }, host: { type: 'string' }, 'admin-port': { type: 'string' }, 'timeout-ms': { type: 'string' },
-    watch: { type: 'boolean' }, 'bench-no-kernel-checks': { type: 'boolean' },
+    dataplane: { type: 'string' }, watch: { type: 'boolean' }, 'bench-no-kernel-checks': { type: 'boolean' },
   },
   async run(values, positionals) {
     if (positionals.length !== 1) throw new UsageError('baton up takes one chain file', up);
@@ -64,6 +75,7 @@ const up: Command = {
       adminPort: integer(up, 'admin-port', values['admin-port']),
       timeoutMs: integer(up, 'timeout-ms', values['timeout-ms']),
       kernelChecks: values['bench-no-kernel-checks'] ? false : undefined,
+      dataplane: choice(up, 'dataplane', values.dataplane, DATAPLANE_CHOICES),
       debug: values.debug === true,
       watch: values.watch === true,
     });

@@ -11,6 +11,7 @@ interface Summary {
 }
 
 interface Status {
+  dataplane?: string;
   pool: { slots: number; free: number; quarantined: number };
   inFlight: number;
   stats: { badDescriptors: number; deadLetters: number; binding: { queued: number; rejectedFull: number } };
@@ -47,7 +48,7 @@ const us = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)} ms` : `${v} µs
 /** The status as text; `rate`: requests per second since the previous reading, if known. */
 export function renderStatus(admin: string, s: Status, rate?: number): string {
   const head = [
-    `baton at ${admin}: ${s.inFlight} in flight${rate !== undefined ? `, ${rate.toFixed(0)} req/s` : ''}; ` +
+    `baton at ${admin}${s.dataplane === 'broker' ? ' (user-space broker data plane)' : ''}: ${s.inFlight} in flight${rate !== undefined ? `, ${rate.toFixed(0)} req/s` : ''}; ` +
       `pool ${s.pool.slots - s.pool.free}/${s.pool.slots} slots used${s.pool.quarantined ? ` (${s.pool.quarantined} quarantined)` : ''}; ` +
       `response p50 ${us(s.timing.responseTime.p50)} p99 ${us(s.timing.responseTime.p99)} over ${s.timing.jct.count} requests`,
     `rejected descriptors ${s.stats.badDescriptors}, dead letters ${s.stats.deadLetters}, queued ${s.stats.binding.queued}, queue full ${s.stats.binding.rejectedFull}`,

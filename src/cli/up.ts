@@ -3,9 +3,10 @@
 import pino from 'pino';
 import { loadChainFile } from '../chain/index.ts';
 import { watchSources, type SourceWatch } from '../build/watch.ts';
+import { BROKER_COST } from '../dataplane/dataplane.ts';
 import { Gateway, type GatewayOptions } from '../gateway/index.ts';
 
-export interface UpOptions extends Pick<GatewayOptions, 'port' | 'host' | 'adminPort' | 'timeoutMs' | 'kernelChecks'> {
+export interface UpOptions extends Pick<GatewayOptions, 'port' | 'host' | 'adminPort' | 'timeoutMs' | 'kernelChecks' | 'dataplane'> {
   debug: boolean;
   watch: boolean;
 }
@@ -16,6 +17,10 @@ export async function serve(file: string, { debug, watch, ...options }: UpOption
     ...options,
     logger: debug ? pino({ level: 'debug', name: 'baton' }) : undefined,
   });
+  if (gw.dataplaneFallback) {
+    // said where a person sees it, not only in the log: this node runs slower than it could
+    console.error(`baton: WARNING: no eBPF here (${gw.dataplaneFallback}); serving on the user-space broker: ${BROKER_COST}`);
+  }
   console.log(`baton: serving ${deployment.routes.length} route(s) on ${gw.url} (Ctrl-C stops); admin on ${gw.adminUrl}`);
   if (watch) reloadOnChange(gw);
   let stopping = false;

@@ -11,8 +11,9 @@ import { Spinner } from './spin.ts';
  *  by descriptor; a message too large for one kernel buffer (~64 KiB) could be split mid-
  *  descriptor, which the program refuses. 16 KiB stays far below that. */
 export const MAX_WRITE = 256;
-/** Bytes one read can take: many descriptors arrive together under load. */
-const READ_BYTES = 256 * DESC_SIZE;
+/** Bytes one read event can take: many descriptors arrive together under load (on a seqpacket
+ *  socket, several of the largest writes). */
+const READ_BYTES = 4 * MAX_WRITE * DESC_SIZE;
 
 const SIG_0 = DESC_MAGIC & 0xff;
 const SIG_1 = DESC_MAGIC >> 8;
@@ -22,6 +23,8 @@ export interface EndpointEvents {
   frame(frame: Buffer): void;
   /** Bytes without the descriptor signature were skipped (never expected: the kernel frames). */
   garbage?(bytes: number): void;
+  /** (seqpacket socket) A write of `bytes` that was not a whole number of descriptors. */
+  malformed?(bytes: number): void;
   /** The socket ended (errno 0: the other side closed it) or failed. */
   end?(errno: number): void;
 }
@@ -29,6 +32,9 @@ export interface EndpointEvents {
 export interface EndpointOptions {
   /** µs to keep polling after each read before sleeping (spin.ts); 0: never. */
   spinUs?: number;
+  /** Where sends go instead of the socket (the gateway's own sends on the broker data plane
+   *  are routed in this process, at once, as the kernel routes them inside send()). */
+  divert?: (bytes: Buffer, length: number) => void;
 }
 
 export class Endpoint {
@@ -39,9 +45,11 @@ export class Endpoint {
   private backlog: Buffer[] = [];
   private closed = false;
   private readonly spinner: Spinner;
+  private readonly divert?: (bytes: Buffer, length: number) => void;
 
   constructor(fd: number, private readonly on: EndpointEvents, options: EndpointOptions = {}) {
     this.spinner = new Spinner(options.spinUs ?? 0);
+    this.divert = options.divert;
     this.raw = native((a) => new a.RawSocket(fd, this.input, (n) => this.read(n), () => this.flush(), (errno) => this.ended(errno)));
   }
 
@@ -82,6 +90,7 @@ export class Endpoint {
 
   private write(bytes: Buffer, length: number): void {
     if (this.closed) return;
+    if (this.divert) return this.divert(bytes, length);
     if (this.backlog.length > 0) {
       this.backlog.push(Buffer.from(bytes.subarray(0, length)));
       return;
@@ -112,6 +121,7 @@ export class Endpoint {
   }
 
   private read(bytes: number): void {
+    if (bytes < 0) return this.on.malformed?.(-bytes);
     this.spinner.poke();
     const b = this.input;
     for (let at = 0; at < bytes; at += DESC_SIZE) {

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { CLASS_QUEUES, decode, DESC_SIZE, encodeInto, GATEWAY_FN, type Descriptor } from '../descriptor/index.ts';
-import type { KernelQueues } from '../binding/dispatcher.ts';
+import type { Dataplane } from './dataplane.ts';
 import { native, type KeyCounters, type NativeDataplane } from '../native/index.ts';
 
 export interface KeySockets {
@@ -41,7 +41,8 @@ export const VIOLATIONS: Record<number, string> = {
 /** The function of a socket that runs none (it may call nothing). */
 export const NO_FUNCTION = 0xfffe;
 
-export class Sockmap extends EventEmitter<SockmapEvents> implements KernelQueues {
+export class Sockmap extends EventEmitter<SockmapEvents> implements Dataplane {
+  readonly kind = 'sockmap' as const;
   private readonly dp: NativeDataplane;
   private readonly scratch = Buffer.alloc(DESC_SIZE);
   private starveEvery = 0;
@@ -157,6 +158,11 @@ export class Sockmap extends EventEmitter<SockmapEvents> implements KernelQueues
       const cls = lowestFirst ? (k === 0 ? CLASS_QUEUES - 1 : k - 1) : k;
       if (native(() => this.dp.queuePop(fnId, cls, this.scratch))) return decode(this.scratch);
     }
+    return undefined;
+  }
+
+  /** The kernel routes every send inside send(): nothing to divert. */
+  divert(): undefined {
     return undefined;
   }
 

@@ -14,7 +14,7 @@ import { IdleTokens } from '../binding/idle.ts';
 import { buildFunctions, type FunctionBuild } from '../build/functions.ts';
 import { callees, callers, type Deployment, type RouteSpec } from '../chain/index.ts';
 import { Endpoint } from '../dataplane/endpoint.ts';
-import { Sockmap } from '../dataplane/sockmap.ts';
+import { BROKER_COST, DATAPLANE_CHOICES, openDataplane, type Dataplane, type DataplaneChoice } from '../dataplane/dataplane.ts';
 import { GATEWAY_FN, GATEWAY_KEY, HOLDER_QUEUED, Kind, nowUs } from '../descriptor/index.ts';
 import { batonError, type BatonError, type BatonErrorCode } from '../errors.ts';
 import { PoolSet, type RequestMeta } from '../pool/index.ts';
@@ -49,6 +49,8 @@ export interface GatewayOptions {
   /** false: the kernel checks nothing a function sends (the bench's reference for what the
    *  checks cost). Never for serving: any function could then forge any descriptor. */
   kernelChecks?: boolean;
+  /** Overrides the chain file's gateway.dataplane (and BATON_DATAPLANE). */
+  dataplane?: DataplaneChoice;
 }
 
 /** After a request's timeout, how long an instance may still hold its slot before it is
@@ -66,7 +68,9 @@ export class Gateway implements Backend {
   readonly timing: TimingStats;
   /** Set once the listeners' modules are loaded (see start). */
   metrics!: Metrics;
-  readonly sockmap: Sockmap;
+  readonly dataplane: Dataplane;
+  /** Why the kernel's data plane could not load, when `auto` fell back to the broker. */
+  dataplaneFallback?: string;
   readonly pools: PoolSet;
   readonly slots: SlotTable;
   readonly requests: RequestTable;
@@ -160,25 +164,33 @@ export class Gateway implements Backend {
     this.router = new Router(deployment);
     this.timing = new TimingStats(deployment.functions.map((f) => f.label));
 
-    this.sockmap = new Sockmap({ checks: options.kernelChecks }); // needs eBPF privilege: the first thing that can fail for it
+    // the kernel's needs eBPF privilege: the first thing that can fail for it
+    this.dataplane = openDataplane(dataplaneChoice(options.dataplane, g.dataplane), {
+      checks: options.kernelChecks,
+      fallback: (why) => (this.dataplaneFallback = why.message, this.log.warn(
+        `THE eBPF DATA PLANE CANNOT RUN HERE (${why.code}: ${why.message}); falling back to the user-space broker: ${BROKER_COST}. ` +
+        'Set gateway.dataplane (or --dataplane) to sockmap to fail instead, or to broker to choose it without this warning',
+      )),
+    });
+    if (this.dataplane.kind === 'broker') this.log.info('data plane: the user-space broker (descriptors routed in the gateway process)');
     if (options.kernelChecks === false) this.log.warn('kernel checks are OFF: any function can forge descriptors (for measuring their cost only)');
     try {
       this.pools = new PoolSet(deployment.domains, deployment.pool);
     } catch (err) {
-      this.sockmap.destroy();
+      this.dataplane.destroy();
       throw err;
     }
     this.capacity = this.pools.capacity;
     const share = g.admission.starvationShare;
-    this.sockmap.configure(this.pools.slotCount, this.pools.capacity, share > 0 ? Math.round(1 / share) : 0);
+    this.dataplane.configure(this.pools.slotCount, this.pools.capacity, share > 0 ? Math.round(1 / share) : 0);
     const calls = callees(deployment);
     const returns = callers(deployment);
     for (const f of deployment.functions) {
       // a late function is the dispatcher's until an instance serves (see serving below)
-      this.sockmap.setFunction(f.id, f.keys[0]!, f.binding === 'late' ? 0 : f.concurrency, f.keys.length);
-      this.sockmap.allowCalls(f.id, calls[f.id]!, returns[f.id]!);
+      this.dataplane.setFunction(f.id, f.keys[0]!, f.binding === 'late' ? 0 : f.concurrency, f.keys.length);
+      this.dataplane.allowCalls(f.id, calls[f.id]!, returns[f.id]!);
     }
-    this.slots = new SlotTable(deployment.domains.length, deployment.pool.slotCount, this.sockmap.custodyBuffer());
+    this.slots = new SlotTable(deployment.domains.length, deployment.pool.slotCount, this.dataplane.custodyBuffer());
     this.requests = new RequestTable(this.slots, {
       // a descriptor still waiting in a kernel queue is taken out of it (passed over there)
       abandoned: (req) => {
@@ -189,8 +201,8 @@ export class Gateway implements Backend {
     });
     this.dispatcher = new Dispatcher(
       deployment.functions,
-      new IdleTokens(this.sockmap.idleBuffer()),
-      this.sockmap,
+      new IdleTokens(this.dataplane.idleBuffer()),
+      this.dataplane,
       {
         send: (d) => this.endpoint.send(d),
         fail: (reqId, error) => this.requests.answer(reqId, { error }),
@@ -201,7 +213,7 @@ export class Gateway implements Backend {
         // dispatcher, which queues them and wakes the scaler: the activator
         serving: (fnId, n) => {
           const f = deployment.functions[fnId]!;
-          this.sockmap.setFunction(fnId, f.keys[0]!, n > 0 ? f.concurrency : 0, f.keys.length);
+          this.dataplane.setFunction(fnId, f.keys[0]!, n > 0 ? f.concurrency : 0, f.keys.length);
         },
         waiting: (fnId, reqId) => {
           const req = reqId >= 0 ? this.requests.get(reqId) : undefined;
@@ -216,7 +228,7 @@ export class Gateway implements Backend {
     const cgroups = Cgroups.open();
     if (typeof cgroups === 'string') this.log.warn(`function memory, task and CPU limits are not enforced: ${cgroups}`);
     else this.cgroups = cgroups;
-    this.instances = new Instances(deployment, this.sockmap, this.pools, this.log, {
+    this.instances = new Instances(deployment, this.dataplane, this.pools, this.log, {
       startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build, cgroups: this.cgroups, budget: deployment.node.memory,
     });
     this.scaler = new Scaler(
@@ -255,11 +267,14 @@ export class Gateway implements Backend {
       refuse: (key, why) => this.refuse(key, why),
       warn: (fields, message) => this.log.warn(fields, message),
     });
-    const { fd } = this.sockmap.open(GATEWAY_KEY);
-    this.endpoint = new Endpoint(fd, { frame: (f) => this.inbox.onFrame(f), garbage: (n) => this.inbox.onGarbage(n) }, { spinUs: g.spinUs });
+    const { fd } = this.dataplane.open(GATEWAY_KEY);
+    this.endpoint = new Endpoint(fd, { frame: (f) => this.inbox.onFrame(f), garbage: (n) => this.inbox.onGarbage(n) }, {
+      spinUs: g.spinUs,
+      divert: this.dataplane.divert(GATEWAY_KEY),
+    });
 
-    this.sockmap.on('refused', (key) => this.refuse(key, `refused by the kernel: it ${this.sockmap.refusal(key)}`));
-    this.sockmap.on('lost', (key) => this.socketLost(key));
+    this.dataplane.on('refused', (key) => this.refuse(key, `refused by the ${this.dataplane.kind === 'broker' ? 'broker' : 'kernel'}: it ${this.dataplane.refusal(key)}`));
+    this.dataplane.on('lost', (key) => this.socketLost(key));
     this.instances.on('ready', (inst) => {
       if (this.isLate(inst)) this.dispatcher.activate(inst.fnId, inst.index);
       if (this.metrics) this.instanceReady(inst);
@@ -445,7 +460,7 @@ export class Gateway implements Backend {
           return {
             name: f.label, queued: this.dispatcher.queued(f.id), idleTokens: this.dispatcher.idleTokens(f.id), instances,
             restarts: mine.reduce((n, i) => n + i.restarts, 0),
-            refused: f.keys.reduce((n, k) => n + this.sockmap.counters(k).refused, 0),
+            refused: f.keys.reduce((n, k) => n + this.dataplane.counters(k).refused, 0),
           };
         }),
       domains: () =>
@@ -460,6 +475,7 @@ export class Gateway implements Backend {
         queueFull: this.dispatcher.stats.rejectedFull,
       }),
       scaler: () => this.scaler.status(),
+      dataplane: () => this.dataplane.kind,
       admission: () => this.admissionStatus(),
     };
   }
@@ -469,15 +485,15 @@ export class Gateway implements Backend {
    *  and those it passed to the dispatcher (a full queue, an instance that had just died). */
   kernelBinds(): { boundFast: number; queued: number; handed: number; toDispatcher: number } {
     let boundFast = 0;
-    let queued = this.sockmap.counters(GATEWAY_KEY).queued;
+    let queued = this.dataplane.counters(GATEWAY_KEY).queued;
     let handed = 0;
     for (const inst of this.instances.all) {
-      const c = this.sockmap.counters(inst.key);
+      const c = this.dataplane.counters(inst.key);
       boundFast += c.boundFast;
       queued += c.queued;
       handed += c.handed;
     }
-    return { boundFast, queued, handed, toDispatcher: this.sockmap.counters(GATEWAY_KEY).toDispatcher };
+    return { boundFast, queued, handed, toDispatcher: this.dataplane.counters(GATEWAY_KEY).toDispatcher };
   }
 
   private isLate(inst: Instance): boolean {
@@ -574,6 +590,7 @@ export class Gateway implements Backend {
   status() {
     const binds = this.kernelBinds();
     return {
+      dataplane: this.dataplane.kind,
       pool: { slots: this.pools.slotCount, free: this.slots.free(), quarantined: this.slots.quarantined, slotSize: this.deployment.pool.slotSize },
       domains: this.deployment.domains.map((d) => ({ name: d.name, slots: this.deployment.pool.slotCount, free: this.slots.free(d.id) })),
       inFlight: this.requests.inFlight,
@@ -615,7 +632,7 @@ export class Gateway implements Backend {
     clearInterval(this.reaper);
     clearInterval(this.shedder);
     this.endpoint.destroy();
-    this.sockmap.destroy();
+    this.dataplane.destroy();
     this.pools.close();
     this.build.remove();
     this.cgroups?.remove();
@@ -623,3 +640,16 @@ export class Gateway implements Backend {
 }
 
 export type { BatonError };
+
+/** The data plane to run on: the caller's choice, else BATON_DATAPLANE, else the chain file's. */
+export function dataplaneChoice(option: DataplaneChoice | undefined, chainFile: DataplaneChoice): DataplaneChoice {
+  const env = process.env.BATON_DATAPLANE;
+  if (option) return option;
+  if (env) {
+    if (!(DATAPLANE_CHOICES as readonly string[]).includes(env)) {
+      throw batonError('BATON_ERR_DATAPLANE', `BATON_DATAPLANE=${env}: expected one of ${DATAPLANE_CHOICES.join(', ')}`);
+    }
+    return env as DataplaneChoice;
+  }
+  return chainFile;
+}

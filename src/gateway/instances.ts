@@ -1,4 +1,4 @@
-// Function instances: one worker process per instance, each with its sockmap socket (fd 3)
+// Function instances: one worker process per instance, each with its data-plane socket (fd 3)
 // and the pool (fd 4). Workers run unprivileged (nobody) when the gateway runs as root.
 // Instances join and leave at run time: scale() starts new ones or drains running ones
 // (no new work, finish what they hold, then stop). One that exits while wanted is
@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Deployment } from '../chain/index.ts';
-import type { Sockmap } from '../dataplane/sockmap.ts';
+import type { Dataplane } from '../dataplane/dataplane.ts';
 import { batonError, type BatonErrorCode } from '../errors.ts';
 import type { FunctionBuild } from '../build/functions.ts';
 import type { Cgroups } from '../isolation/cgroups.ts';
@@ -94,7 +94,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
 
   constructor(
     private readonly deployment: Deployment,
-    private readonly sockmap: Sockmap,
+    private readonly dataplane: Dataplane,
     private readonly pools: PoolSet,
     private readonly log: Logger,
     private readonly options: InstancesOptions,
@@ -306,7 +306,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
   private spawn(inst: Instance, serve: boolean): Promise<void> {
     const fn = this.deployment.functions[inst.fnId]!;
     this.options.cgroups?.prepare(inst.key, { memoryBytes: fn.memory, pids: fn.pids, cpu: fn.cpu });
-    const { fd } = this.sockmap.open(inst.key, inst.fnId);
+    const { fd } = this.dataplane.open(inst.key, inst.fnId);
     this.peakMemory = Math.max(this.peakMemory, this.usedMemory() + (inst.wanted ? 0 : fn.memory));
     const cfg: WorkerConfig = {
       fnId: inst.fnId,
@@ -384,7 +384,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
         const wasInstance = wasReady || inst.state === 'starting' || inst.serveWhenWarm === true;
         inst.state = 'stopped';
         inst.child = undefined;
-        this.sockmap.close(inst.key);
+        this.dataplane.close(inst.key);
         const what = `function '${fn.name}' (${fn.module}) instance ${inst.key}`;
         const failure =
           killed?.code === 'BATON_ERR_START_TIMEOUT'

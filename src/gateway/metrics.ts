@@ -21,6 +21,8 @@ export interface MetricsSource {
   counters(): { deadLetters: number; badDescriptors: number; strayDescriptors: number; queuedForInstance: number; queueFull: number };
   scaler(): { decisions: { up: number; down: number; fromZero: number }; functions: { name: string; want: number }[] };
   admission(): AdmissionStatus;
+  /** sockmap (the kernel's SK_MSG program) or broker (user space). */
+  dataplane(): string;
 }
 
 export class Metrics {
@@ -52,6 +54,9 @@ export class Metrics {
       new Gauge<L>({ name, help, labelNames, registers, collect() { this.reset(); collect(this); } });
     const counter = (name: string, help: string, value: () => number) =>
       new Counter({ name, help, registers, collect() { this.reset(); this.inc(value()); } });
+    gauge('baton_dataplane_info', 'The data plane descriptors travel on (sockmap: the eBPF program; broker: user space, no eBPF)', ['dataplane'], (g) =>
+      g.set({ dataplane: source.dataplane() }, 1),
+    );
     gauge('baton_requests_in_flight', 'Requests in a chain, not answered yet', [], (g) => g.set(source.inFlight()));
     gauge('baton_queue_depth', 'Descriptors waiting for an idle instance (late binding)', ['function'], (g) => {
       for (const f of source.functions()) g.set({ function: f.name }, f.queued);
@@ -65,7 +70,7 @@ export class Metrics {
     gauge('baton_instance_restarts', 'Instances replaced after exiting (since start)', ['function'], (g) => {
       for (const f of source.functions()) g.set({ function: f.name }, f.restarts);
     });
-    gauge('baton_kernel_refusals', 'Senders refused by the SK_MSG program (forged or malformed descriptors), since start', ['function'], (g) => {
+    gauge('baton_kernel_refusals', 'Senders refused by the data plane (forged or malformed descriptors), since start', ['function'], (g) => {
       for (const f of source.functions()) g.set({ function: f.name }, f.refused);
     });
     gauge('baton_pool_slots', 'Pool slots by state (held: owned by a request; quarantined: its request is done, an instance still holds it)', ['domain', 'state'], (g) => {

@@ -60,7 +60,8 @@ export interface NativeRawSocket {
 }
 
 interface Addon {
-  /** Reads `fd` into `buffer` as data arrives: onRead(bytes of whole descriptors from its start). */
+  /** Reads `fd` into `buffer` as data arrives: onRead(bytes of whole descriptors from its start).
+   *  On a seqpacket socket: onRead(−length) for a message that is not whole descriptors. */
   RawSocket: new (fd: number, buffer: Buffer, onRead: (bytes: number) => void, onWritable: () => void, onEnd: (errno: number) => void) => NativeRawSocket;
   /** checks: false loads the bench's reference program (bpf/baton.bpf.c), which checks nothing. */
   Dataplane: new (options?: { checks?: boolean }) => NativeDataplane;
@@ -68,6 +69,8 @@ interface Addon {
   mapPool(fd: number, size: number): ArrayBuffer;
   /** [fd in the sockmap, the gateway's peer end, the first one's local port] */
   tcpPair(): [number, number, number];
+  /** [the instance's end, the broker's end] of a Unix seqpacket pair (the broker data plane). */
+  unixPair(): [number, number];
   closeFd(fd: number): void;
   /** SIGKILL this process when its parent exits (workers: die with the gateway). */
   dieWithParent(parentPid: number): void;
