@@ -8,7 +8,8 @@
 // requests answered: the gateway's per request, the workers' per hop — next to bare
 // fastify's per request and the C floor's per sockmap hop, measured in the same scenario.
 // Full runs also measure the 3-function chain with every process spinning 1 ms after each
-// descriptor (spinUs), and the CPU every system's processes use at each paced load.
+// descriptor (spinUs), and the CPU every system's processes use at each paced load. The main
+// chain also runs on the user-space broker data plane (--dataplane broker), beside the kernel's.
 import { fileURLToPath } from 'node:url';
 import { loadChainFile } from '../../chain/index.ts';
 import type { BenchContext, Scenario } from '../context.ts';
@@ -26,6 +27,8 @@ const FLOOR = 'C floor (sockmap hop)';
 /** The same 3-function chain with every process polling 1 ms after each descriptor (spinUs). */
 const SPIN_US = 1000;
 const SPIN = `baton (3 functions, spinUs ${SPIN_US})`;
+/** The main chain on the user-space broker (the data plane where eBPF cannot load). */
+const BROKER = (n: number) => `baton (${n} functions, broker data plane)`;
 const EXAMPLE_CHAIN = fileURLToPath(new URL('../../../examples/text-pipeline/chain.yaml', import.meta.url));
 const TEXT = 'the quick brown fox jumps over the lazy dog and the dog sleeps '.repeat(16); // ~1 KiB
 
@@ -52,7 +55,7 @@ interface ChainSystem {
 export const chain: Scenario = {
   name: 'chain',
   title: 'Chains of trivial functions behind the gateway, warm, under HTTP load',
-  baselines: ['bare fastify hello', 'HTTP chain', UNCHECKED, FLOOR, 'baton (3 functions)'],
+  baselines: ['bare fastify hello', 'HTTP chain', UNCHECKED, FLOOR, 'baton (3 functions)', 'baton (5 functions)'],
   async run(ctx: BenchContext) {
     const lengths = ctx.pick({ smoke: [2], quick: [3], full: [5, 3] });
     const main = lengths[0]!;
@@ -69,6 +72,7 @@ export const chain: Scenario = {
         ? [{ name: SPIN, start: () => startBaton(ctx.tmp, 'spin', spinning(3)), path: '/chain', functions: 3, baton: true }]
         : []),
       { name: UNCHECKED, start: () => startBaton(ctx.tmp, 'chain', echoChain(main), ['--bench-no-kernel-checks']), path: '/chain', functions: main, baton: true },
+      { name: BROKER(main), start: () => startBaton(ctx.tmp, 'broker', echoChain(main), ['--dataplane', 'broker']), path: '/chain', functions: main, baton: true },
       { name: 'baton example (text-pipeline)', start: () => startBaton(ctx.tmp, 'example', exampleChain()), path: '/stats', body: TEXT, functions: 3, baton: true },
       { name: 'bare fastify hello', start: startFastifyHello, path: '/', functions: 0, baton: false },
       { name: 'HTTP chain', start: () => startHttpChain(main), path: '/chain', functions: main, baton: false },
