@@ -2,6 +2,7 @@
 // and chains as steps of function ids (a step with several ids is a run-time branch).
 // The gateway builds it once; every worker receives it, so all agree on ids and keys.
 import type { DataplaneChoice } from '../dataplane/dataplane.ts';
+import type { TracingSettings } from '../gateway/tracing.ts';
 import type { AdmissionSettings } from '../admission/admission.ts';
 import { GATEWAY_KEY } from '../descriptor/index.ts';
 import type { PoolGeometry } from '../pool/index.ts';
@@ -95,6 +96,7 @@ export interface Deployment {
     spinUs: number;
     /** The data plane asked for (BATON_DATAPLANE and --dataplane override it). */
     dataplane: DataplaneChoice;
+    tracing: TracingSettings;
     scaler: ScalerSettings;
     admission: AdmissionSettings;
     admin: { host: string; port: number };

@@ -45,6 +45,13 @@ export const chainFileSchema = z.strictObject({
       /** Where descriptors are routed: the kernel's SK_MSG program (sockmap), the user-space
        *  broker, or auto (the kernel's, else the broker after a warning). */
       dataplane: z.enum(['auto', 'sockmap', 'broker']).default('auto'),
+      /** OpenTelemetry spans per request and hop, out through OTLP/HTTP (see README). */
+      tracing: z
+        .strictObject({
+          otlp: z.url({ protocol: /^https?$/ }).optional(),
+          serviceName: z.string().min(1).default('baton'),
+        })
+        .prefault({}),
       /** Who sizes each function's instance pool at run time (see README "Scaling"). */
       scaler: z
         .strictObject({

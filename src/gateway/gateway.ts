@@ -20,7 +20,9 @@ import { batonError, type BatonError, type BatonErrorCode } from '../errors.ts';
 import { PoolSet, type RequestMeta } from '../pool/index.ts';
 import { Router } from '../worker/router.ts';
 import { SlotTable } from './custody.ts';
-import type { Backend } from './http.ts';
+import type { Asks, Backend } from './http.ts';
+import type { Tracing } from './tracing.ts';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Inbox, requestOverNotice } from './inbox.ts';
 import { checkUidRange, workerCredentials } from '../isolation/credentials.ts';
 import { Cgroups } from '../isolation/cgroups.ts';
@@ -51,6 +53,9 @@ export interface GatewayOptions {
   kernelChecks?: boolean;
   /** Overrides the chain file's gateway.dataplane (and BATON_DATAPLANE). */
   dataplane?: DataplaneChoice;
+  /** Where request and hop spans go (tests: an in-memory exporter), instead of
+   *  gateway.tracing's OTLP endpoint. */
+  traceExporter?: SpanExporter;
 }
 
 /** After a request's timeout, how long an instance may still hold its slot before it is
@@ -68,6 +73,8 @@ export class Gateway implements Backend {
   readonly timing: TimingStats;
   /** Set once the listeners' modules are loaded (see start). */
   metrics!: Metrics;
+  /** OpenTelemetry spans, when configured (see start). */
+  tracing?: Tracing;
   readonly dataplane: Dataplane;
   /** Why the kernel's data plane could not load, when `auto` fell back to the broker. */
   dataplaneFallback?: string;
@@ -127,6 +134,10 @@ export class Gateway implements Backend {
         import('./admin.ts'), import('./http.ts'), import('./metrics.ts'),
       ]);
       gw.metrics = new Metrics(gw.metricsSource(), (id) => gw.fnName(id));
+      if (options.traceExporter || g.tracing.otlp || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT) {
+        // loaded only when asked for: OpenTelemetry's SDK is a fair part of a start otherwise
+        gw.tracing = (await import('./tracing.ts')).Tracing.open(g.tracing, options.traceExporter);
+      }
       for (const inst of gw.readyEarly.splice(0)) gw.instanceReady(inst);
       await starting;
       gw.scaler.start();
@@ -310,11 +321,11 @@ export class Gateway implements Backend {
   }
 
   /** Sends a request whose body is in its slot into chain `chainId`; resolves with its answer. */
-  dispatch(req: Request, chainId: number, length: number, tArrive: number, meta: RequestMeta, timing: boolean, done: (a: Answer) => void): void {
+  dispatch(req: Request, chainId: number, length: number, tArrive: number, meta: RequestMeta, asks: Asks, done: (a: Answer) => void): void {
     if (this.stopped) throw batonError('BATON_ERR_SHUTTING_DOWN');
     const first = this.router.first(chainId);
     req.chainId = chainId;
-    this.requests.start(req, this.timeoutMs, (outcome) => done(this.toAnswer(req, chainId, outcome, tArrive, meta.contentType, timing)));
+    this.requests.start(req, this.timeoutMs, (outcome) => done(this.toAnswer(req, chainId, outcome, tArrive, meta, asks)));
     this.endpoint.send({
       key: first.key, kind: Kind.Call, reqId: req.id, gen: req.gen, slot: req.slot, length, chainId,
       hop: first.hop, fnId: first.fnId, status: 0, sender: GATEWAY_KEY, tArrive,
@@ -358,22 +369,40 @@ export class Gateway implements Backend {
     if (answeredMs >= 0) this.metrics.classAnswered(ticket.rank, answeredMs);
   }
 
+  /** The code of a function's error answer (its JSON body's `error`), if it has one. */
+  private errorCodeIn(slot: number, length: number): string | undefined {
+    try {
+      const code = (JSON.parse(this.pools.view(slot, length).toString()) as { error?: unknown }).error;
+      return typeof code === 'string' ? code : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** A request's answer; its hop trace goes into the metrics, and into a Server-Timing header
    *  on every error and, when asked (`timing`, or `gateway.serverTiming: always`), on a result. */
-  private toAnswer(req: Request, chainId: number, outcome: Outcome, tArrive: number, requestType: string | undefined, timing: boolean): Answer {
+  private toAnswer(req: Request, chainId: number, outcome: Outcome, tArrive: number, meta: RequestMeta, asks: Asks): Answer {
     const received = nowUs() - tArrive;
     const trace = this.pools.readTrace(req.slot);
     const header = () => serverTiming(trace, (id) => this.fnName(id), 'reply' in outcome ? outcome.reply.tSent : received, received, req.coldFor);
-    this.metrics.answered(this.routeLabels[chainId]!, 'error' in outcome ? outcome.error.status || 500 : outcome.reply.status, trace, received);
+    const status = 'error' in outcome ? outcome.error.status || 500 : outcome.reply.status;
+    this.metrics.answered(this.routeLabels[chainId]!, status, trace, received);
+    if (this.tracing) {
+      const error = 'error' in outcome ? outcome.error.code : outcome.reply.kind === Kind.Error ? this.errorCodeIn(req.slot, outcome.reply.length) : undefined;
+      this.tracing.record(
+        { requestId: req.id, method: meta.method, route: this.routes[chainId]!.path, url: meta.url, status, tArrive, received, hops: trace, traceparent: asks.traceparent, error },
+        (id) => this.fnName(id),
+      );
+    }
     if (this.learning) this.scaler.observeRequest(chainId, trace.map((t) => ({ fnId: t.fnId, waitMs: (t.start - t.sent) / 1000, runMs: (t.end - t.start) / 1000 })));
     if ('error' in outcome) return { error: outcome.error, headers: { 'server-timing': header() } };
     const d = outcome.reply;
     this.timing.record(trace, received);
     const headers: Record<string, string> = { 'x-request-id': String(req.id) };
-    if (timing || this.alwaysTiming) headers['server-timing'] = header();
+    if (asks.timing || this.alwaysTiming) headers['server-timing'] = header();
     return {
       status: d.status,
-      type: d.kind === Kind.Error ? 'application/json' : (this.pools.readType(req.slot) ?? requestType ?? 'application/octet-stream'),
+      type: d.kind === Kind.Error ? 'application/json' : (this.pools.readType(req.slot) ?? meta.contentType ?? 'application/octet-stream'),
       body: this.pools.view(req.slot, d.length),
       headers,
     };
@@ -629,6 +658,7 @@ export class Gateway implements Backend {
     await closing;
     await this.admin?.close();
     await this.instances.stopAll();
+    await this.tracing?.shutdown().catch((err: Error) => this.log.warn(`spans not exported at stop: ${err.message}`));
     clearInterval(this.reaper);
     clearInterval(this.shedder);
     this.endpoint.destroy();

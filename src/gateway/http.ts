@@ -42,9 +42,16 @@ export interface Backend {
   admit(chainId: number, classHeader: string | string[] | undefined, bytes: number): Ticket | BatonError;
   settled(ticket: Ticket, answeredMs: number): void;
   readonly retryAfterS: number;
-  /** Sends the request into chain `chainId`; `done` gets its one answer. `timing`: the client
-   *  asked for the hop trace on a result (TIMING_HEADER). */
-  dispatch(req: Request, chainId: number, length: number, arrive: number, meta: RequestMeta, timing: boolean, done: (a: Answer) => void): void;
+  /** Sends the request into chain `chainId`; `done` gets its one answer. */
+  dispatch(req: Request, chainId: number, length: number, arrive: number, meta: RequestMeta, asks: Asks, done: (a: Answer) => void): void;
+}
+
+/** What a request's headers ask of its answer. */
+export interface Asks {
+  /** The hop trace in Server-Timing on a result (TIMING_HEADER). */
+  timing: boolean;
+  /** W3C trace context: the parent of its spans, when tracing is on. */
+  traceparent?: string;
 }
 
 /** A request header (any value) asking for Server-Timing on a successful answer; errors always
@@ -228,7 +235,9 @@ function chainRoutes(backend: Backend, track: (raw: IncomingMessage, res: Server
       const meta = { method: raw.method!, url, contentType: raw.headers['content-type'] };
       if (!backend.writeMeta(req.slot, meta)) return fail(raw, res, batonError('BATON_ERR_URL_TOO_LONG', `${url.length} characters`), req.id);
       try {
-        backend.dispatch(req, chainId, length, arrive, meta, raw.headers[TIMING_HEADER] !== undefined, (a) => {
+        const traceparent = raw.headers.traceparent;
+        const asks = { timing: raw.headers[TIMING_HEADER] !== undefined, traceparent: typeof traceparent === 'string' ? traceparent : undefined };
+        backend.dispatch(req, chainId, length, arrive, meta, asks, (a) => {
           answeredMs = (nowUs() - arrive) / 1000;
           if (!('error' in a)) clocks.send(req.id, res);
           writeAnswer(res, a, req.id);
