@@ -96,6 +96,16 @@ describe('bench harness', () => {
 });
 
 describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
+  it('--systems runs only the systems it names', { timeout: 120_000 }, async () => {
+    const dir = tmp();
+    const chain = SCENARIOS.find((s) => s.name === 'chain')!;
+    const { run } = await runBench([chain], { mode: 'smoke', db: path.join(dir, 'b.sqlite'), outDir: dir, log: () => {}, systems: /^(bare fastify|baton \(2 functions, broker)/ });
+    const results = (await Store.open(path.join(dir, 'b.sqlite'))).results(run);
+    expect([...new Set(results.map((r) => r.system))]).toEqual(['baton (2 functions, broker data plane)', 'bare fastify hello']);
+    const rps = results.find((r) => r.system === 'baton (2 functions, broker data plane)' && r.metric === 'saturated throughput')!;
+    expect(rps.value).toBeGreaterThan(0);
+  });
+
   it('runs every scenario for real and stores every figure', { timeout: 240_000 }, async () => {
     const dir = tmp();
     const lines: string[] = [];
@@ -105,10 +115,11 @@ describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
     const systems = (scenario: string) => [...new Set(results.filter((r) => r.scenario === scenario).map((r) => r.system))];
     expect(systems('hop')).toEqual(['baton (sockmap)', 'sockmap, no kernel checks', 'user-space broker', 'HTTP (Node, keep-alive)', 'C floor (sockmap)']);
     expect(systems('chain')).toEqual([
-      'baton (2 functions)', 'baton, no kernel checks', 'baton example (text-pipeline)', 'bare fastify hello', 'HTTP chain', 'C floor (sockmap hop)',
+      'baton (2 functions)', 'baton, no kernel checks', 'baton (2 functions, broker data plane)', 'baton example (text-pipeline)', 'bare fastify hello',
+      'HTTP chain', 'C floor (sockmap hop)',
     ]);
     const hops = store.distributions(run).filter((d) => d.scenario === 'chain' && d.metric.includes(' hop at '));
-    expect(hops.length).toBe(9); // three baton systems × three distributions
+    expect(hops.length).toBe(12); // four baton systems × three distributions
     for (const d of hops) expect(d.count).toBeGreaterThan(0);
     const chainFigure = (system: string, metric: string) => results.find((r) => r.scenario === 'chain' && r.system === system && r.metric === metric);
     for (const metric of ['gateway CPU per request', 'worker CPU per hop', 'p50 hop inside the chain (Server-Timing)']) {

@@ -29,6 +29,8 @@ export interface BenchContext {
   /** A scratch directory for this run. */
   tmp: string;
   record: Recorder;
+  /** Whether system `name` is to run (bench --systems). */
+  wants(name: string): boolean;
   /** Reports progress within the scenario: `done` of `total` steps, and what runs now. */
   progress(done: number, total: number, step: string): void;
 }

@@ -17,6 +17,8 @@ export interface RunOptions {
   db: string;
   outDir: string;
   log: (line: string) => void;
+  /** Only the systems whose names match (scenarios that support it: chain, hop); every one if unset. */
+  systems?: RegExp;
 }
 
 export async function runBench(scenarios: Scenario[], opts: RunOptions): Promise<{ run: number; report: string; results: Result[]; series: SeriesRow[] }> {
@@ -41,6 +43,7 @@ export async function runBench(scenarios: Scenario[], opts: RunOptions): Promise
         pick: (by) => by[opts.mode],
         reps: opts.mode === 'full' ? 3 : 1,
         tmp,
+        wants: (system) => !opts.systems || opts.systems.test(system),
         progress(done, total, step) {
           if (tty) {
             if (!started) bar.start(total, done, { step });

@@ -37,6 +37,14 @@ function choice<T extends string>(cmd: Command, flag: string, v: string | boolea
   return v as T;
 }
 
+function pattern(cmd: Command, flag: string, v: string): RegExp {
+  try {
+    return new RegExp(v);
+  } catch (err) {
+    throw new UsageError(`--${flag} expects a regular expression: ${(err as Error).message}`, cmd);
+  }
+}
+
 /** (src/dataplane/dataplane.ts's DATAPLANE_CHOICES, not imported: --help stays light) */
 const DATAPLANE_CHOICES = ['auto', 'sockmap', 'broker'] as const;
 
@@ -144,16 +152,20 @@ const top: Command = {
 const bench: Command = {
   name: 'bench',
   summary: 'measure baton against its baselines in one run; list and compare stored runs',
-  usage: 'baton bench <scenario…|all> [--quick] [--json] [--db FILE] [--out DIR]\n       baton bench list [--db FILE]\n       baton bench compare <run> <run> [--db FILE]',
+  usage: 'baton bench <scenario…|all> [--quick] [--json] [--systems REGEX] [--db FILE] [--out DIR]\n       baton bench list [--db FILE]\n       baton bench compare <run> <run> [--db FILE]',
   details: [
     '  scenarios: hop, chain, calls, payload, coldstart, binding, idle, soak (all: every one but soak)',
     '  --quick     short runs (smoke test); full runs are the ones to quote',
     '  --json      print the figures as JSON on stdout (one scenario: an object, several: an array);',
     '              progress and tables go to stderr',
+    '  --systems R only the systems whose names match the regular expression R (chain, hop);',
+    '              name the baselines too: ratios are against systems of the same run',
     '  --db FILE   results database (default .bench/bench.sqlite)',
     '  --out DIR   where the HTML report goes (default .bench/)',
   ].join('\n'),
-  options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, db: { type: 'string' }, out: { type: 'string' } },
+  options: {
+    quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, systems: { type: 'string' }, db: { type: 'string' }, out: { type: 'string' },
+  },
   async run(values, positionals) {
     const db = (values.db as string | undefined) ?? '.bench/bench.sqlite';
     const { listRuns, compareRuns } = await import('../bench/compare.ts');
@@ -175,7 +187,8 @@ const bench: Command = {
     const mode = values.quick ? 'quick' : 'full';
     // with --json, stdout carries only the document
     const log = values.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
-    const { run, report, results, series } = await runBench(chosen, { mode, db, outDir: (values.out as string | undefined) ?? '.bench', log });
+    const systems = values.systems === undefined ? undefined : pattern(bench, 'systems', values.systems as string);
+    const { run, report, results, series } = await runBench(chosen, { mode, db, outDir: (values.out as string | undefined) ?? '.bench', log, systems });
     log(`\nrun ${run} done in ${((performance.now() - t0) / 1000).toFixed(0)} s; database ${db}; report ${report}`);
     if (values.json) {
       const { runJson } = await import('../bench/json.ts');

@@ -77,9 +77,11 @@ export const chain: Scenario = {
       { name: 'bare fastify hello', start: startFastifyHello, path: '/', functions: 0, baton: false },
       { name: 'HTTP chain', start: () => startHttpChain(main), path: '/chain', functions: main, baton: false },
     ];
-    const steps = systems.length * ctx.reps * (rates.length + 1) + 1;
+    const chosen = systems.filter((s) => ctx.wants(s.name));
+    const floorToo = ctx.wants(FLOOR);
+    const steps = chosen.length * ctx.reps * (rates.length + 1) + (floorToo ? 1 : 0);
     let done = 0;
-    for (const s of systems) {
+    for (const s of chosen) {
       const sys = await s.start();
       try {
         const url = sys.url + s.path;
@@ -142,6 +144,7 @@ export const chain: Scenario = {
         await sys.stop();
       }
     }
+    if (!floorToo) return;
     // the floor of a hop's CPU: two C processes ping-ponging descriptors through the same program
     ctx.progress(done++, steps, `${FLOOR}: saturated for ${duration} s`);
     const floor = await cFloor(ctx.tmp);

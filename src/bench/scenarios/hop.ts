@@ -124,7 +124,12 @@ export const hop: Scenario = {
   async run(ctx: BenchContext) {
     const n = ctx.pick({ smoke: 200, quick: 2000, full: 20000 });
     const satMs = ctx.pick({ smoke: 200, quick: 1000, full: 3000 });
-    const makers = [() => sockmapPeers(), () => sockmapPeers(false), () => brokerPeers(ctx.tmp), httpPeers, () => cFloor(ctx.tmp)];
+    const makers = (
+      [
+        ['baton (sockmap)', () => sockmapPeers()], [SOCKMAP_UNCHECKED, () => sockmapPeers(false)], ['user-space broker', () => brokerPeers(ctx.tmp)],
+        ['HTTP (Node, keep-alive)', httpPeers], ['C floor (sockmap)', () => cFloor(ctx.tmp)],
+      ] as const
+    ).filter(([name]) => ctx.wants(name)).map(([, make]) => make);
     const steps = makers.length * (ctx.reps + 1);
     let done = 0;
     for (const make of makers) {
