@@ -18,7 +18,7 @@ import {
 import { CUSTODY } from '../gateway/custody.ts';
 import { native, type KeyCounters } from '../native/index.ts';
 import type { Dataplane } from './dataplane.ts';
-import { Endpoint, MAX_WRITE } from './endpoint.ts';
+import { Endpoint } from './endpoint.ts';
 import { NO_FUNCTION, VIOLATIONS, type SockmapEvents } from './sockmap.ts';
 
 /** enum baton_violation (bpf/baton_shared.h). */
@@ -38,9 +38,6 @@ interface Socket {
   /** Its process closed it: descriptors for its key are dead letters (the kernel drops a
    *  closed socket from the sockmap the same way). */
   gone: boolean;
-  /** Descriptors delivered to it since the last write, written together (see flush). */
-  out: Buffer;
-  queued: number;
 }
 
 export class Broker extends EventEmitter<SockmapEvents> implements Dataplane, KernelQueues {
@@ -68,17 +65,14 @@ export class Broker extends EventEmitter<SockmapEvents> implements Dataplane, Ke
   private capacity = 0;
   private starveEvery = 0;
   private destroyed = false;
-  /** Sockets with descriptors delivered and not written yet. */
-  private readonly dirty: Socket[] = [];
 
   open(key: number, fn = key === GATEWAY_KEY ? GATEWAY_FN : NO_FUNCTION): { fd: number } {
     this.checkKey(key);
     const [fd, mine] = native((a) => a.unixPair());
     this.forget(key);
-    const socket: Socket = { fn, refused: 0, gone: false, endpoint: undefined as unknown as Endpoint, out: Buffer.allocUnsafe(MAX_WRITE * DESC_SIZE), queued: 0 };
+    const socket: Socket = { fn, refused: 0, gone: false, endpoint: undefined as unknown as Endpoint };
     socket.endpoint = new Endpoint(mine, {
       frame: (frame) => this.route(key, socket, frame),
-      batch: () => this.flush(),
       garbage: () => this.refuse(key, socket, V.magic),
       malformed: () => this.refuse(key, socket, V.framing),
       end: () => this.lost(key, socket),
@@ -109,7 +103,6 @@ export class Broker extends EventEmitter<SockmapEvents> implements Dataplane, Ke
       const socket = this.sockets.get(key);
       if (!socket) return;
       for (let at = 0; at + DESC_SIZE <= length; at += DESC_SIZE) this.route(key, socket, bytes.subarray(at, at + DESC_SIZE));
-      this.flush();
     };
   }
 
@@ -257,27 +250,12 @@ export class Broker extends EventEmitter<SockmapEvents> implements Dataplane, Ke
     this.counts[this.counterAt(key) + field]!++;
   }
 
-  /** Delivers `d` to `key`'s socket (written with the rest of this batch); false when no live
-   *  socket is there. */
+  /** Writes `d` to `key`'s socket; false when no live socket is there. */
   private deliver(key: number, d: Buffer): boolean {
     const s = this.sockets.get(key);
     if (!s || s.gone) return false;
-    d.copy(s.out, s.queued * DESC_SIZE, 0, DESC_SIZE);
-    if (s.queued++ === 0) this.dirty.push(s);
-    if (s.queued === MAX_WRITE) this.write(s);
+    s.endpoint.sendEncoded(d, DESC_SIZE);
     return true;
-  }
-
-  /** Writes what the descriptors just routed delivered: one write per receiver, not one per
-   *  descriptor (a read of many results for the gateway costs it one wake-up). */
-  private flush(): void {
-    for (const s of this.dirty) this.write(s);
-    this.dirty.length = 0;
-  }
-
-  private write(s: Socket): void {
-    if (s.queued) s.endpoint.sendEncoded(s.out, s.queued * DESC_SIZE);
-    s.queued = 0;
   }
 
   private toGateway(d: Buffer): number {

@@ -21,9 +21,6 @@ const SIG_1 = DESC_MAGIC >> 8;
 export interface EndpointEvents {
   /** A descriptor: a view valid only during the call (the read buffer is reused). */
   frame(frame: Buffer): void;
-  /** The descriptors of one read have all been through `frame` (the broker writes what they
-   *  made then, in one write per receiver). */
-  batch?(): void;
   /** Bytes without the descriptor signature were skipped (never expected: the kernel frames). */
   garbage?(bytes: number): void;
   /** (seqpacket socket) A write of `bytes` that was not a whole number of descriptors. */
@@ -134,7 +131,6 @@ export class Endpoint {
         this.on.garbage?.(DESC_SIZE);
       }
     }
-    this.on.batch?.();
   }
 
   private ended(errno: number): void {
