@@ -5,7 +5,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../src/gateway/index.ts';
 import { readFileSync } from 'node:fs';
-import { cgroupsUnavailable, dataplaneUnavailable } from './helpers/env.ts';
+import { cgroupsUnavailable, dataplaneUnavailable, suiteDataplane } from './helpers/env.ts';
 import { poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
 
 /** Writes `text` on a fresh connection; resolves with everything read until the connection
@@ -131,6 +131,24 @@ describe.skipIf(dataplaneUnavailable)('hardening', () => {
       await waitFor('the hostile instance to be replaced', () => hostile.state === 'ready' && hostile.child?.pid !== pid);
       expect((await fetch(`${gw.url}/hostile`, { method: 'POST', body: 'x' })).status).toBe(200);
       expect(gw.inbox.stats.skippedBytes).toBe(0); // the gateway's own stream never lost alignment
+      await poolSettled(gw);
+    });
+
+    it('an empty write on its socket: nothing on the kernel\'s data plane; on the broker it reads as the socket closing, and only that instance is killed', async () => {
+      const hostile = instanceOf('hostile');
+      const pid = hostile.child!.pid;
+      const attack = fetch(`${gw.url}/hostile?do=empty`, { method: 'POST', body: 'x' });
+      const [res, statuses] = await Promise.all([attack, victimTraffic(attack)]);
+      expect(statuses.every((s) => s === 200)).toBe(true);
+      if (suiteDataplane === 'sockmap') {
+        expect(res.status).toBe(200); // a zero-length send carries no message: the program never runs
+        expect(hostile.child?.pid).toBe(pid);
+      } else {
+        expect(res.status).toBe(502);
+        expect(await res.json()).toMatchObject({ error: 'BATON_ERR_WORKER_CRASHED', message: expect.stringMatching(/'hostile' instance \d+ (exited|closed its data-plane socket)/) });
+        await waitFor('the hostile instance to be replaced', () => hostile.state === 'ready' && hostile.child?.pid !== pid);
+      }
+      expect((await fetch(`${gw.url}/hostile`, { method: 'POST', body: 'x' })).status).toBe(200);
       await poolSettled(gw);
     });
 
