@@ -134,6 +134,22 @@ describe.skipIf(dataplaneUnavailable)('hardening', () => {
       await poolSettled(gw);
     });
 
+    it('a flood of Idle notices for work it was never given costs only its own instance (killed), not the gateway\'s time for others', async () => {
+      const hostile = instanceOf('hostile');
+      const pid = hostile.child!.pid;
+      const spurious = gw.dispatcher.stats.spurious;
+      const attack = fetch(`${gw.url}/hostile?do=idleflood`, { method: 'POST', body: 'x' });
+      const [res, statuses] = await Promise.all([attack, victimTraffic(attack)]);
+      expect(statuses.every((s) => s === 200)).toBe(true);
+      expect(res.status).toBe(502);
+      expect(await res.json()).toMatchObject({ error: 'BATON_ERR_BAD_DESCRIPTOR', message: expect.stringMatching(/Idle notices within a second for work it was not given/) });
+      // cut off at the limit, not after the 5120 it wrote
+      expect(gw.dispatcher.stats.spurious - spurious).toBeLessThan(5120);
+      await waitFor('the hostile instance to be replaced', () => hostile.state === 'ready' && hostile.child?.pid !== pid);
+      expect((await fetch(`${gw.url}/hostile`, { method: 'POST', body: 'x' })).status).toBe(200);
+      await poolSettled(gw);
+    });
+
     it('an empty write on its socket: nothing on the kernel\'s data plane; on the broker it reads as the socket closing, and only that instance is killed', async () => {
       const hostile = instanceOf('hostile');
       const pid = hostile.child!.pid;

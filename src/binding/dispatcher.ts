@@ -196,15 +196,16 @@ export class Dispatcher {
     if (n === 0 && this.idle.live(f.spec.id) > 0) this.hooks.waiting?.(f.spec.id, -1);
   }
 
-  /** Instance `key` of `fnId` finished one descriptor, and the kernel left it to us. */
-  onIdle(fnId: number, key: number): void {
+  /** Instance `key` of `fnId` finished one descriptor, and the kernel left it to us. Returns
+   *  false for a notice no work explains (every token of the instance idle already). */
+  onIdle(fnId: number, key: number): boolean {
     const f = this.fns[fnId]!;
     const index = key - f.spec.keys[0]!;
     const m = f.members.get(index);
-    if (!m) return; // gone meanwhile
+    if (!m) return true; // gone meanwhile
     if (m.drained) {
       if (--m.busy <= 0) this.finishDrain(f, index);
-      return;
+      return true;
     }
     this.stats.settled++;
     if (!this.settle(f, index)) {
@@ -215,7 +216,9 @@ export class Dispatcher {
         this.warnedAt.set(key, now);
         this.log.warn({ fn: f.spec.name, key, spurious: this.stats.spurious }, 'idle notice from an instance with every token idle: ignored');
       }
+      return false;
     }
+    return true;
   }
 
   /** Live descriptors of `fnId` waiting in its kernel queue (withdrawn ones not counted, though

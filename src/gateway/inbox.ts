@@ -59,8 +59,15 @@ export interface InboxDeps {
   warn(fields: object, message: string): void;
 }
 
+/** Idle notices no work explains that one instance may send in a second before it is taken
+ *  for hostile and killed: each costs the gateway a read, and a flood would cost every other
+ *  request its time. (A healthy instance sends none; a race may explain the odd one.) */
+export const SPURIOUS_IDLE_PER_S = 64;
+
 export class Inbox {
   readonly stats: InboxStats = { badDescriptors: 0, deadLetters: 0, strayDescriptors: 0, skippedBytes: 0 };
+  /** Unexplained Idle notices per sender in the current second. */
+  private readonly spurious = new Map<number, { since: number; n: number }>();
 
   constructor(private readonly deps: InboxDeps) {}
 
@@ -72,8 +79,8 @@ export class Inbox {
       const fnId = frame.readUInt16LE(F.fnId);
       if (this.deps.functionOf(sender) !== fnId || !this.deps.dispatcher.accepts(fnId)) {
         this.bad(sender, `sent an Idle notice for function ${fnId}`);
-      } else {
-        this.deps.dispatcher.onIdle(fnId, sender);
+      } else if (!this.deps.dispatcher.onIdle(fnId, sender)) {
+        this.unexplainedIdle(sender);
       }
       return;
     }
@@ -178,6 +185,15 @@ export class Inbox {
 
   /** A frame no function may send: its sender is killed, and a request it names (now in the
    *  gateway's hands) answered 502. */
+  private unexplainedIdle(sender: number): void {
+    const now = Date.now();
+    let c = this.spurious.get(sender);
+    if (!c || now - c.since >= 1000) this.spurious.set(sender, (c = { since: now, n: 0 }));
+    if (++c.n <= SPURIOUS_IDLE_PER_S) return;
+    this.spurious.delete(sender);
+    this.bad(sender, `sent more than ${SPURIOUS_IDLE_PER_S} Idle notices within a second for work it was not given`);
+  }
+
   private bad(sender: number, why: string, reqId?: number): void {
     this.stats.badDescriptors++;
     this.deps.warn({ sender, reqId }, `rejected descriptor: ${this.deps.describe(sender)} ${why}`);

@@ -9,7 +9,7 @@ import {
   blankDescriptor, encode, fnAddress, GATEWAY_KEY, HOLDER_QUEUED, IDLE_STRIDE, Kind, MAX_FUNCTIONS, NO_SLOT, type Descriptor,
 } from '../../src/descriptor/index.ts';
 import { CUSTODY, SlotTable } from '../../src/gateway/custody.ts';
-import { Inbox, MAX_REDELIVERIES } from '../../src/gateway/inbox.ts';
+import { Inbox, MAX_REDELIVERIES, SPURIOUS_IDLE_PER_S } from '../../src/gateway/inbox.ts';
 import { RequestTable, type Outcome } from '../../src/gateway/requests.ts';
 import { Router } from '../../src/worker/router.ts';
 import { FIXTURES } from '../helpers/gateway.ts';
@@ -159,5 +159,21 @@ describe('inbox (key 0)', () => {
     inbox.onFrame(encode(blankDescriptor({ key: fnAddress(1), kind: Kind.Call, fnId: 0, reqId: other.id, slot: other.slot, gen: other.gen, sender: 1, tArrive: 1 })));
     expect(refused.at(-1)![0]).toBe(1);
     expect(inbox.stats.badDescriptors).toBe(4);
+  });
+
+  it(`lets an instance send up to ${SPURIOUS_IDLE_PER_S} Idle notices a second that no work explains, and kills it at the next`, () => {
+    const { d, refused, inbox, dispatcher } = setup();
+    const late = d.functions[0]!;
+    dispatcher.activate(late.id, 0); // its token idle: every notice from it is unexplained
+    const notice = encode(blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Idle, fnId: late.id, sender: late.keys[0]! }));
+    for (let i = 0; i < SPURIOUS_IDLE_PER_S; i++) inbox.onFrame(notice);
+    expect(refused).toEqual([]);
+    expect(dispatcher.stats.spurious).toBe(SPURIOUS_IDLE_PER_S);
+    inbox.onFrame(notice);
+    expect(refused).toEqual([[late.keys[0], `sent more than ${SPURIOUS_IDLE_PER_S} Idle notices within a second for work it was not given`]]);
+    // another instance's notices are its own count
+    dispatcher.activate(late.id, 1);
+    inbox.onFrame(encode(blankDescriptor({ key: GATEWAY_KEY, kind: Kind.Idle, fnId: late.id, sender: late.keys[1]! })));
+    expect(refused).toHaveLength(1);
   });
 });
