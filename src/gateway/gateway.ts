@@ -270,7 +270,7 @@ export class Gateway implements Backend {
       slots: this.slots,
       dispatcher: this.dispatcher,
       router: this.router,
-      send: (d) => this.endpoint.send(d),
+      send: (...ds) => this.endpoint.send(...ds),
       functionOf: (key) => this.instances.byKey(key)?.fnId,
       mayCall: (fnId) => deployment.functions[fnId]!.calls.length > 0,
       resetSlot: (slot) => this.pools.reset(slot),

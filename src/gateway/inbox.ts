@@ -46,7 +46,7 @@ export interface InboxDeps {
   slots: SlotTable;
   dispatcher: Dispatcher;
   router: Router;
-  send(d: Descriptor): void;
+  send(...ds: Descriptor[]): void;
   /** The function whose instance `key` is (a reserved key, running or not). */
   functionOf(key: number): number | undefined;
   describe(key: number): string;
@@ -115,14 +115,16 @@ export class Inbox {
       return;
     }
     const req = this.deps.requests.get(d.reqId)!;
+    const grants: Descriptor[] = [];
     for (let i = 0; i < d.length; i++) {
       const got = this.deps.requests.takeCallSlot(req);
       if (got) this.deps.resetSlot(got.slot);
-      this.deps.send(blankDescriptor({
+      grants.push(blankDescriptor({
         key: d.sender, kind: Kind.Grant, reqId: d.reqId, gen: got?.gen ?? 0, slot: got?.slot ?? NO_SLOT,
         status: got ? 0 : 503, fnId, tArrive: d.tArrive,
       }));
     }
+    this.deps.send(...grants); // one write for the whole ask, however many it asked for
   }
 
   /** A call slot back at the gateway: given back by its caller, handed back unrun, or a

@@ -27,6 +27,8 @@ function setup() {
   const slots = new SlotTable(1, 8, memory);
   const requests = new RequestTable(slots, { abandoned: () => {} });
   const sent: Descriptor[] = [];
+  /** How many descriptors each send (one write) carried. */
+  const writes: number[] = [];
   const refused: [number, string][] = [];
   const log = pino({ level: 'silent' });
   const queue: Descriptor[] = []; // the late function's kernel queue
@@ -42,7 +44,7 @@ function setup() {
   const keyFn = new Map(d.functions.flatMap((f) => f.keys.map((k) => [k, f.id] as const)));
   const inbox = new Inbox({
     requests, slots, dispatcher, router,
-    send: (x) => sent.push(x),
+    send: (...xs) => (writes.push(xs.length), sent.push(...xs)),
     functionOf: (key) => keyFn.get(key),
     mayCall: (fnId) => d.functions[fnId]!.name === 'late', // as if its chain file said calls:
     resetSlot: () => {},
@@ -62,15 +64,16 @@ function setup() {
     words[fields.slot * CUSTODY.words + CUSTODY.holder] = GATEWAY_KEY;
     inbox.onFrame(encode(blankDescriptor({ key: GATEWAY_KEY, tArrive: 1, status: 200, ...fields })));
   };
-  return { d, slots, requests, dispatcher, sent, refused, inbox, answers, start, arrive, words };
+  return { d, slots, requests, dispatcher, sent, writes, refused, inbox, answers, start, arrive, words };
 }
 
 describe('inbox (key 0)', () => {
   it("grants call slots from the request's domain, takes them back, refuses whoever may not ask, and says when a request is over", () => {
-    const { d, requests, sent, refused, start, arrive, slots, answers } = setup();
+    const { d, requests, sent, writes, refused, start, arrive, slots, answers } = setup();
     const [late, early] = [d.functions[0]!.keys[0]!, d.functions[1]!.keys[0]!];
     const req = start();
     arrive({ kind: Kind.Alloc, reqId: req.id, slot: req.slot, gen: req.gen, length: 2, sender: late });
+    expect(writes).toEqual([2]); // the whole ask answered in one write
     const grants = sent.splice(0);
     expect(grants.map((g) => [g.kind, g.key, g.status, g.reqId])).toEqual([[Kind.Grant, late, 0, req.id], [Kind.Grant, late, 0, req.id]]);
     expect(new Set([req.slot, ...grants.map((g) => g.slot)]).size).toBe(3);
