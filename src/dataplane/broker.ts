@@ -71,12 +71,17 @@ export class Broker extends EventEmitter<SockmapEvents> implements Dataplane, Ke
     const [fd, mine] = native((a) => a.unixPair());
     this.forget(key);
     const socket: Socket = { fn, refused: 0, gone: false, endpoint: undefined as unknown as Endpoint };
-    socket.endpoint = new Endpoint(mine, {
-      frame: (frame) => this.route(key, socket, frame),
-      garbage: () => this.refuse(key, socket, V.magic),
-      malformed: () => this.refuse(key, socket, V.framing),
-      end: () => this.lost(key, socket),
-    });
+    try {
+      socket.endpoint = new Endpoint(mine, {
+        frame: (frame) => this.route(key, socket, frame),
+        garbage: () => this.refuse(key, socket, V.magic),
+        malformed: () => this.refuse(key, socket, V.framing),
+        end: () => this.lost(key, socket),
+      });
+    } catch (err) {
+      native((a) => (a.closeFd(fd), a.closeFd(mine)));
+      throw err;
+    }
     this.sockets.set(key, socket);
     return { fd };
   }
