@@ -38,7 +38,7 @@ export interface Dataplane extends EventEmitter<SockmapEvents>, KernelQueues {
 /** What the broker costs, said when it is chosen for want of the kernel's. */
 export const BROKER_COST =
   'every descriptor now crosses the gateway process (two more system calls and a wake-up of the gateway per hop): ' +
-  'expect a hop to take about twice as long and the gateway to use more CPU per request';
+  'expect a hop to take up to twice as long, about 40% less throughput and twice the gateway\'s CPU per request';
 
 /** Opens the data plane `choice` asks for. `auto` falls back to the broker when the kernel's
  *  cannot load here (no privilege, an old kernel), calling `fallback` with why. */
