@@ -9,7 +9,6 @@
 // on both (BATON_DATAPLANE=broker). What it costs: every hop wakes the gateway and takes two
 // more system calls (README: Running without eBPF).
 import { EventEmitter } from 'node:events';
-import type { KernelQueues } from '../binding/dispatcher.ts';
 import { IdleTokens } from '../binding/idle.ts';
 import {
   CLASS_QUEUES, CLASS_SHIFT, DESC_MAGIC, DESC_SIZE, DESC_VERSION, decode, encodeInto, F, FN_ADDR, GATEWAY_FN, GATEWAY_KEY, HOLDER_QUEUED,
@@ -19,7 +18,7 @@ import { CUSTODY } from '../gateway/custody.ts';
 import { native, type KeyCounters } from '../native/index.ts';
 import type { Dataplane } from './dataplane.ts';
 import { Endpoint } from './endpoint.ts';
-import { NO_FUNCTION, VIOLATIONS, type SockmapEvents } from './sockmap.ts';
+import { NO_FUNCTION, violation, type SockmapEvents } from './sockmap.ts';
 
 /** enum baton_violation (bpf/baton_shared.h). */
 const V = { framing: 2, magic: 3, sender: 4, kind: 5, length: 6, custody: 7, edge: 9 } as const;
@@ -40,7 +39,7 @@ interface Socket {
   gone: boolean;
 }
 
-export class Broker extends EventEmitter<SockmapEvents> implements Dataplane, KernelQueues {
+export class Broker extends EventEmitter<SockmapEvents> implements Dataplane {
   readonly kind = 'broker' as const;
   private readonly idleMemory = new ArrayBuffer(MAX_FUNCTIONS * IDLE_STRIDE * 8);
   private readonly custodyMemory = new ArrayBuffer(MAX_SLOTS * CUSTODY.words * 4);
@@ -122,8 +121,7 @@ export class Broker extends EventEmitter<SockmapEvents> implements Dataplane, Ke
   }
 
   refusal(key: number): string {
-    const { reason } = this.counters(key);
-    return VIOLATIONS[reason] ?? `broke rule ${reason}`;
+    return violation(this.counters(key).reason);
   }
 
   idleBuffer(): ArrayBuffer {

@@ -38,6 +38,11 @@ export const VIOLATIONS: Record<number, string> = {
   9: 'called a function its chain file does not let it call',
 };
 
+/** A refusal's reason in words. */
+export function violation(reason: number): string {
+  return VIOLATIONS[reason] ?? `broke rule ${reason}`;
+}
+
 /** The function of a socket that runs none (it may call nothing). */
 export const NO_FUNCTION = 0xfffe;
 
@@ -106,8 +111,7 @@ export class Sockmap extends EventEmitter<SockmapEvents> implements Dataplane {
 
   /** Why the program refused `key`'s sender, in words. */
   refusal(key: number): string {
-    const { reason } = this.counters(key);
-    return VIOLATIONS[reason] ?? `broke rule ${reason}`;
+    return violation(this.counters(key).reason);
   }
 
   /** The kernel's idle-token bitmaps, memory-mapped (see src/binding/idle.ts). */

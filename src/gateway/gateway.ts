@@ -20,7 +20,7 @@ import { batonError, type BatonError, type BatonErrorCode } from '../errors.ts';
 import { PoolSet, type RequestMeta } from '../pool/index.ts';
 import { Router } from '../worker/router.ts';
 import { SlotTable } from './custody.ts';
-import type { Asks, Backend } from './http.ts';
+import type { Backend } from './http.ts';
 import type { Tracing } from './tracing.ts';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Inbox, requestOverNotice } from './inbox.ts';
@@ -134,7 +134,7 @@ export class Gateway implements Backend {
         import('./admin.ts'), import('./http.ts'), import('./metrics.ts'),
       ]);
       gw.metrics = new Metrics(gw.metricsSource(), (id) => gw.fnName(id));
-      if (options.traceExporter || g.tracing.otlp || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT) {
+      if (options.traceExporter || tracingAsked(g.tracing)) {
         // loaded only when asked for: OpenTelemetry's SDK is a fair part of a start otherwise
         gw.tracing = (await import('./tracing.ts')).Tracing.open(g.tracing, options.traceExporter);
       }
@@ -178,10 +178,13 @@ export class Gateway implements Backend {
     // the kernel's needs eBPF privilege: the first thing that can fail for it
     this.dataplane = openDataplane(dataplaneChoice(options.dataplane, g.dataplane), {
       checks: options.kernelChecks,
-      fallback: (why) => (this.dataplaneFallback = why.message, this.log.warn(
-        `THE eBPF DATA PLANE CANNOT RUN HERE (${why.code}: ${why.message}); falling back to the user-space broker: ${BROKER_COST}. ` +
-        'Set gateway.dataplane (or --dataplane) to sockmap to fail instead, or to broker to choose it without this warning',
-      )),
+      fallback: (why) => {
+        this.dataplaneFallback = why.message;
+        this.log.warn(
+          `THE eBPF DATA PLANE CANNOT RUN HERE (${why.code}: ${why.message}); falling back to the user-space broker: ${BROKER_COST}. ` +
+            'Set gateway.dataplane (or --dataplane) to sockmap to fail instead, or to broker to choose it without this warning',
+        );
+      },
     });
     if (this.dataplane.kind === 'broker') this.log.info('data plane: the user-space broker (descriptors routed in the gateway process)');
     if (options.kernelChecks === false) this.log.warn('kernel checks are OFF: any function can forge descriptors (for measuring their cost only)');
@@ -321,11 +324,14 @@ export class Gateway implements Backend {
   }
 
   /** Sends a request whose body is in its slot into chain `chainId`; resolves with its answer. */
-  dispatch(req: Request, chainId: number, length: number, tArrive: number, meta: RequestMeta, asks: Asks, done: (a: Answer) => void): void {
+  dispatch(
+    req: Request, chainId: number, length: number, tArrive: number, meta: RequestMeta, timing: boolean, traceparent: string | undefined,
+    done: (a: Answer) => void,
+  ): void {
     if (this.stopped) throw batonError('BATON_ERR_SHUTTING_DOWN');
     const first = this.router.first(chainId);
     req.chainId = chainId;
-    this.requests.start(req, this.timeoutMs, (outcome) => done(this.toAnswer(req, chainId, outcome, tArrive, meta, asks)));
+    this.requests.start(req, this.timeoutMs, (outcome) => done(this.toAnswer(req, chainId, outcome, tArrive, meta, timing, traceparent)));
     this.endpoint.send({
       key: first.key, kind: Kind.Call, reqId: req.id, gen: req.gen, slot: req.slot, length, chainId,
       hop: first.hop, fnId: first.fnId, status: 0, sender: GATEWAY_KEY, tArrive,
@@ -381,7 +387,9 @@ export class Gateway implements Backend {
 
   /** A request's answer; its hop trace goes into the metrics, and into a Server-Timing header
    *  on every error and, when asked (`timing`, or `gateway.serverTiming: always`), on a result. */
-  private toAnswer(req: Request, chainId: number, outcome: Outcome, tArrive: number, meta: RequestMeta, asks: Asks): Answer {
+  private toAnswer(
+    req: Request, chainId: number, outcome: Outcome, tArrive: number, meta: RequestMeta, timing: boolean, traceparent: string | undefined,
+  ): Answer {
     const received = nowUs() - tArrive;
     const trace = this.pools.readTrace(req.slot);
     const header = () => serverTiming(trace, (id) => this.fnName(id), 'reply' in outcome ? outcome.reply.tSent : received, received, req.coldFor);
@@ -390,7 +398,7 @@ export class Gateway implements Backend {
     if (this.tracing) {
       const error = 'error' in outcome ? outcome.error.code : outcome.reply.kind === Kind.Error ? this.errorCodeIn(req.slot, outcome.reply.length) : undefined;
       this.tracing.record(
-        { requestId: req.id, method: meta.method, route: this.routes[chainId]!.path, url: meta.url, status, tArrive, received, hops: trace, traceparent: asks.traceparent, error },
+        { requestId: req.id, method: meta.method, route: this.routes[chainId]!.path, url: meta.url, status, tArrive, received, hops: trace, traceparent, error },
         (id) => this.fnName(id),
       );
     }
@@ -399,7 +407,7 @@ export class Gateway implements Backend {
     const d = outcome.reply;
     this.timing.record(trace, received);
     const headers: Record<string, string> = { 'x-request-id': String(req.id) };
-    if (asks.timing || this.alwaysTiming) headers['server-timing'] = header();
+    if (timing || this.alwaysTiming) headers['server-timing'] = header();
     return {
       status: d.status,
       type: d.kind === Kind.Error ? 'application/json' : (this.pools.readType(req.slot) ?? meta.contentType ?? 'application/octet-stream'),
@@ -670,6 +678,11 @@ export class Gateway implements Backend {
 }
 
 export type { BatonError };
+
+/** Whether spans are to go anywhere: an OTLP endpoint in the chain file or the environment. */
+function tracingAsked(settings: { otlp?: string }): boolean {
+  return Boolean(settings.otlp || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT);
+}
 
 /** The data plane to run on: the caller's choice, else BATON_DATAPLANE, else the chain file's. */
 export function dataplaneChoice(option: DataplaneChoice | undefined, chainFile: DataplaneChoice): DataplaneChoice {

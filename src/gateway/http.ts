@@ -42,16 +42,13 @@ export interface Backend {
   admit(chainId: number, classHeader: string | string[] | undefined, bytes: number): Ticket | BatonError;
   settled(ticket: Ticket, answeredMs: number): void;
   readonly retryAfterS: number;
-  /** Sends the request into chain `chainId`; `done` gets its one answer. */
-  dispatch(req: Request, chainId: number, length: number, arrive: number, meta: RequestMeta, asks: Asks, done: (a: Answer) => void): void;
-}
-
-/** What a request's headers ask of its answer. */
-export interface Asks {
-  /** The hop trace in Server-Timing on a result (TIMING_HEADER). */
-  timing: boolean;
-  /** W3C trace context: the parent of its spans, when tracing is on. */
-  traceparent?: string;
+  /** Sends the request into chain `chainId`; `done` gets its one answer. `timing`: the client
+   *  asked for the hop trace on a result (TIMING_HEADER); `traceparent`: its W3C trace context,
+   *  the parent of its spans when tracing is on. */
+  dispatch(
+    req: Request, chainId: number, length: number, arrive: number, meta: RequestMeta, timing: boolean, traceparent: string | undefined,
+    done: (a: Answer) => void,
+  ): void;
 }
 
 /** A request header (any value) asking for Server-Timing on a successful answer; errors always
@@ -236,8 +233,7 @@ function chainRoutes(backend: Backend, track: (raw: IncomingMessage, res: Server
       if (!backend.writeMeta(req.slot, meta)) return fail(raw, res, batonError('BATON_ERR_URL_TOO_LONG', `${url.length} characters`), req.id);
       try {
         const traceparent = raw.headers.traceparent;
-        const asks = { timing: raw.headers[TIMING_HEADER] !== undefined, traceparent: typeof traceparent === 'string' ? traceparent : undefined };
-        backend.dispatch(req, chainId, length, arrive, meta, asks, (a) => {
+        backend.dispatch(req, chainId, length, arrive, meta, raw.headers[TIMING_HEADER] !== undefined, typeof traceparent === 'string' ? traceparent : undefined, (a) => {
           answeredMs = (nowUs() - arrive) / 1000;
           if (!('error' in a)) clocks.send(req.id, res);
           writeAnswer(res, a, req.id);

@@ -40,12 +40,10 @@ export class Tracing {
   /** ms to add to a nowUs() reading / 1000 to get epoch ms (the descriptors' clock is monotonic). */
   private readonly epochMs = performance.timeOrigin + performance.now() - nowUs() / 1000;
 
-  /** Tracing as configured, or undefined when nothing asks for it. `exporter` (tests) wins over
-   *  the settings and exports each span at once. */
-  static open(settings: TracingSettings, exporter?: SpanExporter): Tracing | undefined {
+  /** Tracing to `settings.otlp` (unset: the exporter's OTEL_EXPORTER_OTLP_* environment), or
+   *  to `exporter` (tests), which exports each span at once. */
+  static open(settings: TracingSettings, exporter?: SpanExporter): Tracing {
     if (exporter) return new Tracing(settings.serviceName, new SimpleSpanProcessor(exporter));
-    const env = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
-    if (!settings.otlp && !env) return undefined;
     return new Tracing(settings.serviceName, new BatchSpanProcessor(new OTLPTraceExporter(settings.otlp ? { url: settings.otlp } : {})));
   }
 
