@@ -27,7 +27,7 @@ export const ERRORS = {
   BATON_ERR_POOL_EXHAUSTED: { status: 503, message: 'all shared-memory pool slots are in use; retry later' },
   BATON_ERR_SHUTTING_DOWN: { status: 503, message: 'the gateway is shutting down' },
   BATON_ERR_QUEUE_FULL: { status: 503, message: 'too many requests wait for an idle instance; retry later' },
-  BATON_ERR_SHED: { status: 503, message: 'the request could not meet its deadline any more: shed while it waited' },
+  BATON_ERR_SHED: { status: 503, message: 'the request could not meet its deadline any more: shed' },
   BATON_ERR_TIMEOUT: { status: 504, message: 'the chain did not answer within the request timeout' },
   BATON_ERR_CHAIN_FILE: { status: 0, message: 'invalid chain file' },
   BATON_ERR_PORT_IN_USE: { status: 0, message: 'the gateway cannot listen: the port is in use' },

@@ -184,10 +184,10 @@ describe.skipIf(dataplaneUnavailable)('class-ordered queues (in the kernel)', ()
 });
 
 describe.skipIf(dataplaneUnavailable)('deadline-aware shedding', () => {
-  const start = (shed: boolean) =>
+  const start = (shed: boolean, module = 'hold.ts') =>
     launch({
       gateway: { timeoutMs: 1000, admission: { shed } },
-      functions: { work: { module: 'hold.ts', spares: 0 } },
+      functions: { work: { module, spares: 0 } },
       routes: [{ method: 'POST', path: '/work', chain: ['work'] }],
     });
 
@@ -208,6 +208,30 @@ describe.skipIf(dataplaneUnavailable)('deadline-aware shedding', () => {
     expect(await waitBehindHolder(g)).toEqual({ status: 503, error: 'BATON_ERR_SHED' });
     expect((g.status() as { admission: { classes: Record<string, { shed: number }> } }).admission.classes.normal!.shed).toBe(1);
     expect(g.dispatcher.queued(0)).toBe(0);
+    await poolSettled(g);
+  });
+
+  it('on: a function that says it needs more than is left (ctx.willTake) sheds its own run: 503 SHED at once, counted; its instance goes on serving', async () => {
+    const g = await start(true, 'costly.ts');
+    const res = await fetch(`${g.url}/work?ms=5000`, { method: 'POST', body: 'x' });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ error: 'BATON_ERR_SHED', message: expect.stringMatching(/function 'work' needs ~5000 ms for it; \d+ ms were left$/) });
+    await waitFor('counted', () => (g.status() as { admission: { classes: Record<string, { shed: number }> } }).admission.classes.normal!.shed === 1);
+    // what fits runs, and sees what is left of its 1 s (in ms, counted from its arrival)
+    const ok = await fetch(`${g.url}/work?ms=5`, { method: 'POST', body: 'x' });
+    expect(ok.status).toBe(200);
+    const { left } = (await ok.json()) as { left: number };
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThanOrEqual(1000);
+    expect((g.status() as { stats: { timeouts: unknown } }).stats.timeouts).toEqual({ queued: 0, held: 0 });
+    await poolSettled(g);
+  });
+
+  it('off: ctx.willTake() does not shed; the run goes on to its 504', async () => {
+    const g = await start(false, 'costly.ts');
+    const res = await fetch(`${g.url}/work?ms=1500`, { method: 'POST', body: 'x' });
+    expect(res.status).toBe(504);
+    expect((g.status() as { stats: { timeouts: unknown } }).stats.timeouts).toEqual({ queued: 0, held: 1 });
     await poolSettled(g);
   });
 

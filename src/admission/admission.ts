@@ -109,7 +109,8 @@ export class Admission {
     if (this.settings.enabled && t.rank === t.asked && t.rank < LOWEST) this.pair(t.chainId, t.rank).observe(this.now(), latencyMs, target, t.bytes);
   }
 
-  /** A request that ran at class rank `rank` was shed while it waited. */
+  /** A request that ran at class rank `rank` was shed: while it waited, or by its function
+   *  (ctx.willTake()). */
   shed(rank: number): void {
     this.counts[rank]!.shed++;
   }

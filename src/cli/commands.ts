@@ -154,7 +154,7 @@ const bench: Command = {
   summary: 'measure baton against its baselines in one run; list and compare stored runs',
   usage: 'baton bench <scenario…|all> [--quick] [--json] [--systems REGEX] [--db FILE] [--out DIR]\n       baton bench list [--db FILE]\n       baton bench compare <run> <run> [--db FILE]',
   details: [
-    '  scenarios: hop, chain, calls, payload, coldstart, binding, idle, soak (all: every one but soak)',
+    '  scenarios: hop, chain, calls, payload, coldstart, binding, idle, scaling, overload, soak (all: every one but soak)',
     '  --quick     short runs (smoke test); full runs are the ones to quote',
     '  --json      print the figures as JSON on stdout (one scenario: an object, several: an array);',
     '              progress and tables go to stderr',

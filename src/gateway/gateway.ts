@@ -243,7 +243,7 @@ export class Gateway implements Backend {
     if (typeof cgroups === 'string') this.log.warn(`function memory, task and CPU limits are not enforced: ${cgroups}`);
     else this.cgroups = cgroups;
     this.instances = new Instances(deployment, this.dataplane, this.pools, this.log, {
-      startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build, cgroups: this.cgroups, budget: deployment.node.memory,
+      startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, shed: g.admission.shed, build, cgroups: this.cgroups, budget: deployment.node.memory,
     });
     this.scaler = new Scaler(
       createPolicy(g.scaler, deployment),
@@ -353,7 +353,7 @@ export class Gateway implements Backend {
       if (!this.slots.withdraw(req.slot)) continue; // an instance took it meanwhile
       this.admission.shed(req.rank);
       const left = Math.max(0, Math.round(req.deadline! - now));
-      this.requests.answer(req.id, { error: batonError('BATON_ERR_SHED', `'${this.fnName(fnId)}' and the rest of its chain take ~${Math.round(rest)} ms; ${left} ms were left`) });
+      this.requests.answer(req.id, { error: batonError('BATON_ERR_SHED', `it waited for '${this.fnName(fnId)}', and that function and the rest of the chain take ~${Math.round(rest)} ms; ${left} ms were left`) });
     }
   }
 
@@ -377,6 +377,9 @@ export class Gateway implements Backend {
 
   /** The code of a function's error answer (its JSON body's `error`), if it has one. */
   private errorCodeIn(slot: number, length: number): string | undefined {
+    // a worker's error body is short (its message cut at 2048 characters): a longer one is a function's
+    // own bytes, not worth parsing on the gateway's thread
+    if (length > 16 * 1024) return undefined;
     try {
       const code = (JSON.parse(this.pools.view(slot, length).toString()) as { error?: unknown }).error;
       return typeof code === 'string' ? code : undefined;
@@ -395,6 +398,10 @@ export class Gateway implements Backend {
     const header = () => serverTiming(trace, (id) => this.fnName(id), 'reply' in outcome ? outcome.reply.tSent : received, received, req.coldFor);
     const status = 'error' in outcome ? outcome.error.status || 500 : outcome.reply.status;
     this.metrics.answered(this.routeLabels[chainId]!, status, trace, received);
+    // a function that shed the run itself (ctx.willTake): counted with the gateway's own sheds
+    if (status === 503 && 'reply' in outcome && outcome.reply.kind === Kind.Error && this.errorCodeIn(req.slot, outcome.reply.length) === 'BATON_ERR_SHED') {
+      this.admission.shed(req.rank);
+    }
     if (this.tracing) {
       const error = 'error' in outcome ? outcome.error.code : outcome.reply.kind === Kind.Error ? this.errorCodeIn(req.slot, outcome.reply.length) : undefined;
       this.tracing.record(

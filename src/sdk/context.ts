@@ -52,6 +52,14 @@ export function encodePayload(fn: string, payload: CallPayload): { bytes: Uint8A
   return { bytes: Buffer.from(s ?? 'null', 'utf8'), type: 'application/json' };
 }
 
+/** When a request's time runs out, for ctx.remainingMs() and ctx.willTake(). */
+export interface Deadline {
+  /** performance.now() at which the gateway answers the request 504. */
+  at: number;
+  /** Whether a run that cannot finish in time is shed (the chain file's admission.shed). */
+  shed: boolean;
+}
+
 /** What a request and its context share: whether the output has overwritten the input yet. */
 class SlotState {
   /** The writer that overwrote the input, for the error message. */
@@ -131,12 +139,37 @@ export class FunctionContext {
     private readonly out: Buffer,
     private readonly state: SlotState,
     private readonly caller?: Caller,
+    private readonly deadline?: Deadline,
   ) {}
 
   /** A request and context over one slot, sharing the overwrite/closed state. */
-  static forSlot(name: string, meta: () => RequestMeta, body: Buffer, requestId: number, out: Buffer, caller?: Caller) {
+  static forSlot(name: string, meta: () => RequestMeta, body: Buffer, requestId: number, out: Buffer, caller?: Caller, deadline?: Deadline) {
     const state = new SlotState(name);
-    return { req: new FunctionRequest(meta, body, requestId, state), ctx: new FunctionContext(name, out, state, caller) };
+    return { req: new FunctionRequest(meta, body, requestId, state), ctx: new FunctionContext(name, out, state, caller, deadline) };
+  }
+
+  /** Milliseconds left before the gateway answers this request 504 (its timeout counts from
+   *  when the gateway accepted it); Infinity where there is no deadline (baton/testing's
+   *  invoke() without `timeoutMs`). */
+  remainingMs(): number {
+    return this.deadline ? Math.max(0, this.deadline.at - performance.now()) : Infinity;
+  }
+
+  /** Says this run needs about `ms` more milliseconds, before it spends them. Where the chain
+   *  file sheds (`gateway.admission.shed`) and fewer are left, it throws BATON_ERR_SHED: the
+   *  client gets 503 at once and this instance is free for work it can finish, instead of
+   *  running on to a 504. Otherwise it returns what is left (ctx.remainingMs()). Only the
+   *  function knows what a request will cost (its size, its parameters): the gateway's own
+   *  shedding knows only median run times. */
+  willTake(ms: number): number {
+    if (typeof ms !== 'number' || !(ms >= 0)) {
+      throw new RangeError(`function '${this.name}': ctx.willTake() takes a number of milliseconds ≥ 0, got ${String(ms)}`);
+    }
+    const left = this.remainingMs();
+    if (ms > left && this.deadline?.shed) {
+      throw batonError('BATON_ERR_SHED', `function '${this.name}' needs ~${Math.round(ms)} ms for it; ${Math.round(left)} ms were left`);
+    }
+    return left;
   }
 
   /** Calls function `name` (one of this function's `calls` in the chain file) with `payload`

@@ -9,7 +9,7 @@
 //   // a function that calls others: give it what its calls run
 //   await invoke(compose, { body, calls: { text, media } });
 import type { FunctionDefinition } from './index.ts';
-import { batonError } from '../errors.ts';
+import { BatonError, batonError } from '../errors.ts';
 import { FunctionContext, materialize } from './context.ts';
 
 export interface InvokeOptions {
@@ -27,6 +27,12 @@ export interface InvokeOptions {
   /** What ctx.call(name, …) runs: the functions this one may call, by name (they may call
    *  each other through the same map). */
   calls?: Record<string, FunctionDefinition>;
+  /** The request's timeout from now, ms, for ctx.remainingMs() and ctx.willTake() (default:
+   *  none, Infinity left). */
+  timeoutMs?: number;
+  /** Whether ctx.willTake() sheds a run that cannot finish in time, as under the chain file's
+   *  `gateway.admission.shed` (default true). */
+  shed?: boolean;
 }
 
 export interface Invocation {
@@ -53,19 +59,23 @@ export async function invoke(fn: FunctionDefinition, options: InvokeOptions = {}
   input.copy(slot);
   const meta = { method: options.method ?? 'POST', url: options.url ?? '/', contentType: options.contentType };
   const name = options.name ?? 'function';
+  const deadline = options.timeoutMs === undefined ? undefined : { at: performance.now() + options.timeoutMs, shed: options.shed ?? true };
   const { req, ctx } = FunctionContext.forSlot(name, () => meta, slot.subarray(0, input.length), options.requestId ?? 1, slot, {
     call: async (callee, payload, type) => {
       const fn = options.calls?.[callee];
       if (!fn) throw batonError('BATON_ERR_BAD_CALL', `function '${name}' called '${callee}', which is not in invoke()'s calls`);
       let r: Invocation;
       try {
-        r = await invoke(fn, { body: payload, contentType: type, url: `/${callee}`, name: callee, calls: options.calls, slotSize: options.slotSize });
+        r = await invoke(fn, {
+          body: payload, contentType: type, url: `/${callee}`, name: callee, calls: options.calls, slotSize: options.slotSize,
+          timeoutMs: deadline && Math.max(0, deadline.at - performance.now()), shed: options.shed, // the request's deadline
+        });
       } catch (err) {
-        throw batonError('BATON_ERR_CALL_FAILED', `'${name}' called '${callee}', which answered 500: ${(err as Error).message}`, { cause: err });
+        throw batonError('BATON_ERR_CALL_FAILED', `'${name}' called '${callee}', which answered ${err instanceof BatonError && err.status ? err.status : 500}: ${(err as Error).message}`, { cause: err });
       }
       return { status: r.status, type: r.type, body: r.body, text: r.text, json: r.json };
     },
-  });
+  }, deadline);
   let length: number;
   try {
     length = materialize(await fn.handler(req, ctx), ctx, input.length);

@@ -13,6 +13,8 @@ export interface WorkerConfig {
   gatewayPid: number;
   /** Request timeout: a descriptor whose deadline passed before it ran is handed back. */
   timeoutMs: number;
+  /** Whether a handler's ctx.willTake() sheds a run that cannot finish in time. */
+  shed: boolean;
   deployment: Pick<Deployment, 'functions' | 'chains' | 'pool'>;
   /** The first slot of its domain's pool: descriptors number slots across all domains. */
   slotBase: number;

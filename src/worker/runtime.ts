@@ -138,8 +138,9 @@ export class WorkerRuntime {
     const start = nowUs() - d.tArrive;
     const out = this.pool.payload(slot);
     const calls = this.calls.forRun(d);
+    const deadline = { at: performance.now() + (this.timeoutUs - start) / 1000, shed: this.cfg.shed };
     const { req, ctx } = FunctionContext.forSlot(
-      this.name, () => this.pool.readMeta(slot), this.pool.view(slot, d.length), d.reqId, out, calls.caller,
+      this.name, () => this.pool.readMeta(slot), this.pool.view(slot, d.length), d.reqId, out, calls.caller, deadline,
     );
     // a nested call (ctx.call) answers the instance that called, not the chain's next step
     const caller = d.aux ? { key: d.aux, fnId: this.callerOf(d)!, hop: d.hop } : undefined;
@@ -167,8 +168,11 @@ export class WorkerRuntime {
       status = err instanceof BatonError && err.status ? err.status : 500;
       length = this.writeError(out, err, d.reqId);
       next = caller ?? { key: GATEWAY_KEY, fnId: GATEWAY_FN, hop: d.hop + 1 };
-      // the stack (source-mapped to the function's own file) goes to the log, not to the client
-      this.events.error(`function '${this.name}' failed: ${(err as Error)?.stack ?? err}`, d.reqId);
+      // the stack (source-mapped to the function's own file) goes to the log, not to the client;
+      // a run shed by ctx.willTake() did not fail (the gateway counts it)
+      if (!(err instanceof BatonError && err.code === 'BATON_ERR_SHED')) {
+        this.events.error(`function '${this.name}' failed: ${(err as Error)?.stack ?? err}`, d.reqId);
+      }
     }
     const end = nowUs() - d.tArrive;
     const failed = kind === Kind.Error;

@@ -3,8 +3,9 @@
 // at arrival, each instance queues its own: Knative's default) vs late binding (first
 // idle instance). The unit is scaled so the largest task takes a few seconds, and the
 // timeout is one the largest task meets when it runs alone. Late binding runs twice: as it is,
-// and with deadline-aware shedding (a waiting request whose median run time no longer fits in
-// its timeout answered 503 at once).
+// and with deadline-aware shedding (gateway.admission.shed: a waiting request whose median run
+// time no longer fits in its timeout, or a task that says through ctx.willTake() that it needs
+// more than is left, answered 503 at once).
 import { fileURLToPath } from 'node:url';
 import type { BenchContext, Scenario } from '../context.ts';
 import { startBaton } from '../systems/baton.ts';
@@ -113,7 +114,7 @@ export const binding: Scenario = {
       ctx.record.metric(name, 'completed', m.completed, 'requests', 'higher', config);
       ctx.record.metric(name, 'timed out', m.timeouts, 'requests', 'lower', config);
       ctx.record.metric(name, 'timed out in a kernel queue (late binding: not running yet)', m.waiting, 'requests', 'lower', config);
-      ctx.record.metric(name, 'shed (503 while waiting)', m.shed, 'requests', 'lower', config);
+      ctx.record.metric(name, 'shed (503: could not meet its deadline)', m.shed, 'requests', 'lower', config);
       ctx.record.metric(name, 'long tasks completed (≥2000 units)', m.long, 'requests', 'higher', config);
       ctx.record.metric(name, 'JCT p50', m.jct50, 'ms', 'lower', config);
       ctx.record.metric(name, 'JCT p99', m.jct99, 'ms', 'lower', config);
