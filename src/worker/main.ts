@@ -11,6 +11,7 @@ import {
 } from './config.ts';
 import { captureOutput } from './output.ts';
 import { WorkerRuntime } from './runtime.ts';
+import { warmUp } from './warmup.ts';
 
 function tell(msg: WorkerMessage): void {
   if (process.connected) process.send!(msg);
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
   await nextMessage('start');
   captureOutput(tell); // from here on, console output reaches the gateway's log labelled
   const pool = Pool.attach(WORKER_POOL_FD, cfg.deployment.pool);
+  warmUp();
   // warm: everything but the function itself; a spare waits here until an instance is wanted
   tell({ type: 'spare' });
   const { entry } = await nextMessage('serve');
