@@ -151,7 +151,7 @@ describe.skipIf(dataplaneUnavailable)('bench scenarios (smoke run)', () => {
       // instances over time: one line per function, real and simulated
       for (const system of [p, `${p} (simulated)`]) {
         const s = store.series(run).find((x) => x.scenario === 'scaling' && x.system === system && x.metric === 'instances over time');
-        expect(new Set(s?.points.map((pt) => pt.series))).toEqual(new Set(['front', 'short', 'long', 'store']));
+        expect(new Set(s?.points.map((pt) => pt.series))).toEqual(new Set(['front', 'a', 'b', 'c', 'store']));
       }
     }
     expect(lines.join('\n')).toMatch(/instances over time, kraken \(simulated\)[^\n]*\n\s+front\s+\S/);

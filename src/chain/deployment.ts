@@ -113,6 +113,7 @@ export interface ScalerSettings {
   panicThreshold: number;
   targetUtilization: number;
   ewmaAlpha: number;
+  predictWindowMs: number;
   probabilityAlpha: number;
   connectivityWeight: number;
   commonalityWeight: number;

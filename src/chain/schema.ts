@@ -70,6 +70,8 @@ export const chainFileSchema = z.strictObject({
            *  follow new requests, the extra weight of Connectivity and Commonality and its cap,
            *  the SLO of a route without its own. */
           ewmaAlpha: z.number().positive().max(1).default(0.5),
+          /** kraken: the proactive pass's window at least (and at least the measured start). */
+          predictWindowMs: z.number().int().min(10).max(600_000).default(1000),
           probabilityAlpha: z.number().positive().max(1).default(0.05),
           connectivityWeight: z.number().min(0).max(10).default(0.5),
           commonalityWeight: z.number().min(0).max(10).default(0.5),

@@ -5,7 +5,8 @@
 // per request, `probabilityAlpha`) — and each function's exec time and queueing delay.
 //
 // Proactive pass, once per cold-start window (the instances' measured start → ready, at least
-// `tickMs`): the route's arrival rate is predicted by an EWMA of the last windows
+// `predictWindowMs` and a tick: a window of a few starts' length holds too few arrivals to
+// predict from): the route's arrival rate is predicted by an EWMA of the last windows
 // (`ewmaAlpha`), and each function of the route gets the predicted load times its weight,
 //   w = min(P · (1 + connectivityWeight · Connectivity + commonalityWeight · Commonality),
 //           weightCap · P),
@@ -13,7 +14,9 @@
 // everything after it), Commonality = paths through the function / paths of the route (a
 // branch's arms share its paths). Batching: the route's `slo` is split across its stages by
 // their measured exec times; an instance may take B = ⌊stage SLO / exec time⌋ requests in turn
-// within its stage's share, so a function needs ⌈λ · stage SLO / B⌉ slots of concurrency.
+// within its stage's share, so a function needs ⌈λ · stage SLO / B⌉ slots of concurrency; one
+// expected less than half a time per window needs none (the EWMA only halves each window
+// without arrivals: it would hold an instance for half a minute after the load has gone).
 // Reactive pass, every decision: a function whose queueing delay — the recent hops' average, or
 // what the requests waiting now will see (waiting × exec / instances), whichever is larger —
 // exceeds its stage's slack (stage SLO − exec) is overloaded and gets ⌈waiting / B⌉ more
@@ -23,7 +26,12 @@ import type { Decision, FunctionLoad, HopRecord, ScalingPolicy } from './policy.
 
 /** gateway.scaler's kraken settings (see the chain file), and the decision tick: the
  *  shortest proactive window. */
-export type KrakenSettings = Pick<ScalerSettings, 'ewmaAlpha' | 'probabilityAlpha' | 'connectivityWeight' | 'commonalityWeight' | 'weightCap' | 'sloMs' | 'tickMs'>;
+export type KrakenSettings = Pick<
+  ScalerSettings, 'ewmaAlpha' | 'probabilityAlpha' | 'connectivityWeight' | 'commonalityWeight' | 'weightCap' | 'sloMs' | 'tickMs' | 'predictWindowMs'
+>;
+
+/** Invocations per window below which the proactive pass wants no instance of a function. */
+const IDLE_INVOCATIONS = 0.5;
 
 interface Route {
   spec: ChainSpec;
@@ -98,9 +106,10 @@ export class KrakenPolicy implements ScalingPolicy {
 
   observe(): void {}
 
-  /** The window of the proactive pass: the slowest measured instance start, at least a tick. */
+  /** The window of the proactive pass: the slowest measured instance start, at least
+   *  predictWindowMs and a tick. */
   private window(loads: readonly FunctionLoad[]): number {
-    return Math.max(this.settings.tickMs, ...loads.map((l) => l.startMs ?? 0));
+    return Math.max(this.settings.predictWindowMs, this.settings.tickMs, ...loads.map((l) => l.startMs ?? 0));
   }
 
   /** A function's share of route `r`'s SLO: in proportion to its exec time among the stages. */
@@ -121,7 +130,8 @@ export class KrakenPolicy implements ScalingPolicy {
         const w = Math.min(p * (1 + connectivityWeight * r.connectivity.get(f)! + commonalityWeight * r.commonality.get(f)!), weightCap * p);
         const stage = this.stageSlo(r, f);
         const batch = Math.max(1, Math.floor(stage / (this.execMs.get(f) ?? stage)));
-        const slots = (rate * w * stage) / 1000 / batch;
+        const idle = rate * p * seconds < IDLE_INVOCATIONS;
+        const slots = idle ? 0 : (rate * w * stage) / 1000 / batch;
         const n = need.get(f) ?? { slots: 0, parts: [] };
         n.slots += slots;
         n.parts.push(`${rate.toFixed(1)} req/s × w ${w.toFixed(2)} (P ${p.toFixed(2)}), stage ${stage.toFixed(1)} ms, batch ${batch}`);

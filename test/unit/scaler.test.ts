@@ -108,6 +108,30 @@ describe('kraken policy', () => {
     expect(p.predictedRate(0)).toBe(1500);
   });
 
+  it('predicts once per window of at least predictWindowMs, however often it decides', () => {
+    const p = new KrakenPolicy(chains, () => 315, scalerSettings('kraken', { tickMs: 250, predictWindowMs: 1000 }));
+    p.decide(0, loads());
+    requests(p, 500, 0.5);
+    for (const t of [250, 500, 750]) p.decide(t, loads());
+    expect(p.predictedRate(0)).toBe(0); // no window has closed yet
+    requests(p, 500, 0.5, 500);
+    p.decide(1000, loads());
+    expect(p.predictedRate(0)).toBe(1000); // the 1000 arrivals of the whole second
+  });
+
+  it('wants no instance of a function expected less than half a time per window (the EWMA alone would hold one for half a minute)', () => {
+    const p = kraken(315);
+    p.decide(0, loads());
+    requests(p, 8, 0.5); // 8 req/s: b and c about 4 each
+    expect(p.decide(1000, loads()).map((d) => d.want)).toEqual([1, 1, 1, 1]);
+    // no arrivals since: the prediction halves each window, 8 → 4 → 2 → 1 → 0.5 → 0.25
+    const wants = [2000, 3000, 4000, 5000, 6000].map((t) => p.decide(t, loads()).map((d) => d.want));
+    expect(wants.at(-1)).toEqual([0, 0, 0, 0]);
+    expect(p.decide(6000, loads())[0]!.reason).toMatch(/^kraken: 0\.3 req\/s/);
+    // b and c (P ½) reach the floor a window before a and d
+    expect(wants[3]).toEqual([1, 0, 0, 1]);
+  });
+
   it('reactive pass: queueing beyond the stage\'s slack adds instances for what waits', () => {
     const p = kraken(300);
     p.decide(0, loads());

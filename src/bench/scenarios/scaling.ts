@@ -1,7 +1,8 @@
 // scaling: the scaler's policies on the real gateway, and the simulator on the same workload.
-// A dynamic DAG — front → (short | long) → store, front picking the arm at run time from the
-// request — under Poisson arrivals whose rate and branch mix shift in three phases, the last one
-// bursty (on/off). Per policy (static sized for the peak, reactive, kraken): instance-seconds
+// A dynamic DAG — front → (a | b | c) → store, front picking the arm at run time from the
+// request — under Poisson arrivals whose branch mix shifts: each arm takes most requests in
+// turn (the third turn bursty, on/off), then the route goes quiet. Per policy (static sized
+// for the peak, reactive, kraken): instance-seconds
 // (instances starting, serving or draining, sampled from the admin status every 250 ms), SLO
 // attainment (client latency within the route's slo), requests that waited on a cold start,
 // p50/p99; then the same workload through `simulate` with the measured start time, and how far
@@ -16,20 +17,26 @@ import { startBaton, BENCH_FUNCTIONS } from '../systems/baton.ts';
 
 const POLICIES = ['static', 'reactive', 'kraken'] as const;
 type Policy = (typeof POLICIES)[number];
-type Stage = 'front' | 'short' | 'long' | 'store';
+type Stage = 'front' | 'a' | 'b' | 'c' | 'store';
 export type Sizing = Record<Stage, number>;
 const SLO_MS = 500;
-/** Handler time per stage, ms: both arms need more than one instance at their peaks. */
-export const STAGES: Sizing = { front: 2, short: 30, long: 90, store: 2 };
-/** Phases: rate (req/s), share of long requests, and bursts (on, off ms) or steady. The mix
- *  moves from the short arm to the long one, then the load bursts and falls to a trough. */
-export const PHASES: { rate: number; long: number; burst?: { onMs: number; offMs: number } }[] = [
-  { rate: 60, long: 0.1 },
-  { rate: 60, long: 0.5 },
-  { rate: 60, long: 0.9, burst: { onMs: 5000, offMs: 10_000 } },
-  { rate: 4, long: 0.5 },
+/** The run-time branch's arms, in the order of PHASES' mixes. */
+const ARMS = ['a', 'b', 'c'] as const;
+/** Handler time per stage, ms: an arm needs several instances while it takes most requests. */
+export const STAGES: Sizing = { front: 2, a: 60, b: 60, c: 60, store: 2 };
+/** Phases: rate (req/s), each arm's share, and bursts (on, off ms) or steady. Arm a takes 80%,
+ *  then b, then c in bursts; then nothing arrives (a night: what scaling to zero is for). */
+export const PHASES: { rate: number; mix: [number, number, number]; burst?: { onMs: number; offMs: number } }[] = [
+  { rate: 60, mix: [0.8, 0.1, 0.1] },
+  { rate: 60, mix: [0.1, 0.8, 0.1] },
+  { rate: 60, mix: [0.1, 0.1, 0.8], burst: { onMs: 5000, offMs: 10_000 } },
+  { rate: 0, mix: [1 / 3, 1 / 3, 1 / 3] },
 ];
-const SCALER = { sampleMs: 250, tickMs: 1000, stableWindowMs: 20_000, panicWindowMs: 2000, idleAfterMs: 5000 };
+/** gateway.scaler: decisions every 250 ms (the reactive passes catch a burst's start), kraken
+ *  predicting per second; and each function's idleAfterMs: released after 5 s lower. Scaling
+ *  visible in a run of minutes. */
+const SCALER = { sampleMs: 250, tickMs: 250, predictWindowMs: 1000, stableWindowMs: 20_000, panicWindowMs: 2000 };
+const IDLE_AFTER_MS = 5000;
 const MAX_INSTANCES = 12;
 /** Static "sized for peak" must meet the SLO this well in the simulator. */
 const PEAK_SLO = 0.999;
@@ -38,27 +45,28 @@ const PEAK_SLO = 0.999;
 function chain(policy: Policy, sizing: Sizing): ChainFileInput {
   const fn = (name: Stage) => ({
     module: `${BENCH_FUNCTIONS}stage.ts`, instances: policy === 'static' ? sizing[name] : 1, minInstances: policy === 'static' ? sizing[name] : 0,
-    maxInstances: MAX_INSTANCES, idleAfterMs: SCALER.idleAfterMs, env: { SLEEP_MS: String(STAGES[name]), ...(name === 'front' ? { ROLE: 'front' } : {}) },
+    maxInstances: MAX_INSTANCES, idleAfterMs: IDLE_AFTER_MS, env: { SLEEP_MS: String(STAGES[name]), ...(name === 'front' ? { ROLE: 'front' } : {}) },
   });
   return {
-    gateway: { scaler: { policy, sampleMs: SCALER.sampleMs, tickMs: SCALER.tickMs, stableWindowMs: SCALER.stableWindowMs, panicWindowMs: SCALER.panicWindowMs } },
-    functions: { front: fn('front'), short: fn('short'), long: fn('long'), store: fn('store') },
-    routes: [{ method: 'POST', path: '/work', chain: ['front', ['short', 'long'], 'store'], slo: SLO_MS }],
+    gateway: { scaler: { policy, ...SCALER } },
+    functions: Object.fromEntries((Object.keys(STAGES) as Stage[]).map((name) => [name, fn(name)])),
+    routes: [{ method: 'POST', path: '/work', chain: ['front', [...ARMS], 'store'], slo: SLO_MS }],
   };
 }
 
-/** Arrival times (ms) of a Poisson process through the phases, and which are long. */
-function arrivals(phaseMs: number, seed: number): { at: number; long: boolean }[] {
+/** Arrival times (ms) of a Poisson process through the phases, and the arm each takes. */
+function arrivals(phaseMs: number, seed: number): { at: number; arm: string }[] {
   let s = seed;
   const rand = () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  const out: { at: number; long: boolean }[] = [];
+  const out: { at: number; arm: string }[] = [];
   PHASES.forEach((p, i) => {
-    for (let t = i * phaseMs; ; ) {
+    for (let t = i * phaseMs; p.rate > 0; ) {
       t += (-Math.log(1 - rand()) * 1000) / p.rate;
       if (t >= (i + 1) * phaseMs) break;
       const cycle = p.burst ? p.burst.onMs + p.burst.offMs : 0;
       if (p.burst && t % cycle >= p.burst.onMs) continue; // off (the cycle counts from 0, as the simulator's)
-      out.push({ at: t, long: rand() < p.long });
+      const x = rand();
+      out.push({ at: t, arm: x < p.mix[0] ? 'a' : x < p.mix[0] + p.mix[1] ? 'b' : 'c' });
     }
   });
   return out;
@@ -71,10 +79,10 @@ export function scalingTrace(policy: Policy, phaseMs: number, startMs: number, s
     functions: Object.fromEntries(
       (Object.keys(STAGES) as Stage[]).map((n) => [n, {
         exec: { kind: 'constant', ms: STAGES[n] + 1 }, startMs, memoryMiB: 512, instances: policy === 'static' ? sizing[n] : 1,
-        minInstances: policy === 'static' ? sizing[n] : 0, maxInstances: MAX_INSTANCES, idleAfterMs: SCALER.idleAfterMs,
+        minInstances: policy === 'static' ? sizing[n] : 0, maxInstances: MAX_INSTANCES, idleAfterMs: IDLE_AFTER_MS,
       }]),
     ),
-    routes: [{ chain: ['front', ['short', 'long'], 'store'], slo: SLO_MS, branches: { 1: PHASES.map((p, i) => ({ atMs: i * phaseMs, p: [1 - p.long, p.long] })) } }],
+    routes: [{ chain: ['front', [...ARMS], 'store'], slo: SLO_MS, branches: { 1: PHASES.map((p, i) => ({ atMs: i * phaseMs, p: p.mix })) } }],
     arrivals: PHASES.map((p, i) => ({
       route: 0, rate: [{ atMs: 0, perSecond: 0 }, { atMs: i * phaseMs, perSecond: p.rate }, { atMs: (i + 1) * phaseMs, perSecond: 0 }],
       ...(p.burst ? { pattern: p.burst } : {}),
@@ -83,14 +91,13 @@ export function scalingTrace(policy: Policy, phaseMs: number, startMs: number, s
 }
 
 /** The scaler settings the bench's chain file gives `policy`. */
-export const scalingSettings = (policy: Policy) =>
-  scalerSettings(policy, { sampleMs: SCALER.sampleMs, tickMs: SCALER.tickMs, stableWindowMs: SCALER.stableWindowMs, panicWindowMs: SCALER.panicWindowMs });
+export const scalingSettings = (policy: Policy) => scalerSettings(policy, SCALER);
 
 /** static "sized for peak": the fewest instances per function with which the simulator meets
  *  the SLO for PEAK_SLO of the requests — one more, each time, for the function whose extra
  *  instance helps the most. */
 export async function peakSizing(phaseMs: number): Promise<Sizing> {
-  const sizing: Sizing = { front: 1, short: 1, long: 1, store: 1 };
+  const sizing: Sizing = { front: 1, a: 1, b: 1, c: 1, store: 1 };
   const attainment = async (s: Sizing) => (await simulate(scalingTrace('static', phaseMs, 0, s), scalingSettings('static'))).sloAttainment;
   for (let met = await attainment(sizing); met < PEAK_SLO; ) {
     let best: { stage: Stage; met: number } | undefined;
@@ -151,10 +158,10 @@ export const scaling: Scenario = {
           let ok = 0;
           let coldHits = 0;
           await Promise.all(
-            plan.map(async ({ at, long }) => {
+            plan.map(async ({ at, arm }) => {
               await new Promise((r) => setTimeout(r, Math.max(0, t0 + at - performance.now())));
               const s = performance.now();
-              const res = await fetch(`${sys.url}/work`, { method: 'POST', body: long ? 'long' : 'short', headers: { 'x-baton-timing': '1' } });
+              const res = await fetch(`${sys.url}/work`, { method: 'POST', body: arm, headers: { 'x-baton-timing': '1' } });
               await res.arrayBuffer();
               const ms = performance.now() - s;
               latencies.push(ms);
