@@ -243,7 +243,7 @@ export class Gateway implements Backend {
     if (typeof cgroups === 'string') this.log.warn(`function memory, task and CPU limits are not enforced: ${cgroups}`);
     else this.cgroups = cgroups;
     this.instances = new Instances(deployment, this.dataplane, this.pools, this.log, {
-      startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, shed: g.admission.shed, build, cgroups: this.cgroups, budget: deployment.node.memory,
+      startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build, cgroups: this.cgroups, budget: deployment.node.memory,
     });
     this.scaler = new Scaler(
       createPolicy(g.scaler, deployment),
@@ -398,12 +398,12 @@ export class Gateway implements Backend {
     const header = () => serverTiming(trace, (id) => this.fnName(id), 'reply' in outcome ? outcome.reply.tSent : received, received, req.coldFor);
     const status = 'error' in outcome ? outcome.error.status || 500 : outcome.reply.status;
     this.metrics.answered(this.routeLabels[chainId]!, status, trace, received);
-    // a function that shed the run itself (ctx.willTake): counted with the gateway's own sheds
-    if (status === 503 && 'reply' in outcome && outcome.reply.kind === Kind.Error && this.errorCodeIn(req.slot, outcome.reply.length) === 'BATON_ERR_SHED') {
-      this.admission.shed(req.rank);
-    }
+    // a function's error code, read once: for a run it shed itself (ctx.willTake, counted with
+    // the gateway's own sheds) and for the trace
+    const failedWith = 'reply' in outcome && outcome.reply.kind === Kind.Error && (status === 503 || this.tracing) ? this.errorCodeIn(req.slot, outcome.reply.length) : undefined;
+    if (status === 503 && failedWith === 'BATON_ERR_SHED') this.admission.shed(req.rank);
     if (this.tracing) {
-      const error = 'error' in outcome ? outcome.error.code : outcome.reply.kind === Kind.Error ? this.errorCodeIn(req.slot, outcome.reply.length) : undefined;
+      const error = 'error' in outcome ? outcome.error.code : failedWith;
       this.tracing.record(
         { requestId: req.id, method: meta.method, route: this.routes[chainId]!.path, url: meta.url, status, tArrive, received, hops: trace, traceparent, error },
         (id) => this.fnName(id),

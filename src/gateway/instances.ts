@@ -64,8 +64,6 @@ export interface InstancesOptions {
   startTimeoutMs: number;
   /** The request timeout: workers hand back descriptors whose deadline passed before they ran. */
   timeoutMs: number;
-  /** Deadline-aware shedding (gateway.admission.shed): ctx.willTake() sheds in workers. */
-  shed: boolean;
   /** What workers run. */
   build: FunctionBuild;
   /** Where instances' resource limits are enforced; undefined: not enforced. */
@@ -315,7 +313,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
       key: inst.key,
       gatewayPid: process.pid,
       timeoutMs: this.options.timeoutMs,
-      shed: this.options.shed,
+      shed: this.deployment.gateway.admission.shed,
       deployment: { functions: this.deployment.functions, chains: this.deployment.chains, pool: this.deployment.pool },
       slotBase: this.deployment.domains[fn.domain]!.slotBase,
       live: this.live(),

@@ -9,6 +9,7 @@
 //   (read first, then write);
 // - after the handler's promise settles, ctx is closed: a write from a callback the handler
 //   did not await would land in a slot that already moved on, so it throws instead.
+import { nowUs } from '../descriptor/clock.ts';
 import { batonError } from '../errors.ts';
 import type { RequestMeta } from '../pool/index.ts';
 import { packInto, unpackFrom } from './msgpack.ts';
@@ -54,8 +55,8 @@ export function encodePayload(fn: string, payload: CallPayload): { bytes: Uint8A
 
 /** When a request's time runs out, for ctx.remainingMs() and ctx.willTake(). */
 export interface Deadline {
-  /** performance.now() at which the gateway answers the request 504. */
-  at: number;
+  /** When the gateway answers the request 504: µs on CLOCK_MONOTONIC (the descriptors' clock). */
+  atUs: number;
   /** Whether a run that cannot finish in time is shed (the chain file's admission.shed). */
   shed: boolean;
 }
@@ -152,7 +153,7 @@ export class FunctionContext {
    *  when the gateway accepted it); Infinity where there is no deadline (baton/testing's
    *  invoke() without `timeoutMs`). */
   remainingMs(): number {
-    return this.deadline ? Math.max(0, this.deadline.at - performance.now()) : Infinity;
+    return this.deadline ? Math.max(0, (this.deadline.atUs - nowUs()) / 1000) : Infinity;
   }
 
   /** Says this run needs about `ms` more milliseconds, before it spends them. Where the chain

@@ -10,6 +10,7 @@
 //   await invoke(compose, { body, calls: { text, media } });
 import type { FunctionDefinition } from './index.ts';
 import { BatonError, batonError } from '../errors.ts';
+import { nowUs } from '../descriptor/clock.ts';
 import { FunctionContext, materialize } from './context.ts';
 
 export interface InvokeOptions {
@@ -59,7 +60,7 @@ export async function invoke(fn: FunctionDefinition, options: InvokeOptions = {}
   input.copy(slot);
   const meta = { method: options.method ?? 'POST', url: options.url ?? '/', contentType: options.contentType };
   const name = options.name ?? 'function';
-  const deadline = options.timeoutMs === undefined ? undefined : { at: performance.now() + options.timeoutMs, shed: options.shed ?? true };
+  const deadline = options.timeoutMs === undefined ? undefined : { atUs: nowUs() + options.timeoutMs * 1000, shed: options.shed ?? true };
   const { req, ctx } = FunctionContext.forSlot(name, () => meta, slot.subarray(0, input.length), options.requestId ?? 1, slot, {
     call: async (callee, payload, type) => {
       const fn = options.calls?.[callee];
@@ -68,7 +69,7 @@ export async function invoke(fn: FunctionDefinition, options: InvokeOptions = {}
       try {
         r = await invoke(fn, {
           body: payload, contentType: type, url: `/${callee}`, name: callee, calls: options.calls, slotSize: options.slotSize,
-          timeoutMs: deadline && Math.max(0, deadline.at - performance.now()), shed: options.shed, // the request's deadline
+          timeoutMs: deadline && Math.max(0, (deadline.atUs - nowUs()) / 1000), shed: options.shed, // the request's deadline
         });
       } catch (err) {
         throw batonError('BATON_ERR_CALL_FAILED', `'${name}' called '${callee}', which answered ${err instanceof BatonError && err.status ? err.status : 500}: ${(err as Error).message}`, { cause: err });

@@ -129,7 +129,12 @@ export class WorkerRuntime {
   }
 
   private expired(d: Descriptor): boolean {
-    return nowUs() > d.tArrive + this.timeoutUs;
+    return nowUs() > this.deadlineUs(d);
+  }
+
+  /** When the gateway answers `d`'s request 504, µs on the descriptors' clock. */
+  private deadlineUs(d: Descriptor): number {
+    return d.tArrive + this.timeoutUs;
   }
 
   /** Runs one descriptor; resolves true if its Idle notice already went out with the result. */
@@ -138,9 +143,9 @@ export class WorkerRuntime {
     const start = nowUs() - d.tArrive;
     const out = this.pool.payload(slot);
     const calls = this.calls.forRun(d);
-    const deadline = { at: performance.now() + (this.timeoutUs - start) / 1000, shed: this.cfg.shed };
     const { req, ctx } = FunctionContext.forSlot(
-      this.name, () => this.pool.readMeta(slot), this.pool.view(slot, d.length), d.reqId, out, calls.caller, deadline,
+      this.name, () => this.pool.readMeta(slot), this.pool.view(slot, d.length), d.reqId, out, calls.caller,
+      { atUs: this.deadlineUs(d), shed: this.cfg.shed },
     );
     // a nested call (ctx.call) answers the instance that called, not the chain's next step
     const caller = d.aux ? { key: d.aux, fnId: this.callerOf(d)!, hop: d.hop } : undefined;

@@ -66,7 +66,7 @@ function arrivals(phaseMs: number, seed: number): { at: number; arm: string }[] 
       const cycle = p.burst ? p.burst.onMs + p.burst.offMs : 0;
       if (p.burst && t % cycle >= p.burst.onMs) continue; // off (the cycle counts from 0, as the simulator's)
       const x = rand();
-      out.push({ at: t, arm: x < p.mix[0] ? 'a' : x < p.mix[0] + p.mix[1] ? 'b' : 'c' });
+      out.push({ at: t, arm: ARMS[x < p.mix[0] ? 0 : x < p.mix[0] + p.mix[1] ? 1 : 2] });
     }
   });
   return out;
