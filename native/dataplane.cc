@@ -7,6 +7,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include "baton.skel.h"
 #include "baton_shared.h"
 #include "errors.h"
@@ -30,7 +32,7 @@ Napi::Function Dataplane::Init(Napi::Env env) {
                       InstanceMethod("setFunction", &Dataplane::SetFunction),
                       InstanceMethod("configure", &Dataplane::Configure),
                       InstanceMethod("allowCalls", &Dataplane::AllowCalls),
-                      InstanceMethod("createQueue", &Dataplane::CreateQueue),
+                      InstanceMethod("createQueues", &Dataplane::CreateQueues),
                       InstanceMethod("queuePush", &Dataplane::QueuePush),
                       InstanceMethod("queuePop", &Dataplane::QueuePop)});
 }
@@ -279,39 +281,65 @@ Napi::Value Dataplane::AllowCalls(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// createQueue(fnId, depth): the kernel queues of late-bound function fnId, one per request
-// class, each holding up to `depth` descriptors that wait for an idle instance.
-Napi::Value Dataplane::CreateQueue(const Napi::CallbackInfo& info) {
+// createQueues([[fnId, depth], ...]): the kernel queues of the late-bound functions, one per
+// request class, each holding up to `depth` descriptors that wait for an idle instance. All go
+// into the outer map in one batch: every update of a map of maps waits for an RCU grace period
+// (7-15 ms here), so one update per queue cost a 3-function chain ~100 ms of its start.
+Napi::Value Dataplane::CreateQueues(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!skel_) {
     MakeError(env, "BATON_ERR_CLOSED", "the data plane is closed", 0).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-    Napi::TypeError::New(env, "createQueue(fnId, depth)").ThrowAsJavaScriptException();
+  if (info.Length() < 1 || !info[0].IsArray()) {
+    Napi::TypeError::New(env, "createQueues([[fnId, depth], ...])").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  uint32_t fn = info[0].As<Napi::Number>().Uint32Value();
-  uint32_t depth = info[1].As<Napi::Number>().Uint32Value();
-  if (fn >= BATON_MAX_FUNCTIONS || depth == 0 || queues_.count(fn * BATON_CLASSES)) {
-    Napi::RangeError::New(env, "function id out of range, depth 0, or a queue already made").ThrowAsJavaScriptException();
+  Napi::Array specs = info[0].As<Napi::Array>();
+  std::vector<uint32_t> keys;
+  std::vector<int> fds;
+  auto undo = [&]() {
+    for (int fd : fds) close(fd);
+  };
+  for (uint32_t i = 0; i < specs.Length(); i++) {
+    Napi::Value v = specs.Get(i);
+    Napi::Array spec = v.IsArray() ? v.As<Napi::Array>() : Napi::Array::New(env);
+    if (spec.Length() != 2 || !spec.Get(0u).IsNumber() || !spec.Get(1u).IsNumber()) {
+      undo();
+      Napi::TypeError::New(env, "createQueues([[fnId, depth], ...])").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    uint32_t fn = spec.Get(0u).As<Napi::Number>().Uint32Value();
+    uint32_t depth = spec.Get(1u).As<Napi::Number>().Uint32Value();
+    bool taken = queues_.count(fn * BATON_CLASSES) > 0;
+    for (uint32_t k : keys) taken = taken || k == fn * BATON_CLASSES;
+    if (fn >= BATON_MAX_FUNCTIONS || depth == 0 || taken) {
+      undo();
+      Napi::RangeError::New(env, "function id out of range, depth 0, or a queue already made").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    for (uint32_t cls = 0; cls < BATON_CLASSES; cls++) {
+      int fd = bpf_map_create(BPF_MAP_TYPE_QUEUE, "baton_queue", 0, sizeof(struct baton_raw_desc), depth, nullptr);
+      if (fd < 0) {
+        int e = errno;
+        undo();
+        BpfError(env, "creating a late-binding queue", e).ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      keys.push_back(fn * BATON_CLASSES + cls);
+      fds.push_back(fd);
+    }
+  }
+  uint32_t count = keys.size();
+  if (count > 0 && bpf_map_update_batch(bpf_map__fd(skel_->maps.baton_queues), keys.data(), fds.data(), &count, nullptr)) {
+    int e = errno;
+    // the first `count` went in: take them out again, so nothing half-made stays behind
+    for (uint32_t i = 0; i < count; i++) bpf_map_delete_elem(bpf_map__fd(skel_->maps.baton_queues), &keys[i]);
+    undo();
+    BpfError(env, "installing the late-binding queues", e).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  for (uint32_t cls = 0; cls < BATON_CLASSES; cls++) {
-    uint32_t index = fn * BATON_CLASSES + cls;
-    int fd = bpf_map_create(BPF_MAP_TYPE_QUEUE, "baton_queue", 0, sizeof(struct baton_raw_desc), depth, nullptr);
-    if (fd < 0) {
-      BpfError(env, "creating a late-binding queue", errno).ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.baton_queues), &index, &fd, BPF_ANY)) {
-      int e = errno;
-      close(fd);
-      BpfError(env, "installing a late-binding queue", e).ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    queues_[index] = fd;
-  }
+  for (size_t i = 0; i < keys.size(); i++) queues_[keys[i]] = fds[i];
   return env.Undefined();
 }
 

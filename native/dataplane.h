@@ -26,7 +26,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
   Napi::Value SetFunction(const Napi::CallbackInfo& info);
   Napi::Value Configure(const Napi::CallbackInfo& info);
   Napi::Value AllowCalls(const Napi::CallbackInfo& info);
-  Napi::Value CreateQueue(const Napi::CallbackInfo& info);
+  Napi::Value CreateQueues(const Napi::CallbackInfo& info);
   Napi::Value QueuePush(const Napi::CallbackInfo& info);
   Napi::Value QueuePop(const Napi::CallbackInfo& info);
   int QueueFd(const Napi::CallbackInfo& info);

@@ -20,7 +20,8 @@ import type { IdleTokens } from './idle.ts';
 
 /** The kernel's queues, as the gateway reaches them (bpf syscalls). */
 export interface KernelQueues {
-  create(fnId: number, depth: number): void;
+  /** Makes the queues of each [function, depth] (each class's), all at once. */
+  create(specs: [fnId: number, depth: number][]): void;
   /** Appends a descriptor to the function's queue of class `cls`; false when it is full. */
   push(fnId: number, d: Descriptor, cls: number): boolean;
   /** Takes the oldest descriptor of the highest class waiting, or undefined when none waits. */
@@ -87,10 +88,8 @@ export class Dispatcher {
     private readonly log: Logger,
   ) {
     this.fns = functions.map((spec) => ({ spec, members: new Map() }));
-    for (const f of functions) {
-      idle.clear(f.id);
-      if (f.binding === 'late') queues.create(f.id, f.queueDepth);
-    }
+    for (const f of functions) idle.clear(f.id);
+    queues.create(functions.filter((f) => f.binding === 'late').map((f) => [f.id, f.queueDepth]));
   }
 
   /** An instance is ready: it takes waiting work first, then its remaining tokens go idle. */

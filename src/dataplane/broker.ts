@@ -152,12 +152,14 @@ export class Broker extends EventEmitter<SockmapEvents> implements Dataplane {
     this.starveEvery = starveEvery;
   }
 
-  create(fnId: number, depth: number): void {
-    if (fnId >= MAX_FUNCTIONS || depth === 0 || this.queues[fnId * CLASS_QUEUES]) {
-      throw new RangeError('function id out of range, depth 0, or a queue already made');
+  create(specs: [fnId: number, depth: number][]): void {
+    for (const [fnId, depth] of specs) {
+      if (fnId >= MAX_FUNCTIONS || depth === 0 || this.queues[fnId * CLASS_QUEUES]) {
+        throw new RangeError('function id out of range, depth 0, or a queue already made');
+      }
+      for (let cls = 0; cls < CLASS_QUEUES; cls++) this.queues[fnId * CLASS_QUEUES + cls] = [];
+      this.depth[fnId] = depth;
     }
-    for (let cls = 0; cls < CLASS_QUEUES; cls++) this.queues[fnId * CLASS_QUEUES + cls] = [];
-    this.depth[fnId] = depth;
   }
 
   push(fnId: number, d: Descriptor, cls: number): boolean {

@@ -142,9 +142,9 @@ export class Sockmap extends EventEmitter<SockmapEvents> implements Dataplane {
     native(() => this.dp.configure(slots, capacity, starveEvery));
   }
 
-  /** Late binding's kernel queues of function `fnId`, one per class, `depth` descriptors deep. */
-  create(fnId: number, depth: number): void {
-    native(() => this.dp.createQueue(fnId, depth));
+  /** Late binding's kernel queues of each function, one per class, `depth` descriptors deep. */
+  create(specs: [fnId: number, depth: number][]): void {
+    native(() => this.dp.createQueues(specs));
   }
 
   /** Appends `d` to `fnId`'s queue of class `cls`; false when it is full. */

@@ -320,7 +320,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
     };
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, ['--enable-source-maps', this.options.build.worker], {
+      child = spawn(process.execPath, [this.options.build.worker], {
         // its own domain's pool only
         stdio: ['ignore', 'pipe', 'pipe', fd, this.pools.fd(fn.domain), 'ipc'],
         // only what the chain file gives it, and baton's own: nothing of the gateway's

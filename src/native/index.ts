@@ -41,8 +41,9 @@ export interface NativeDataplane {
   /** Pool geometry the program checks descriptors against, and how often a taking from a
    *  function's queues serves the lowest class first (0: never). */
   configure(slots: number, capacity: number, starveEvery: number): void;
-  /** The kernel queues of late-bound function `fnId`, one per class, `depth` descriptors deep. */
-  createQueue(fnId: number, depth: number): void;
+  /** The kernel queues of late-bound functions, one per class, `depth` descriptors deep each,
+   *  installed in one batch. */
+  createQueues(specs: [fnId: number, depth: number][]): void;
   /** Appends a 64-byte descriptor to `fnId`'s queue of class `cls`; false when it is full. */
   queuePush(fnId: number, cls: number, desc: Buffer): boolean;
   /** Takes the oldest descriptor of `fnId`'s queue of class `cls` into `into`; false when it is empty. */

@@ -61,6 +61,10 @@ async function main(): Promise<void> {
   tell({ type: 'spare' });
   const { entry } = await nextMessage('serve');
   let mod: { default?: unknown };
+  // stack traces map to the function's own source from here on: only its bundle's map is read.
+  // (--enable-source-maps at spawn would also parse the runtime's maps, ~4 MiB of every
+  // process's memory, spares included, for baton's own frames)
+  process.setSourceMapsEnabled(true);
   try {
     mod = (await import(pathToFileURL(entry).href)) as { default?: unknown };
   } catch (err) {
