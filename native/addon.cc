@@ -25,6 +25,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dieWithParent", Napi::Function::New(env, DieWithParent));
   exports.Set("noNewPrivileges", Napi::Function::New(env, NoNewPrivileges));
   exports.Set("schedYield", Napi::Function::New(env, SchedYield));
+  exports.Set("stopLoopIdleTime", Napi::Function::New(env, StopLoopIdleTime));
   // the layout contract with the TypeScript side, checked when the addon loads
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("descSize", Napi::Number::New(env, BATON_DESC_SIZE));

@@ -157,6 +157,24 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
     expect(faulty.child?.pid).toBe(pid); // late, but not killed
   });
 
+  it('does not send a request whose client left in the turn it was dispatched (its slot is free again)', async () => {
+    // the gateway's sends of one event-loop turn go out together at its end: a request closed
+    // before then must not go, or the kernel would refuse the gateway for naming a slot it no
+    // longer holds, and every later request with it
+    const req = gw.requests.create();
+    gw.requests.takeSlot(req, gw.domainOf(0));
+    let answered = false;
+    gw.dispatch(req, 0, 0, Date.now(), { method: 'POST', url: '/bytes' }, false, undefined, () => (answered = true));
+    gw.requests.close(req.id); // the client went away in the same turn
+    await new Promise((r) => setImmediate(r));
+    expect(answered).toBe(false);
+    const res = await post('/bytes', 'still served');
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('still served');
+    expect(gw.inbox.stats.badDescriptors).toBe(0);
+    await poolSettled(gw);
+  });
+
   it('answers 502 when a worker dies mid-request, replaces it, and serves again', async () => {
     const faulty = gw.instances.all.find((i) => gw.deployment.functions[i.fnId]!.name === 'faulty')!;
     const oldPid = faulty.child!.pid!;

@@ -37,3 +37,26 @@ describe.skipIf(dataplaneUnavailable)('native errors after close', () => {
     expect(() => map.counters(1)).toThrow(expect.objectContaining({ code: 'BATON_ERR_CLOSED' }));
   });
 });
+
+describe('event loop idle time', () => {
+  // a child process, so this test's own loop keeps measuring: it stops measuring once (true,
+  // then false), and from then on its idle time stands still while it waits
+  it('stopLoopIdleTime() turns off the loop\'s idle-time measuring, once', () => {
+    const script = `
+      import { native } from './src/native/index.ts';
+      import { performance } from 'node:perf_hooks';
+      const wait = () => new Promise((r) => setTimeout(r, 30));
+      const before = performance.eventLoopUtilization().idle;
+      await wait();
+      const measuring = performance.eventLoopUtilization().idle > before;
+      const first = native((a) => a.stopLoopIdleTime());
+      const second = native((a) => a.stopLoopIdleTime());
+      const stopped = performance.eventLoopUtilization().idle;
+      await wait();
+      console.log(JSON.stringify({ measuring, first, second, still: performance.eventLoopUtilization().idle === stopped }));`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8', cwd: new URL('..', import.meta.url).pathname,
+    });
+    expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ measuring: true, first: true, second: false, still: true });
+  });
+});

@@ -15,7 +15,7 @@ import { buildFunctions, type FunctionBuild } from '../build/functions.ts';
 import { callees, callers, type Deployment, type RouteSpec } from '../chain/index.ts';
 import { Endpoint } from '../dataplane/endpoint.ts';
 import { BROKER_COST, DATAPLANE_CHOICES, openDataplane, type Dataplane, type DataplaneChoice } from '../dataplane/dataplane.ts';
-import { GATEWAY_FN, GATEWAY_KEY, HOLDER_QUEUED, Kind, nowUs } from '../descriptor/index.ts';
+import { GATEWAY_FN, GATEWAY_KEY, HOLDER_QUEUED, Kind, nowUs, type Descriptor } from '../descriptor/index.ts';
 import { batonError, type BatonError, type BatonErrorCode } from '../errors.ts';
 import { PoolSet, type RequestMeta } from '../pool/index.ts';
 import { Router } from '../worker/router.ts';
@@ -91,6 +91,8 @@ export class Gateway implements Backend {
   adminUrl = '';
   private readonly router: Router;
   private readonly endpoint: Endpoint;
+  /** Requests dispatched in this turn of the event loop, not sent yet (see sendOutbox). */
+  private readonly outbox: Descriptor[] = [];
   private readonly reaper: NodeJS.Timeout;
   /** Deadline-aware shedding's sweep (gateway.admission.shed). */
   private shedder?: NodeJS.Timeout;
@@ -332,12 +334,24 @@ export class Gateway implements Backend {
     const first = this.router.first(chainId);
     req.chainId = chainId;
     this.requests.start(req, this.timeoutMs, (outcome) => done(this.toAnswer(req, chainId, outcome, tArrive, meta, timing, traceparent)));
-    this.endpoint.send({
+    this.outbox.push({
       key: first.key, kind: Kind.Call, reqId: req.id, gen: req.gen, slot: req.slot, length, chainId,
       hop: first.hop, fnId: first.fnId, status: 0, sender: GATEWAY_KEY, tArrive,
       tSent: nowUs() - tArrive, tBind: 0, tStart: 0, tEnd: 0,
     });
+    if (this.outbox.length === 1) setImmediate(this.sendOutbox);
   }
+
+  /** The requests dispatched in one turn of the event loop go out in one write at its end: at
+   *  saturation several arrive per turn, and each write costs a system call, the program's
+   *  run and often a wake-up of the first function. Only those still waiting for their
+   *  answer go: one whose client left meanwhile gave its slot back, and the kernel would
+   *  refuse (for good) a sender naming a slot it does not hold. */
+  private readonly sendOutbox = (): void => {
+    const ds = this.outbox.filter((d) => this.requests.pending(d.reqId));
+    this.outbox.length = 0;
+    if (ds.length) this.endpoint.send(...ds);
+  };
 
 
   /** Answers 503 every request still waiting in a kernel queue whose deadline the rest of its

@@ -79,6 +79,9 @@ interface Addon {
   noNewPrivileges(): void;
   /** sched_yield(2): another runnable process may have this CPU. */
   schedYield(): void;
+  /** Stops the event loop measuring its idle time (a poll that does not wait before each one
+   *  that does); true if it measured and no longer does. */
+  stopLoopIdleTime(): boolean;
   layout: Record<keyof typeof LAYOUT, number>;
 }
 
