@@ -23,7 +23,8 @@ int SilentPrint(enum libbpf_print_level, const char*, va_list) { return 0; }
 
 Napi::Function Dataplane::Init(Napi::Env env) {
   return DefineClass(env, "Dataplane",
-                     {InstanceMethod("insert", &Dataplane::Insert),
+                     {InstanceMethod("load", &Dataplane::Load),
+                      InstanceMethod("insert", &Dataplane::Insert),
                       InstanceMethod("remove", &Dataplane::Remove),
                       InstanceMethod("counters", &Dataplane::Counters),
                       InstanceMethod("close", &Dataplane::Close),
@@ -37,33 +38,110 @@ Napi::Function Dataplane::Init(Napi::Env env) {
                       InstanceMethod("queuePop", &Dataplane::QueuePop)});
 }
 
+namespace {
+// Where opening, loading or attaching the program failed, and why.
+struct LoadFailure {
+  const char* what = nullptr;
+  int err = 0;
+};
+
+// Opens the embedded skeleton, loads the program (the kernel's verifier: ~50 ms here) and
+// attaches it to the sockmap. Runs on the calling thread; touches no JS.
+struct baton_bpf* LoadProgram(bool checks, LoadFailure* failure) {
+  struct baton_bpf* skel = baton_bpf__open();
+  if (!skel) {
+    *failure = {"opening the BPF skeleton", errno};
+    return nullptr;
+  }
+  skel->rodata->checks = checks ? 1 : 0;
+  int err = baton_bpf__load(skel);
+  if (err) {
+    baton_bpf__destroy(skel);
+    *failure = {"loading the SK_MSG program", -err};
+    return nullptr;
+  }
+  if (bpf_prog_attach(bpf_program__fd(skel->progs.baton_route), bpf_map__fd(skel->maps.baton_socks), BPF_SK_MSG_VERDICT, 0)) {
+    int e = errno;
+    baton_bpf__destroy(skel);
+    *failure = {"attaching the SK_MSG program to the sockmap", e};
+    return nullptr;
+  }
+  return skel;
+}
+
+// Dataplane#load(): LoadProgram on a thread of libuv's pool, so the process goes on (loading
+// its own code, building functions) while the kernel verifies the program.
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  LoadWorker(Napi::Env env, Napi::Object owner, Dataplane* dp, bool checks)
+      : Napi::AsyncWorker(env, "baton.Dataplane.load"), deferred_(Napi::Promise::Deferred::New(env)), dp_(dp), checks_(checks) {
+    owner_ = Napi::Persistent(owner);  // alive until settled
+  }
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+  void Execute() override { skel_ = LoadProgram(checks_, &failure_); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!skel_) {
+      deferred_.Reject(BpfError(env, failure_.what, failure_.err, true).Value());
+    } else if (!dp_->Adopt(skel_)) {
+      deferred_.Reject(MakeError(env, "BATON_ERR_CLOSED", "the data plane was closed while its program loaded", 0).Value());
+    } else {
+      deferred_.Resolve(owner_.Value());
+    }
+    owner_.Reset();
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference owner_;
+  Dataplane* dp_;
+  bool checks_;
+  struct baton_bpf* skel_ = nullptr;
+  LoadFailure failure_;
+};
+}  // namespace
+
+// new Dataplane({ checks }) loads the program at once; new Dataplane({ checks, deferred: true })
+// makes an empty one whose load() does it on another thread. checks: false is the bench's
+// reference program (see bpf/baton.bpf.c).
 Dataplane::Dataplane(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dataplane>(info) {
   Napi::Env env = info.Env();
   libbpf_set_print(SilentPrint);
-  skel_ = baton_bpf__open();
-  if (!skel_) {
-    BpfError(env, "opening the BPF skeleton", errno, true).ThrowAsJavaScriptException();
-    return;
-  }
-  // new Dataplane({ checks: false }): the bench's reference program (see bpf/baton.bpf.c)
   if (info.Length() > 0 && info[0].IsObject()) {
-    Napi::Value checks = info[0].As<Napi::Object>().Get("checks");
-    if (checks.IsBoolean()) skel_->rodata->checks = checks.As<Napi::Boolean>().Value() ? 1 : 0;
+    Napi::Object options = info[0].As<Napi::Object>();
+    Napi::Value checks = options.Get("checks");
+    if (checks.IsBoolean()) checks_ = checks.As<Napi::Boolean>().Value();
+    if (options.Get("deferred").ToBoolean()) return;
   }
-  int err = baton_bpf__load(skel_);
-  if (err) {
-    Destroy();
-    BpfError(env, "loading the SK_MSG program", -err, true).ThrowAsJavaScriptException();
-    return;
+  LoadFailure failure;
+  skel_ = LoadProgram(checks_, &failure);
+  if (!skel_) BpfError(env, failure.what, failure.err, true).ThrowAsJavaScriptException();
+}
+
+// load() -> Promise<this>: loads the program off this thread (once, on a deferred Dataplane).
+Napi::Value Dataplane::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (skel_ || loading_ || closed_) {
+    Napi::Error::New(env, "load() is for a deferred data plane, once").ThrowAsJavaScriptException();
+    return env.Undefined();
   }
-  err = bpf_prog_attach(bpf_program__fd(skel_->progs.baton_route),
-                        bpf_map__fd(skel_->maps.baton_socks), BPF_SK_MSG_VERDICT, 0);
-  if (err) {
-    int e = errno;
-    Destroy();
-    BpfError(env, "attaching the SK_MSG program to the sockmap", e, true).ThrowAsJavaScriptException();
-    return;
+  loading_ = true;
+  auto* worker = new LoadWorker(env, info.This().As<Napi::Object>(), this, checks_);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// The program a LoadWorker loaded; false (and it is destroyed) if close() came first.
+bool Dataplane::Adopt(struct baton_bpf* skel) {
+  loading_ = false;
+  if (closed_) {
+    bpf_prog_detach2(bpf_program__fd(skel->progs.baton_route), bpf_map__fd(skel->maps.baton_socks), BPF_SK_MSG_VERDICT);
+    baton_bpf__destroy(skel);
+    return false;
   }
+  skel_ = skel;
+  return true;
 }
 
 Dataplane::~Dataplane() { Destroy(); }
@@ -388,6 +466,7 @@ Napi::Value Dataplane::QueuePop(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Dataplane::Close(const Napi::CallbackInfo& info) {
+  closed_ = true;  // a load still running destroys what it loaded
   Destroy();
   return info.Env().Undefined();
 }

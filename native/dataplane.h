@@ -15,8 +15,10 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
   static Napi::Function Init(Napi::Env env);
   explicit Dataplane(const Napi::CallbackInfo& info);
   ~Dataplane() override;
+  bool Adopt(struct baton_bpf* skel);
 
  private:
+  Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value Insert(const Napi::CallbackInfo& info);
   Napi::Value Remove(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
@@ -35,6 +37,9 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
   void Destroy();
 
   struct baton_bpf* skel_ = nullptr;
+  bool checks_ = true;
+  bool loading_ = false;  // a LoadWorker runs
+  bool closed_ = false;   // close() was called
   // each late-bound function's kernel queue (the outer map holds them too)
   std::map<uint32_t, int> queues_; // by fnId * BATON_CLASSES + class
 };

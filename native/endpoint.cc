@@ -144,7 +144,10 @@ void RawSocket::Readable() {
       std::memmove(buf_, buf_ + whole, total - whole);
       pending_ = total - whole;
     }
-    if (static_cast<size_t>(n) < space) return;  // a short read: nothing more for now
+    // a short read: nothing more for now — unless JS just ran, which may have sent: what the
+    // kernel answers a send with (the next queued descriptor, or an acknowledgement) is already
+    // in this socket, and reading it now saves a wait for events that would return at once
+    if (static_cast<size_t>(n) < space && !kept) return;
   }
 }
 

@@ -1,8 +1,10 @@
 // npm run build, after tsc: the bundles a compiled baton runs from dist/.
 //   dist/runtime — the worker runtime and baton's SDK: a gateway copies them for its workers
 //                  instead of bundling them at every start;
-//   dist/up      — the `up` command and everything it loads but esbuild and the addon, so the
-//                  gateway starts from a few files instead of hundreds.
+//   dist/up      — the `up` command and everything it loads but esbuild and the addon, as one
+//                  CommonJS file (up.cjs) and V8's code cache of it (up.cache): the gateway then
+//                  starts from one file whose code is already compiled (src/cli/up-bundle.ts).
+import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
 import { buildRuntime } from '../dist/build/functions.js';
@@ -12,15 +14,17 @@ for (const d of ['runtime', 'up']) rmSync(dist + d, { recursive: true, force: tr
 await buildRuntime(dist + 'runtime');
 await build({
   entryPoints: { up: dist + 'cli/up.js' },
-  outdir: dist + 'up',
+  outfile: dist + 'up/up.cjs',
   bundle: true,
-  splitting: true, // what it imports later (the HTTP and admin listeners, metrics) stays apart
-  format: 'esm',
+  format: 'cjs', // what it imports later (the listeners, metrics) is still evaluated only then
   platform: 'node',
   target: 'node20',
   sourcemap: 'linked',
   external: ['esbuild', '*.node'],
-  // CommonJS dependencies bundled into ESM still call require() for Node's built-ins
-  banner: { js: "import { createRequire as __batonRequire } from 'node:module'; const require = __batonRequire(import.meta.url);" },
+  // every module of it sits in dist/<folder>/ as up.cjs does: paths relative to import.meta.url hold
+  define: { 'import.meta.url': '__batonModuleUrl' },
+  banner: { js: "const __batonModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
 });
+// the cache: compiled in a process of its own, as bin/baton.js will (same Node, same flags)
+execFileSync(process.execPath, [new URL('../dist/cli/up-bundle.js', import.meta.url).pathname, 'cache'], { stdio: 'inherit' });

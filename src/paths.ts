@@ -12,10 +12,15 @@ export const PACKAGE_ROOT = (() => {
   return dir + path.sep;
 })();
 
+/** Whether `base` (an import.meta.url) is compiled code: dist/'s modules, or its bundles. */
+export function isCompiled(base: string): boolean {
+  return /\.c?js$/.test(base);
+}
+
 /** A module beside `base` (an import.meta.url), named as in the sources (.ts): its compiled .js
  *  when `base` is compiled code. */
 export function sibling(base: string, rel: string): string {
-  return fileURLToPath(new URL(base.endsWith('.js') ? rel.replace(/\.ts$/, '.js') : rel, base));
+  return fileURLToPath(new URL(isCompiled(base) ? rel.replace(/\.ts$/, '.js') : rel, base));
 }
 
 /** A file kept as it is in src/ either way (function modules bundled at run time, templates). */

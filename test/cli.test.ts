@@ -41,6 +41,16 @@ function upFails(file: string, how: { args?: string[]; env?: NodeJS.ProcessEnv; 
   throw new Error('expected baton up to fail');
 }
 
+describe('the compiled up command', () => {
+  // npm run build makes dist/up/up.cjs and V8's code cache of it; a cache this Node rejects
+  // would still work, only slower: this checks it is taken
+  it('loads from its code cache', () => {
+    const script = "const r = (await import('./dist/cli/up-bundle.js')).loadUpBundle(); console.log(JSON.stringify({ cached: r?.cached, serve: typeof r?.up.serve }));";
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: new URL('..', import.meta.url).pathname });
+    expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ cached: true, serve: 'function' });
+  });
+});
+
 describe.skipIf(dataplaneUnavailable)('baton up', () => {
   it('serves the example chain and stops cleanly on SIGINT', async () => {
     // the example, on a free port

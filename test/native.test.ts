@@ -1,7 +1,11 @@
 // Failures to load the data plane are typed errors that say what to do.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { loadProgramAhead } from '../src/dataplane/program.ts';
 import { Sockmap } from '../src/dataplane/sockmap.ts';
+import { native } from '../src/native/index.ts';
+import { waitFor } from './helpers/gateway.ts';
+import { batonMapIds } from './helpers/system.ts';
 import { dataplaneUnavailable } from './helpers/env.ts';
 
 const PROBE = new URL('./fixtures/probe-dataplane.ts', import.meta.url).pathname;
@@ -35,6 +39,38 @@ describe.skipIf(dataplaneUnavailable)('native errors after close', () => {
     const map = new Sockmap();
     map.destroy();
     expect(() => map.counters(1)).toThrow(expect.objectContaining({ code: 'BATON_ERR_CLOSED' }));
+  });
+});
+
+describe.skipIf(dataplaneUnavailable)('the program loaded ahead (off the main thread)', () => {
+  // the kernel frees a map some time after its last fd closes: wait for it
+  const gone = (ids: number[]) => waitFor('the program\'s maps to be freed', () => batonMapIds().every((id) => ids.includes(id)));
+
+  it('serves as a data plane once loaded; closed, it leaves no map behind', async () => {
+    const before = batonMapIds();
+    const program = await loadProgramAhead().loaded;
+    expect(program).toBeDefined();
+    expect(batonMapIds().filter((id) => !before.includes(id))).toHaveLength(1);
+    const map = new Sockmap({ loaded: program });
+    expect(map.counters(1)).toMatchObject({ redirected: 0, refused: 0 });
+    map.destroy();
+    await gone(before);
+  });
+
+  it('discarded while it loads, it is destroyed once loaded: nothing stays behind', async () => {
+    const before = batonMapIds();
+    const dp = native((a) => new a.Dataplane({ deferred: true }));
+    const loading = dp.load();
+    dp.close(); // before the kernel has finished verifying it
+    await expect(loading).rejects.toMatchObject({ code: 'BATON_ERR_CLOSED' });
+    await gone(before);
+    expect(() => dp.load()).toThrow(/once/);
+  });
+
+  it('a deferred data plane not loaded yet answers with a typed error', () => {
+    const dp = native((a) => new a.Dataplane({ deferred: true }));
+    expect(() => dp.counters(1)).toThrow(expect.objectContaining({ code: 'BATON_ERR_CLOSED' }));
+    dp.close();
   });
 });
 

@@ -16,14 +16,14 @@ import { build, stop, type BuildOptions, type Message, type Metafile, type Plugi
 import type { Deployment } from '../chain/index.ts';
 import { batonError } from '../errors.ts';
 import { ADDON_PATH } from '../native/index.ts';
-import { sibling } from '../paths.ts';
+import { isCompiled, sibling } from '../paths.ts';
 
 /** baton's own code (src/, or dist/ when compiled): never a function's source to watch. */
 const CODE = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const WORKER_ENTRY = sibling(import.meta.url, '../worker/main.ts');
 const SDK_ENTRY = sibling(import.meta.url, '../sdk/index.ts');
 /** The runtime `npm run build` bundled (only beside compiled code: dist/runtime). */
-const PREBUILT = import.meta.url.endsWith('.js') ? sibling(import.meta.url, '../runtime/') : undefined;
+const PREBUILT = isCompiled(import.meta.url) ? sibling(import.meta.url, '../runtime/') : undefined;
 /** One copy of the SDK for everything baton bundles, wherever the importing file lives. */
 export const SDK_ALIASES = { 'baton/sdk': sibling(import.meta.url, '../sdk/index.ts'), 'baton/testing': sibling(import.meta.url, '../sdk/testing.ts') };
 
@@ -39,6 +39,9 @@ export interface FunctionBuild {
   modules: Map<string, string>;
   /** A digest of each function's bundle (its imports included), by function name. */
   digests: Map<string, string>;
+  /** The functions whose bundles compare strings by locale: their processes warm ICU's
+   *  collator up before they serve (~10 ms; worker/warmup.ts), the others need not. */
+  collates: Set<string>;
   /** The source files the functions were built from (not baton's, not node_modules'). */
   sources: string[];
   /** Deletes the directory. */
@@ -58,6 +61,9 @@ const sharedSdk: Plugin = {
     b.onResolve({ filter: /^baton\/sdk$/ }, () => ({ path: '../sdk.mjs', external: true }));
   },
 };
+
+/** What in a bundle uses ICU's collator. */
+const COLLATES = /\blocaleCompare\b|\bCollator\b/;
 
 /** Bundles the runtime and `deployment`'s functions; BATON_ERR_BUILD lists what does not build. */
 export async function buildFunctions(deployment: Pick<Deployment, 'functions'>): Promise<FunctionBuild> {
@@ -83,13 +89,15 @@ export async function buildFunctions(deployment: Pick<Deployment, 'functions'>):
     throw batonError('BATON_ERR_NOT_BUILT', `cannot copy ${ADDON_PATH}`, { cause: err });
   }
   readOnlyForOthers(dir);
+  const code = new Map(names.map((n) => [n, readFileSync(path.join(dir, 'functions', `${n}.mjs`))]));
   return {
     dir,
     worker: path.join(dir, 'worker.mjs'),
     addon,
     modules: new Map(names.map((n) => [n, path.join(dir, 'functions', `${n}.mjs`)])),
     // a bundle's own bytes change when any of its imports does (baton's SDK aside)
-    digests: new Map(names.map((n) => [n, createHash('sha256').update(readFileSync(path.join(dir, 'functions', `${n}.mjs`))).digest('hex')])),
+    digests: new Map(names.map((n) => [n, createHash('sha256').update(code.get(n)!).digest('hex')])),
+    collates: new Set(names.filter((n) => COLLATES.test(code.get(n)!.toString('latin1')))),
     sources: Object.keys(meta.inputs)
       .map((f) => path.resolve(f))
       .filter((f) => !f.startsWith(CODE) && !f.split(path.sep).includes('node_modules')),

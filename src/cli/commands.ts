@@ -1,6 +1,5 @@
 // The commands of `baton`, each with its usage, options and what it does. Heavy modules are
 // imported by the command that needs them, so `baton --help` starts fast.
-import { existsSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
 
 type Values = Record<string, string | boolean | undefined>;
@@ -48,14 +47,6 @@ function pattern(cmd: Command, flag: string, v: string): RegExp {
 /** (src/dataplane/dataplane.ts's DATAPLANE_CHOICES, not imported: --help stays light) */
 const DATAPLANE_CHOICES = ['auto', 'sockmap', 'broker'] as const;
 
-/** The `up` command as one bundle (npm run build: scripts/bundle.mjs), when baton runs compiled:
- *  loading it is about half the start of loading its hundreds of modules one by one. */
-const UP_BUNDLE = (() => {
-  if (!import.meta.url.endsWith('.js')) return undefined;
-  const url = new URL('../up/up.js', import.meta.url);
-  return existsSync(url) ? url.href : undefined;
-})();
-
 const up: Command = {
   name: 'up',
   summary: 'start the gateway serving a chain file\'s routes; Ctrl-C stops everything',
@@ -76,14 +67,23 @@ const up: Command = {
   },
   async run(values, positionals) {
     if (positionals.length !== 1) throw new UsageError('baton up takes one chain file', up);
-    const { serve } = (await import(UP_BUNDLE ?? './up.ts')) as typeof import('./up.ts');
+    const dataplane = choice(up, 'dataplane', values.dataplane, DATAPLANE_CHOICES);
+    const kernelChecks = values['bench-no-kernel-checks'] ? false : undefined;
+    // the kernel verifies the SK_MSG program (~50 ms) on another CPU while this one loads the
+    // gateway's code (unless the broker is asked for before the chain file is read)
+    const program = dataplane === 'broker' || process.env.BATON_DATAPLANE === 'broker'
+      ? undefined
+      : (await import('../dataplane/program.ts')).loadProgramAhead(kernelChecks !== false);
+    // compiled: one bundle from its code cache (up-bundle.ts); a checkout running its sources: up.ts
+    const { serve } = (await import('./up-bundle.ts')).loadUpBundle()?.up ?? (await import('./up.ts'));
     await serve(positionals[0]!, {
       port: integer(up, 'port', values.port),
       host: values.host as string | undefined,
       adminPort: integer(up, 'admin-port', values['admin-port']),
       timeoutMs: integer(up, 'timeout-ms', values['timeout-ms']),
-      kernelChecks: values['bench-no-kernel-checks'] ? false : undefined,
-      dataplane: choice(up, 'dataplane', values.dataplane, DATAPLANE_CHOICES),
+      kernelChecks,
+      dataplane,
+      program,
       debug: values.debug === true,
       watch: values.watch === true,
     });

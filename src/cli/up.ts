@@ -8,7 +8,7 @@ import { BROKER_COST } from '../dataplane/dataplane.ts';
 import { Gateway, type GatewayOptions } from '../gateway/index.ts';
 import { native } from '../native/index.ts';
 
-export interface UpOptions extends Pick<GatewayOptions, 'port' | 'host' | 'adminPort' | 'timeoutMs' | 'kernelChecks' | 'dataplane'> {
+export interface UpOptions extends Pick<GatewayOptions, 'port' | 'host' | 'adminPort' | 'timeoutMs' | 'kernelChecks' | 'dataplane' | 'program'> {
   debug: boolean;
   watch: boolean;
 }

@@ -6,7 +6,7 @@
 import type { EventEmitter } from 'node:events';
 import type { KernelQueues } from '../binding/dispatcher.ts';
 import { BatonError, isEnvironmentError } from '../errors.ts';
-import type { KeyCounters } from '../native/index.ts';
+import type { KeyCounters, NativeDataplane } from '../native/index.ts';
 import { Broker } from './broker.ts';
 import { Sockmap, type SockmapEvents } from './sockmap.ts';
 
@@ -41,11 +41,18 @@ export const BROKER_COST =
   'expect a hop to take up to twice as long, about 40% less throughput and twice the gateway\'s CPU per request';
 
 /** Opens the data plane `choice` asks for. `auto` falls back to the broker when the kernel's
- *  cannot load here (no privilege, an old kernel), calling `fallback` with why. */
-export function openDataplane(choice: DataplaneChoice, options: { checks?: boolean; fallback?: (why: BatonError) => void } = {}): Dataplane {
-  if (choice === 'broker') return new Broker();
+ *  cannot load here (no privilege, an old kernel), calling `fallback` with why. `program`: the
+ *  SK_MSG program loaded ahead with these checks (program.ts), used instead of loading it. */
+export function openDataplane(
+  choice: DataplaneChoice,
+  options: { checks?: boolean; fallback?: (why: BatonError) => void; program?: NativeDataplane } = {},
+): Dataplane {
+  if (choice === 'broker') {
+    options.program?.close();
+    return new Broker();
+  }
   try {
-    return new Sockmap({ checks: options.checks });
+    return new Sockmap({ checks: options.checks, loaded: options.program });
   } catch (err) {
     if (choice === 'sockmap' || !isEnvironmentError(err) || err.code === 'BATON_ERR_NOT_BUILT') throw err;
     options.fallback?.(err);

@@ -57,10 +57,11 @@ export class Sockmap extends EventEmitter<SockmapEvents> implements Dataplane {
   private destroyed = false;
 
   /** `checks: false` loads the reference program that routes without checking anything: only
-   *  for measuring what the checks cost (bench), never to serve. */
-  constructor(options: { checks?: boolean } = {}) {
+   *  for measuring what the checks cost (bench), never to serve. `loaded`: a program loaded
+   *  ahead (program.ts), with the same checks. */
+  constructor(options: { checks?: boolean; loaded?: NativeDataplane } = {}) {
     super();
-    this.dp = native((a) => new a.Dataplane(options));
+    this.dp = options.loaded ?? native((a) => new a.Dataplane({ checks: options.checks }));
   }
 
   /** Creates a connection, puts one end under `key` as a sender running function `fn`

@@ -15,6 +15,8 @@ import { buildFunctions, type FunctionBuild } from '../build/functions.ts';
 import { callees, callers, type Deployment, type RouteSpec } from '../chain/index.ts';
 import { Endpoint } from '../dataplane/endpoint.ts';
 import { BROKER_COST, DATAPLANE_CHOICES, openDataplane, type Dataplane, type DataplaneChoice } from '../dataplane/dataplane.ts';
+import { discardProgram, loadProgramAhead, type ProgramAhead } from '../dataplane/program.ts';
+import type { NativeDataplane } from '../native/index.ts';
 import { GATEWAY_FN, GATEWAY_KEY, HOLDER_QUEUED, Kind, nowUs, type Descriptor } from '../descriptor/index.ts';
 import { batonError, type BatonError, type BatonErrorCode } from '../errors.ts';
 import { PoolSet, type RequestMeta } from '../pool/index.ts';
@@ -53,6 +55,9 @@ export interface GatewayOptions {
   kernelChecks?: boolean;
   /** Overrides the chain file's gateway.dataplane (and BATON_DATAPLANE). */
   dataplane?: DataplaneChoice;
+  /** The SK_MSG program, its load started earlier (baton up starts it before loading the
+   *  gateway's code); by default start() starts it first thing. */
+  program?: ProgramAhead;
   /** Where request and hop spans go (tests: an in-memory exporter), instead of
    *  gateway.tracing's OTLP endpoint. */
   traceExporter?: SpanExporter;
@@ -115,14 +120,29 @@ export class Gateway implements Backend {
     const host = options.host ?? g.host;
     const adminPort = options.adminPort ?? g.admin.port;
     const adminHost = options.adminHost ?? g.admin.host;
-    // before anything starts: a busy port says so at once
-    await checkPort(port, host);
-    await checkPort(adminPort, adminHost);
-    checkUidRange(deployment);
-    const build = await buildFunctions(deployment); // and a module that does not build
+    const choice = dataplaneChoice(options.dataplane, g.dataplane);
+    const checks = options.kernelChecks !== false;
+    let ahead = options.program;
+    if (ahead && (choice === 'broker' || ahead.checks !== checks)) {
+      discardProgram(ahead);
+      ahead = undefined;
+    }
+    let build: FunctionBuild;
+    try {
+      // before anything starts: a busy port says so at once
+      await checkPort(port, host);
+      await checkPort(adminPort, adminHost);
+      checkUidRange(deployment);
+      // the kernel verifies the program on another thread while the functions build
+      if (!ahead && choice !== 'broker') ahead = loadProgramAhead(checks);
+      build = await buildFunctions(deployment); // and a module that does not build
+    } catch (err) {
+      discardProgram(ahead);
+      throw err;
+    }
     let gw: Gateway;
     try {
-      gw = new Gateway(deployment, options, build);
+      gw = new Gateway(deployment, { ...options, dataplane: choice }, build, await ahead?.loaded);
     } catch (err) {
       build.remove();
       throw err;
@@ -141,13 +161,15 @@ export class Gateway implements Backend {
         gw.tracing = (await import('./tracing.ts')).Tracing.open(g.tracing, options.traceExporter);
       }
       for (const inst of gw.readyEarly.splice(0)) gw.instanceReady(inst);
+      // the listeners made ready while the instances still boot; they listen once they serve
+      gw.admin = buildAdmin(gw);
+      gw.http = buildHttp(gw);
+      await Promise.all([gw.admin.ready(), gw.http.ready()]);
       await starting;
       gw.scaler.start();
-      gw.admin = buildAdmin(gw);
       gw.adminUrl = await gw.admin.listen({ port: adminPort, host: adminHost }).catch((err: NodeJS.ErrnoException) => {
         throw listenError(err, adminPort, adminHost);
       });
-      gw.http = buildHttp(gw);
       gw.url = await gw.http.listen({ port, host }).catch((err: NodeJS.ErrnoException) => {
         throw listenError(err, port, host);
       });
@@ -161,8 +183,9 @@ export class Gateway implements Backend {
 
   private constructor(
     readonly deployment: Deployment,
-    options: GatewayOptions,
+    options: GatewayOptions & { dataplane: DataplaneChoice },
     private build: FunctionBuild,
+    program: NativeDataplane | undefined,
   ) {
     const g = deployment.gateway;
     this.log = options.logger ?? pino({ level: g.logLevel, name: 'baton' });
@@ -178,8 +201,9 @@ export class Gateway implements Backend {
     this.timing = new TimingStats(deployment.functions.map((f) => f.label));
 
     // the kernel's needs eBPF privilege: the first thing that can fail for it
-    this.dataplane = openDataplane(dataplaneChoice(options.dataplane, g.dataplane), {
+    this.dataplane = openDataplane(options.dataplane, {
       checks: options.kernelChecks,
+      program,
       fallback: (why) => {
         this.dataplaneFallback = why.message;
         this.log.warn(

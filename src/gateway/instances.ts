@@ -336,7 +336,11 @@ export class Instances extends EventEmitter<InstancesEvents> {
     // into its cgroup before any function code runs; the worker waits for 'start'
     try {
       if (child.pid) this.options.cgroups?.place(inst.key, child.pid);
-      child.send({ type: 'start' } satisfies GatewayMessage);
+      // one started to serve at once loads its function as soon as it is warm, without waiting
+      // for a 'serve' (the gateway's event loop may be busy loading its own code meanwhile)
+      child.send({
+        type: 'start', serve: serve ? this.options.build.modules.get(fn.name)! : undefined, collator: this.options.build.collates.has(fn.name),
+      } satisfies GatewayMessage);
     } catch (err) {
       this.kill(inst, `could not be placed in its cgroup: ${(err as Error).message}`, 'BATON_ERR_START_FAILED');
     }

@@ -26,6 +26,8 @@ export interface KeyCounters {
 }
 
 export interface NativeDataplane {
+  /** (deferred only) Loads and attaches the program off the main thread; resolves with itself. */
+  load(): Promise<NativeDataplane>;
   /** Puts the socket `fd`, bound to local `port`, under `key`; the program knows its sender (key
    *  and the function `fn` it runs) by the port. */
   insert(key: number, fd: number, port: number, fn: number): void;
@@ -65,7 +67,9 @@ interface Addon {
    *  On a seqpacket socket: onRead(−length) for a message that is not whole descriptors. */
   RawSocket: new (fd: number, buffer: Buffer, onRead: (bytes: number) => void, onWritable: () => void, onEnd: (errno: number) => void) => NativeRawSocket;
   /** checks: false loads the bench's reference program (bpf/baton.bpf.c), which checks nothing. */
-  Dataplane: new (options?: { checks?: boolean }) => NativeDataplane;
+  /** Loads and attaches the program now; `deferred`: an empty one whose load() does it on a
+   *  thread of libuv's pool. */
+  Dataplane: new (options?: { checks?: boolean; deferred?: boolean }) => NativeDataplane;
   createPool(size: number): { fd: number; buffer: ArrayBuffer };
   mapPool(fd: number, size: number): ArrayBuffer;
   /** [fd in the sockmap, the gateway's peer end, the first one's local port] */

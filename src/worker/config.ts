@@ -33,5 +33,10 @@ export type WorkerMessage =
   | { type: 'output'; stream: 'stdout' | 'stderr'; text: string; reqId?: number };
 
 /** Messages the gateway sends a worker: 'start' once it is in its cgroup, 'serve' to load the
- *  function's bundle (`entry`) and serve. */
-export type GatewayMessage = { type: 'live'; live: number[][] } | { type: 'start' } | { type: 'serve'; entry: string };
+ *  function's bundle (`entry`) and serve. A process started to serve at once gets `serve` with
+ *  'start' and does not wait for the message (a later one is ignored); `collator`: its function
+ *  compares strings by locale (warm ICU's collator up). */
+export type GatewayMessage =
+  | { type: 'live'; live: number[][] }
+  | { type: 'start'; serve?: string; collator?: boolean }
+  | { type: 'serve'; entry: string };

@@ -36,4 +36,17 @@ describe('function build', () => {
     expect((err as Error).message).toMatch(/broken\.ts:\d+:\d+: /);
     expect((err as Error).message).toMatch(/missing\.ts:1:\d+: Could not resolve "no-such-package"/);
   });
+
+  it('knows which functions compare strings by locale (their processes warm ICU up), through their imports too', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-fn-'));
+    writeFileSync(path.join(dir, 'sorting.ts'), "export const byName = (a: string, b: string) => a.localeCompare(b);\n");
+    writeFileSync(path.join(dir, 'names.ts'), "import { defineFunction } from 'baton/sdk';\nimport { byName } from './sorting.ts';\nexport default defineFunction((req) => req.text().split(' ').sort(byName).join(' '));\n");
+    writeFileSync(path.join(dir, 'upper.ts'), "import { defineFunction } from 'baton/sdk';\nexport default defineFunction((req) => req.text().toUpperCase());\n");
+    const build = await buildFunctions({ functions: [fn('names', path.join(dir, 'names.ts')), fn('upper', path.join(dir, 'upper.ts'))] });
+    try {
+      expect([...build.collates]).toEqual(['names']);
+    } finally {
+      build.remove();
+    }
+  });
 });
