@@ -693,7 +693,7 @@ export class Gateway implements Backend {
           .filter((i) => i.state !== 'stopped' || i.gaveUp)
           .map((i) => ({
             key: i.key, pid: i.child?.pid ?? null, state: i.state, restarts: i.restarts, gaveUp: i.gaveUp,
-            coldStartMs: i.coldStartMs === undefined ? null : Math.round(i.coldStartMs),
+            coldStartMs: i.coldStartMs === undefined ? null : Math.round(i.coldStartMs * 10) / 10,
           })),
       })),
     };
