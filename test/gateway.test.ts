@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { blankDescriptor, encode, GATEWAY_KEY, Kind } from '../src/descriptor/index.ts';
+import { blankDescriptor, encode, GATEWAY_KEY, Kind, nowUs } from '../src/descriptor/index.ts';
 import type { Gateway } from '../src/gateway/index.ts';
 import { dataplaneUnavailable } from './helpers/env.ts';
 import { poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
@@ -158,16 +158,24 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
   });
 
   it('does not send a request whose client left in the turn it was dispatched (its slot is free again)', async () => {
-    // the gateway's sends of one event-loop turn go out together at its end: a request closed
-    // before then must not go, or the kernel would refuse the gateway for naming a slot it no
-    // longer holds, and every later request with it
-    const req = gw.requests.create();
-    gw.requests.takeSlot(req, gw.domainOf(0));
-    let answered = false;
-    gw.dispatch(req, 0, 0, Date.now(), { method: 'POST', url: '/bytes' }, false, undefined, () => (answered = true));
-    gw.requests.close(req.id); // the client went away in the same turn
-    await new Promise((r) => setImmediate(r));
-    expect(answered).toBe(false);
+    // the gateway's dispatches after the first of an event-loop turn go out together at its
+    // end: a request closed before then must not go, or the kernel would refuse the gateway for
+    // naming a slot it no longer holds, and every later request with it
+    const open = () => {
+      const req = gw.requests.create();
+      gw.requests.takeSlot(req, gw.domainOf(0));
+      return req;
+    };
+    const [first, second] = [open(), open()];
+    const answered: number[] = [];
+    for (const req of [first, second]) {
+      gw.dispatch(req, 0, 0, nowUs(), { method: 'POST', url: '/bytes' }, false, undefined, () => answered.push(req.id));
+    }
+    gw.requests.close(second.id); // its client went away in the same turn
+    await waitFor('the first to be answered', () => answered.length > 0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(answered).toEqual([first.id]);
+    gw.requests.close(first.id); // as its response being written would
     const res = await post('/bytes', 'still served');
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('still served');

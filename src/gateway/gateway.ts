@@ -96,8 +96,10 @@ export class Gateway implements Backend {
   adminUrl = '';
   private readonly router: Router;
   private readonly endpoint: Endpoint;
-  /** Requests dispatched in this turn of the event loop, not sent yet (see sendOutbox). */
+  /** Requests dispatched in this turn of the event loop after its first, not sent yet, and
+   *  whether one went already (see endTurn). */
   private readonly outbox: Descriptor[] = [];
+  private turnOpen = false;
   private readonly reaper: NodeJS.Timeout;
   /** Deadline-aware shedding's sweep (gateway.admission.shed). */
   private shedder?: NodeJS.Timeout;
@@ -358,20 +360,29 @@ export class Gateway implements Backend {
     const first = this.router.first(chainId);
     req.chainId = chainId;
     this.requests.start(req, this.timeoutMs, (outcome) => done(this.toAnswer(req, chainId, outcome, tArrive, meta, timing, traceparent)));
-    this.outbox.push({
+    const d: Descriptor = {
       key: first.key, kind: Kind.Call, reqId: req.id, gen: req.gen, slot: req.slot, length, chainId,
       hop: first.hop, fnId: first.fnId, status: 0, sender: GATEWAY_KEY, tArrive,
       tSent: nowUs() - tArrive, tBind: 0, tStart: 0, tEnd: 0,
-    });
-    if (this.outbox.length === 1) setImmediate(this.sendOutbox);
+    };
+    if (this.turnOpen) {
+      this.outbox.push(d);
+      return;
+    }
+    // the first of a turn goes at once (a lone request waits for nothing)
+    this.turnOpen = true;
+    setImmediate(this.endTurn);
+    this.endpoint.send(d);
   }
 
-  /** The requests dispatched in one turn of the event loop go out in one write at its end: at
-   *  saturation several arrive per turn, and each write costs a system call, the program's
-   *  run and often a wake-up of the first function. Only those still waiting for their
-   *  answer go: one whose client left meanwhile gave its slot back, and the kernel would
+  /** The requests dispatched later in the same turn of the event loop go out in one write at
+   *  its end: at saturation several arrive per turn, and each write costs a system call, the
+   *  program's run and often a wake-up of the first function. Only those still waiting for
+   *  their answer go: one whose client left meanwhile gave its slot back, and the kernel would
    *  refuse (for good) a sender naming a slot it does not hold. */
-  private readonly sendOutbox = (): void => {
+  private readonly endTurn = (): void => {
+    this.turnOpen = false;
+    if (this.outbox.length === 0) return;
     const ds = this.outbox.filter((d) => this.requests.pending(d.reqId));
     this.outbox.length = 0;
     if (ds.length) this.endpoint.send(...ds);
