@@ -81,15 +81,21 @@ export const chain: Scenario = {
     const floorToo = ctx.wants(FLOOR);
     const steps = chosen.length * ctx.reps * (rates.length + 1) + (floorToo ? 1 : 0);
     let done = 0;
-    for (const s of chosen) {
-      const sys = await s.start();
-      try {
-        const url = sys.url + s.path;
-        if (ctx.mode !== 'smoke') await httpLoad({ url, connections: CONNECTIONS, duration: 1, bodyText: s.body }); // warm-up
-        const byRate = new Map<number, { p50: number[]; p99: number[]; hop: number[]; cpu: number[] }>();
-        const hops = { first: [] as number[], inside: [] as number[], back: [] as number[] };
-        const sat = { p50: [] as number[], p99: [] as number[], rps: [] as number[], gateway: [] as number[], worker: [] as number[], all: [] as number[] };
-        for (let r = 0; r < ctx.reps; r++) {
+    // repetition by repetition, every system in turn, each started afresh: this VM's speed
+    // drifts over minutes, and a system measured only at the start of a run and its baseline
+    // only at the end would carry that drift into their ratio
+    const figures = new Map(chosen.map((s) => [s.name, {
+      byRate: new Map<number, { p50: number[]; p99: number[]; hop: number[]; cpu: number[] }>(),
+      hops: { first: [] as number[], inside: [] as number[], back: [] as number[] },
+      sat: { p50: [] as number[], p99: [] as number[], rps: [] as number[], gateway: [] as number[], worker: [] as number[], all: [] as number[] },
+    }]));
+    for (let r = 0; r < ctx.reps; r++) {
+      for (const s of chosen) {
+        const { byRate, hops, sat } = figures.get(s.name)!;
+        const sys = await s.start();
+        try {
+          const url = sys.url + s.path;
+          if (ctx.mode !== 'smoke') await httpLoad({ url, connections: CONNECTIONS, duration: 1, bodyText: s.body }); // warm-up
           for (const rate of rates) {
             ctx.progress(done++, steps, `${s.name}: ${rate} req/s for ${duration} s (rep ${r + 1}/${ctx.reps})`);
             const before = cpuMs(sys.pids());
@@ -120,29 +126,32 @@ export const chain: Scenario = {
           if (gateway.length) sat.gateway.push(perRequest(cpuMs(gateway) - before.gateway));
           if (s.baton) sat.worker.push(perRequest(cpuMs(workers) - before.workers) / s.functions);
           else if (s.functions > 0) sat.worker.push(perRequest(cpuMs(pids) - before.all) / s.functions);
+        } finally {
+          await sys.stop();
         }
-        for (const [rate, m] of byRate) {
-          const config = { x: rate, xTitle: 'offered load (req/s)', connections: CONNECTIONS, duration, functions: s.functions };
-          ctx.record.metric(s.name, 'p50 latency', m.p50, 'ms', 'lower', config);
-          ctx.record.metric(s.name, 'p99 latency', m.p99, 'ms', 'lower', config);
-          if (m.hop.length) ctx.record.metric(s.name, 'p50 hop inside the chain (Server-Timing)', m.hop, 'µs', 'lower', config);
-          ctx.record.metric(s.name, 'CPU of its processes at this load', m.cpu, '% of a core', 'lower', config);
-        }
-        if (s.baton) {
-          ctx.record.distribution(s.name, `gateway → first function hop at ${rates[0]} req/s`, hops.first, 'µs');
-          ctx.record.distribution(s.name, `function → function hop at ${rates[0]} req/s`, hops.inside, 'µs');
-          ctx.record.distribution(s.name, `last function → gateway hop at ${rates[0]} req/s`, hops.back, 'µs');
-        }
-        const config = { connections: CONNECTIONS, duration, functions: s.functions };
-        ctx.record.metric(s.name, 'saturated throughput', sat.rps, 'req/s', 'higher', config);
-        ctx.record.metric(s.name, 'p50 latency at saturation', sat.p50, 'ms', 'lower', config);
-        ctx.record.metric(s.name, 'p99 latency at saturation', sat.p99, 'ms', 'lower', config);
-        ctx.record.metric(s.name, 'CPU per request, all processes', sat.all, 'µs', 'lower', config);
-        if (sat.gateway.length) ctx.record.metric(s.name, 'gateway CPU per request', sat.gateway, 'µs', 'lower', config);
-        if (sat.worker.length) ctx.record.metric(s.name, 'worker CPU per hop', sat.worker, 'µs', 'lower', config);
-      } finally {
-        await sys.stop();
       }
+    }
+    for (const s of chosen) {
+      const { byRate, hops, sat } = figures.get(s.name)!;
+      for (const [rate, m] of byRate) {
+        const config = { x: rate, xTitle: 'offered load (req/s)', connections: CONNECTIONS, duration, functions: s.functions };
+        ctx.record.metric(s.name, 'p50 latency', m.p50, 'ms', 'lower', config);
+        ctx.record.metric(s.name, 'p99 latency', m.p99, 'ms', 'lower', config);
+        if (m.hop.length) ctx.record.metric(s.name, 'p50 hop inside the chain (Server-Timing)', m.hop, 'µs', 'lower', config);
+        ctx.record.metric(s.name, 'CPU of its processes at this load', m.cpu, '% of a core', 'lower', config);
+      }
+      if (s.baton) {
+        ctx.record.distribution(s.name, `gateway → first function hop at ${rates[0]} req/s`, hops.first, 'µs');
+        ctx.record.distribution(s.name, `function → function hop at ${rates[0]} req/s`, hops.inside, 'µs');
+        ctx.record.distribution(s.name, `last function → gateway hop at ${rates[0]} req/s`, hops.back, 'µs');
+      }
+      const config = { connections: CONNECTIONS, duration, functions: s.functions };
+      ctx.record.metric(s.name, 'saturated throughput', sat.rps, 'req/s', 'higher', config);
+      ctx.record.metric(s.name, 'p50 latency at saturation', sat.p50, 'ms', 'lower', config);
+      ctx.record.metric(s.name, 'p99 latency at saturation', sat.p99, 'ms', 'lower', config);
+      ctx.record.metric(s.name, 'CPU per request, all processes', sat.all, 'µs', 'lower', config);
+      if (sat.gateway.length) ctx.record.metric(s.name, 'gateway CPU per request', sat.gateway, 'µs', 'lower', config);
+      if (sat.worker.length) ctx.record.metric(s.name, 'worker CPU per hop', sat.worker, 'µs', 'lower', config);
     }
     if (!floorToo) return;
     // the floor of a hop's CPU: two C processes ping-ponging descriptors through the same program
