@@ -3,7 +3,7 @@
 // cache for ES modules: compiled from the cache, the gateway's ~3.7 MB of JavaScript load in
 // ~70 ms instead of the ~130 ms the ES module bundle it replaces took (by hand, medians of 3).
 // A cache this Node or its flags cannot use is rejected by V8, and the file is compiled as usual.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,7 @@ function compile(cachedData?: Buffer): { script: vm.Script; run(): Up } {
     filename: BUNDLE,
     cachedData,
     // the few import() calls left in it (OpenTelemetry's exporter loads http this way)
-    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+    importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
   return {
     script,
@@ -32,16 +32,17 @@ function compile(cachedData?: Buffer): { script: vm.Script; run(): Up } {
 }
 
 /** The bundle's exports, from its code cache where V8 takes it (`cached`); undefined where
- *  there is no bundle (a checkout running its sources). */
+ *  there is no bundle (a checkout running its sources), or where this Node cannot let its code
+ *  import() (before 20.12): the ES modules of dist/ serve then. */
 export function loadUpBundle(): { up: Up; cached: boolean } | undefined {
-  if (!import.meta.url.endsWith('.js') || !existsSync(BUNDLE)) return undefined;
+  if (!import.meta.url.endsWith('.js') || !existsSync(BUNDLE) || vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER === undefined) return undefined;
   const { script, run } = compile(existsSync(CACHE) ? readFileSync(CACHE) : undefined);
   return { up: run(), cached: script.cachedDataRejected === false };
 }
 
 // node dist/cli/up-bundle.js cache: writes the code cache (after running the bundle's top level,
 // so what that compiles is in it too)
-if (process.argv[2] === 'cache' && process.argv[1] === fileURLToPath(import.meta.url)) {
+if (process.argv[2] === 'cache' && realpathSync(process.argv[1]!) === fileURLToPath(import.meta.url) && vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER !== undefined) {
   const { script, run } = compile();
   run();
   writeFileSync(CACHE, script.createCachedData());

@@ -359,6 +359,9 @@ export class Gateway implements Backend {
     if (this.stopped) throw batonError('BATON_ERR_SHUTTING_DOWN');
     const first = this.router.first(chainId);
     req.chainId = chainId;
+    // a first function with no instance serving has one started now, not only once the kernel
+    // has passed its descriptor to the dispatcher (the activator's path, a loop turn later)
+    if (this.dispatcher.accepts(first.fnId) && this.dispatcher.serving(first.fnId) === 0) this.scaler.wake(first.fnId);
     this.requests.start(req, this.timeoutMs, (outcome) => done(this.toAnswer(req, chainId, outcome, tArrive, meta, timing, traceparent)));
     const d: Descriptor = {
       key: first.key, kind: Kind.Call, reqId: req.id, gen: req.gen, slot: req.slot, length, chainId,
