@@ -83,8 +83,27 @@ export const coldstart: Scenario = {
   async run(ctx: BenchContext) {
     const reps = ctx.pick({ smoke: 1, quick: 2, full: 10 });
     const fns = ctx.pick({ smoke: ['parse'], quick: ['parse', 'transform', 'render'], full: ['parse', 'transform', 'render'] });
-    const steps = (fns.length * 6 + 2) * reps;
+    const steps = fns.length * 8 * reps;
     let done = 0;
+
+    // the baselines are measured between baton's repetitions, not after them all: this VM's
+    // speed drifts over minutes, and the ratios would carry the drift
+    const httpReady: number[] = [];
+    const httpFirst: number[] = [];
+    const floor: number[] = [];
+    const baselines = async (label: string) => {
+      ctx.progress(done++, steps, `HTTP service: spawn → listening → first reply (${label})`);
+      const t0 = performance.now();
+      const svc = await startService('-', 'echo');
+      httpReady.push(performance.now() - t0);
+      await firstReply(svc.url + '/f', 'a cold start');
+      httpFirst.push(performance.now() - t0);
+      await stop(svc.child);
+      ctx.progress(done++, steps, `node floor: spawn → ready (${label})`);
+      const [ms, child] = await time(() => forkReady(NODE_FLOOR, []));
+      floor.push(ms);
+      await stop(child);
+    };
 
     for (const fn of fns) {
       const ready: number[] = [];
@@ -110,6 +129,7 @@ export const coldstart: Scenario = {
             await sys.stop();
           }
         }
+        await baselines(`${fn}, ${r + 1}/${reps}`);
       }
       ctx.record.metric(`baton instance (${fn})`, 'start → serving', ready, 'ms', 'lower');
       ctx.record.metric(`baton instance, no spare (${fn})`, 'start → serving', cold, 'ms', 'lower');
@@ -130,22 +150,6 @@ export const coldstart: Scenario = {
       }
     }
 
-    const httpReady: number[] = [];
-    const httpFirst: number[] = [];
-    const floor: number[] = [];
-    for (let r = 0; r < reps; r++) {
-      ctx.progress(done++, steps, `HTTP service: spawn → listening → first reply (${r + 1}/${reps})`);
-      const t0 = performance.now();
-      const svc = await startService('-', 'echo');
-      httpReady.push(performance.now() - t0);
-      await firstReply(svc.url + '/f', 'a cold start');
-      httpFirst.push(performance.now() - t0);
-      await stop(svc.child);
-      ctx.progress(done++, steps, `node floor: spawn → ready (${r + 1}/${reps})`);
-      const [ms, child] = await time(() => forkReady(NODE_FLOOR, []));
-      floor.push(ms);
-      await stop(child);
-    }
     ctx.record.metric('HTTP service (fastify)', 'start → serving', httpReady, 'ms', 'lower');
     ctx.record.metric('HTTP service (fastify)', 'start → first reply', httpFirst, 'ms', 'lower');
     ctx.record.metric('node floor (no code)', 'start → serving', floor, 'ms', 'lower');
