@@ -11,6 +11,7 @@ import {
 } from './config.ts';
 import { captureOutput } from './output.ts';
 import { WorkerRuntime } from './runtime.ts';
+import { rehearse } from './rehearsal.ts';
 import { warmUp } from './warmup.ts';
 
 function tell(msg: WorkerMessage): void {
@@ -60,6 +61,10 @@ async function main(): Promise<void> {
   const pool = Pool.attach(WORKER_POOL_FD, cfg.deployment.pool);
   // ICU's collator only for a function that compares strings by locale (~10 ms of a start)
   warmUp({ collator: start.collator === true });
+  // a spare has time to spare: its request path compiled and warm before its first request
+  // (rehearsal.ts, 3–5 ms). A process started to serve at once has a request waiting for it.
+  // One that cannot rehearse (no memfd or socket left, say) serves anyway.
+  if (!start.serve) await rehearse(cfg).catch(() => undefined);
   // warm: everything but the function itself; a spare waits here until an instance is wanted
   tell({ type: 'spare' });
   const entry = start.serve ?? (await nextMessage('serve')).entry;
