@@ -274,4 +274,32 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
     expect(status.scaler.functions.find((f) => f.name === 'triage')!.reason).toMatch(/^kraken: /);
     await poolSettled(g);
   });
+
+  it('tells the workers which instances run only when an early-bound function\'s change: scaling a late-bound one sends no process a message', async () => {
+    const g = await start({
+      functions: {
+        front: { module: 'echo.ts', instances: 1, maxInstances: 3, spares: 0 },
+        back: { module: 'tagged.ts', binding: 'early', instances: 2 },
+      },
+      routes: [{ method: 'POST', path: '/chain', chain: ['front', 'back'] }],
+    });
+    const told: number[][][] = [];
+    const broadcast = g.instances.broadcast.bind(g.instances);
+    g.instances.broadcast = (msg) => {
+      if (msg.type === 'live') told.push(msg.live);
+      broadcast(msg);
+    };
+    await g.scale('front', 3);
+    await g.scale('front', 1);
+    expect(told).toEqual([]); // late-bound: addressed as a whole, the workers need no keys
+    // an early-bound instance dies: the workers must stop picking it, then pick its replacement
+    const victim = g.instances.of(1).find((i) => i.state === 'ready')!;
+    victim.child!.kill('SIGKILL');
+    await waitFor('the instance replaced', () => told.length >= 2 && ready(g, 1) === 2);
+    expect(told[0]![1]).not.toContain(victim.key);
+    expect(told.at(-1)![1]!.length).toBe(2);
+    const answers = await Promise.all([...Array(6)].map(() => post(g, '/chain')));
+    expect(answers.map((r) => r.status)).toEqual(Array(6).fill(200));
+    await poolSettled(g);
+  });
 });
