@@ -43,12 +43,13 @@ export function loadUpBundle(): { up: Up; cached: boolean } | undefined {
 
 // node dist/cli/up-bundle.js cache: writes the code cache, every function of the bundle compiled
 // into it. V8 compiles a function when it is first called, by default: a gateway then compiled
-// its request, scaling and start paths while serving its first requests (scaling from zero
-// spent ~0.5 ms of its first reply on it, by hand). Compiled eagerly, the cache is 4.5 MB
-// instead of 0.8 and takes ~10 ms longer to load, but `baton up` → first reply is ~9% sooner
-// (6 alternations, medians 497 vs 548 ms) for 5 MB more of the gateway's memory (89 vs 84 MiB
-// RSS serving text-pipeline). --lazy is set back before the cache is written: V8 takes a cache
-// only from a process whose flags match its own.
+// its scaling and start paths in the middle of its first scale from zero (arrival → the spare
+// told to serve: 0.67–0.98 ms lazily, 0.33–0.49 eagerly, by hand). Compiled eagerly, the cache
+// is 4.5 MB instead of 0.8 and costs ~10 ms more to load, which the paths it spares make up
+// for: `baton up` → first reply did not change (alternated, medians 389 vs 385 ms for
+// text-pipeline, 254 vs 258 for one function); the gateway's RSS grows 5 MB (89 vs 84 MiB).
+// --lazy is set back before the cache is written: V8 takes a cache only from a process whose
+// flags match its own.
 if (process.argv[2] === 'cache' && realpathSync(process.argv[1]!) === fileURLToPath(import.meta.url) && vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER !== undefined) {
   v8.setFlagsFromString('--no-lazy');
   const { script, run } = compile();
