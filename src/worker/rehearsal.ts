@@ -1,11 +1,12 @@
-// Before an instance says 'ready' (and a spare 'spare'), it sends one made-up request through
-// its own request path: a descriptor written into a socket, read by the addon, decoded and
-// checked, run by a stand-in handler on a scratch slot, the result and (late binding) the Idle
-// notice encoded and written back — the path every request takes, on a socket pair and a pool
-// of its own, so nothing of it reaches the data plane, the gateway or another request. V8
-// compiles a function on its first call and its inline caches learn on the first runs: without
-// this the first real request paid for both (frame → result written ~1.3–2 ms vs ~0.15 ms
-// warm, by hand); the function's own handler is the one part left to its first request.
+// Before a spare says 'spare' it sends one made-up request through its own request path: a
+// descriptor written into a socket, read by the addon, decoded and checked, run by a stand-in
+// handler on a scratch slot, the result and (late binding) the Idle notice encoded and written
+// back — the path every request takes, on a socket pair and a pool of its own, both closed
+// after, so nothing of it reaches the data plane, the gateway or another request (and no
+// function code has been loaded yet). V8 compiles a function on its first call and its inline
+// caches learn on the first runs: without this, an instance's first request paid for both
+// (descriptor in → result out ~1.3–2 ms against ~0.15 ms warm, by hand); the function's own
+// handler is the one part left cold for its first request.
 import { Endpoint } from '../dataplane/endpoint.ts';
 import { blankDescriptor, decode, GATEWAY_KEY, Kind, nowUs } from '../descriptor/index.ts';
 import { native } from '../native/index.ts';
@@ -14,7 +15,7 @@ import type { Handler } from '../sdk/index.ts';
 import type { WorkerConfig } from './config.ts';
 import { WorkerRuntime } from './runtime.ts';
 
-/** A rehearsal that has not finished by then is abandoned (it never should take 1 ms). */
+/** A rehearsal that has not finished by then is abandoned (it takes 3–5 ms in a spare). */
 const GIVE_UP_MS = 1000;
 
 const standIn: Handler = (req, ctx) => ctx.json({ bytes: req.body.length, text: req.text().slice(0, 16) });
