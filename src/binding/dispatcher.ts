@@ -56,6 +56,8 @@ interface Member {
 interface FunctionState {
   spec: FunctionSpec;
   members: Map<number, Member>; // by instance index
+  /** Members not draining, counted again whenever that changes (the gateway asks per request). */
+  serving: number;
 }
 
 export interface DispatcherStats {
@@ -87,7 +89,7 @@ export class Dispatcher {
     private readonly hooks: DispatcherHooks,
     private readonly log: Logger,
   ) {
-    this.fns = functions.map((spec) => ({ spec, members: new Map() }));
+    this.fns = functions.map((spec) => ({ spec, members: new Map(), serving: 0 }));
     for (const f of functions) idle.clear(f.id);
     queues.create(functions.filter((f) => f.binding === 'late').map((f) => [f.id, f.queueDepth]));
   }
@@ -175,9 +177,7 @@ export class Dispatcher {
 
   /** Instances of `fnId` taking work (ready members, not draining). */
   serving(fnId: number): number {
-    let n = 0;
-    for (const m of this.fns[fnId]!.members.values()) if (!m.drained) n++;
-    return n;
+    return this.fns[fnId]!.serving;
   }
 
   /** Requests at `fnId`: bound to its instances (running) or waiting in its queue. */
@@ -189,7 +189,9 @@ export class Dispatcher {
   }
 
   private servingChanged(f: FunctionState): void {
-    const n = this.serving(f.spec.id);
+    let n = 0;
+    for (const m of f.members.values()) if (!m.drained) n++;
+    f.serving = n;
     this.hooks.serving?.(f.spec.id, n);
     // work queued before the last instance left has nobody to take it: say so
     if (n === 0 && this.idle.live(f.spec.id) > 0) this.hooks.waiting?.(f.spec.id, -1);

@@ -12,6 +12,8 @@ import vm from 'node:vm';
 
 const BUNDLE = fileURLToPath(new URL('../up/up.cjs', import.meta.url));
 const CACHE = BUNDLE.replace(/\.cjs$/, '.cache');
+/** Lets the bundle's code import() as an ES module would (Node 20.12 on; undefined before). */
+const MAIN_LOADER = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
 
 type Up = typeof import('./up.ts');
 
@@ -20,7 +22,7 @@ function compile(cachedData?: Buffer): { script: vm.Script; run(): Up } {
     filename: BUNDLE,
     cachedData,
     // the few import() calls left in it (OpenTelemetry's exporter loads http this way)
-    importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+    importModuleDynamically: MAIN_LOADER,
   });
   return {
     script,
@@ -36,7 +38,7 @@ function compile(cachedData?: Buffer): { script: vm.Script; run(): Up } {
  *  there is no bundle (a checkout running its sources), or where this Node cannot let its code
  *  import() (before 20.12): the ES modules of dist/ serve then. */
 export function loadUpBundle(): { up: Up; cached: boolean } | undefined {
-  if (!import.meta.url.endsWith('.js') || !existsSync(BUNDLE) || vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER === undefined) return undefined;
+  if (!import.meta.url.endsWith('.js') || !existsSync(BUNDLE) || MAIN_LOADER === undefined) return undefined;
   const { script, run } = compile(existsSync(CACHE) ? readFileSync(CACHE) : undefined);
   return { up: run(), cached: script.cachedDataRejected === false };
 }
@@ -50,7 +52,7 @@ export function loadUpBundle(): { up: Up; cached: boolean } | undefined {
 // text-pipeline, 254 vs 258 for one function); the gateway's RSS grows 5 MB (89 vs 84 MiB).
 // --lazy is set back before the cache is written: V8 takes a cache only from a process whose
 // flags match its own.
-if (process.argv[2] === 'cache' && realpathSync(process.argv[1]!) === fileURLToPath(import.meta.url) && vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER !== undefined) {
+if (process.argv[2] === 'cache' && realpathSync(process.argv[1]!) === fileURLToPath(import.meta.url) && MAIN_LOADER !== undefined) {
   v8.setFlagsFromString('--no-lazy');
   const { script, run } = compile();
   v8.setFlagsFromString('--lazy');

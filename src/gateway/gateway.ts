@@ -109,8 +109,6 @@ export class Gateway implements Backend {
   private stopped = false;
   /** Instances ready before the metrics existed. */
   private readonly readyEarly: Instance[] = [];
-  /** The early-bound functions' running instances the workers were last told (JSON). */
-  private earlyLive?: string;
   /** "METHOD path" of route i (it runs chain i), as the metrics label it. */
   private readonly routeLabels: string[];
   private readonly alwaysTiming: boolean;
@@ -325,15 +323,12 @@ export class Gateway implements Backend {
       else this.readyEarly.push(inst); // counted once the metrics exist (see start)
     });
     this.instances.on('exit', (inst, reason, code, wasReady, retrying) => this.instanceExited(inst, reason, code, wasReady, retrying));
-    this.instances.on('live', (live) => {
+    this.instances.on('live', (live, fnId) => {
       this.router.setLive(live);
       // workers pick among the running instances of early-bound functions only (a late-bound
       // one is addressed as a whole): a change to late-bound instances tells them nothing, and
       // a message to every process on each scaling step costs the gateway's loop ~0.1–0.4 ms
-      const early = JSON.stringify(live.filter((_, fnId) => deployment.functions[fnId]!.binding === 'early'));
-      if (early === this.earlyLive) return;
-      this.earlyLive = early;
-      this.instances.broadcast({ type: 'live', live });
+      if (deployment.functions[fnId]!.binding === 'early') this.instances.broadcast({ type: 'live', live });
     });
     this.reaper = setInterval(() => this.killHung(), Math.min(250, HUNG_GRACE_MS)).unref();
     if (g.admission.shed) {

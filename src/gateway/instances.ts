@@ -79,8 +79,9 @@ export interface InstancesEvents {
    *  had not started yet, was killed from outside (a signal, not its own exit nor the gateway's
    *  kill) and is started again — what waits for it may wait for that start. */
   exit: [inst: Instance, reason: string, code: BatonErrorCode, wasReady: boolean, retrying: boolean];
-  /** The set of running instances changed (early binding routes over it). */
-  live: [live: number[][]];
+  /** The set of running instances changed, through one of function `fnId`'s (early binding
+   *  routes over it). */
+  live: [live: number[][], fnId: number];
 }
 
 /** Waits until nothing is bound to the instance any more (binding-specific). */
@@ -266,7 +267,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
     inst.wanted = false;
     if (inst.state === 'ready') {
       inst.state = 'draining';
-      this.emit('live', this.live());
+      this.emit('live', this.live(), inst.fnId);
       await drainer(inst);
     }
     await this.stop(inst);
@@ -360,7 +361,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
           inst.coldStartMs = performance.now() - inst.startedAt;
           this.log.debug({ fn: fn.name, key: inst.key, pid: child.pid, ms: inst.coldStartMs }, 'instance ready');
           this.emit('ready', inst);
-          this.emit('live', this.live());
+          this.emit('live', this.live(), inst.fnId);
           const started = inst.started;
           inst.started = undefined;
           started?.resolve();
@@ -401,7 +402,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
         // outside (kill -9, the OOM killer) is worth waiting out
         const retrying = !wasReady && signal !== null && !killed && inst.wanted && !this.stopping && inst.failures + 1 < MAX_FAST_FAILURES;
         this.emit('exit', inst, reason, killed?.code ?? 'BATON_ERR_WORKER_CRASHED', wasReady, retrying);
-        if (wasReady) this.emit('live', this.live());
+        if (wasReady) this.emit('live', this.live(), inst.fnId);
         if (!wasReady) {
           inst.failures++;
           const started = inst.started;
