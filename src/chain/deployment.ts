@@ -114,6 +114,7 @@ export interface ScalerSettings {
   targetUtilization: number;
   ewmaAlpha: number;
   predictWindowMs: number;
+  changeSigmas: number;
   probabilityAlpha: number;
   connectivityWeight: number;
   commonalityWeight: number;

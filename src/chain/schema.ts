@@ -72,6 +72,10 @@ export const chainFileSchema = z.strictObject({
           ewmaAlpha: z.number().positive().max(1).default(0.5),
           /** kraken: the proactive pass's window at least (and at least the measured start). */
           predictWindowMs: z.number().int().min(10).max(600_000).default(1000),
+          /** kraken: a window whose arrivals lie this many standard deviations (Poisson: the
+           *  square root of those predicted) from the prediction restarts the predictor from it
+           *  (0: never). */
+          changeSigmas: z.number().min(0).max(100).default(3),
           probabilityAlpha: z.number().positive().max(1).default(0.05),
           connectivityWeight: z.number().min(0).max(10).default(0.5),
           commonalityWeight: z.number().min(0).max(10).default(0.5),

@@ -7,7 +7,9 @@
 // Proactive pass, once per cold-start window (the instances' measured start → ready, at least
 // `predictWindowMs` and a tick: a window of a few starts' length holds too few arrivals to
 // predict from): the route's arrival rate is predicted by an EWMA of the last windows
-// (`ewmaAlpha`), and each function of the route gets the predicted load times its weight,
+// (`ewmaAlpha`) — restarted from the last window when its arrivals are implausible under the
+// prediction (beyond `changeSigmas` Poisson standard deviations: a burst's start or end, which
+// the EWMA alone would follow over several windows, holding instances the whole way) — and each function of the route gets the predicted load times its weight,
 //   w = min(P · (1 + connectivityWeight · Connectivity + commonalityWeight · Commonality),
 //           weightCap · P),
 // Connectivity = descendants / functions of the route (a function early in the chain carries
@@ -27,7 +29,7 @@ import type { Decision, FunctionLoad, HopRecord, ScalingPolicy } from './policy.
 /** gateway.scaler's kraken settings (see the chain file), and the decision tick: the
  *  shortest proactive window. */
 export type KrakenSettings = Pick<
-  ScalerSettings, 'ewmaAlpha' | 'probabilityAlpha' | 'connectivityWeight' | 'commonalityWeight' | 'weightCap' | 'sloMs' | 'tickMs' | 'predictWindowMs'
+  ScalerSettings, 'ewmaAlpha' | 'changeSigmas' | 'probabilityAlpha' | 'connectivityWeight' | 'commonalityWeight' | 'weightCap' | 'sloMs' | 'tickMs' | 'predictWindowMs'
 >;
 
 /** Invocations per window below which the proactive pass wants no instance of a function. */
@@ -49,6 +51,16 @@ interface Route {
 
 /** An exponentially weighted average that starts at its first value. */
 const ewma = (old: number | undefined, x: number, a: number) => (old === undefined ? x : a * x + (1 - a) * old);
+
+/** The next predicted rate (per second) from `arrivals` in the last `seconds`: the EWMA, or
+ *  that window alone when its count is `sigmas` Poisson deviations away from the prediction. */
+function predict(old: number | undefined, arrivals: number, seconds: number, alpha: number, sigmas: number): number {
+  const rate = arrivals / seconds;
+  if (old === undefined) return rate;
+  const expected = old * seconds;
+  const changed = sigmas > 0 && Math.abs(arrivals - expected) > sigmas * Math.sqrt(Math.max(1, expected));
+  return changed ? rate : ewma(old, rate, alpha);
+}
 
 export class KrakenPolicy implements ScalingPolicy {
   readonly name = 'kraken';
@@ -120,10 +132,10 @@ export class KrakenPolicy implements ScalingPolicy {
   }
 
   private proactivePass(seconds: number): void {
-    const { ewmaAlpha, connectivityWeight, commonalityWeight, weightCap } = this.settings;
+    const { ewmaAlpha, changeSigmas, connectivityWeight, commonalityWeight, weightCap } = this.settings;
     const need = new Map<number, { slots: number; parts: string[] }>();
     for (const r of this.routes) {
-      const rate = (r.rate = ewma(r.rate, r.arrivals / seconds, ewmaAlpha));
+      const rate = (r.rate = predict(r.rate, r.arrivals, seconds, ewmaAlpha, changeSigmas));
       r.arrivals = 0;
       for (const f of r.fns) {
         const p = r.p.get(f)!;

@@ -1,6 +1,7 @@
 // The scaler: samples each function's load, asks the policy what it needs, and applies that
 // within the function's bounds, plus its warm reserve (`warm` idle instances above the need),
-// releasing instances only once the need has stayed lower for `idleAfterMs` (to zero too).
+// releasing an instance only once no decision has needed it for `idleAfterMs` (to zero too):
+// the count goes down to the most needed within the last `idleAfterMs`.
 // A request that finds a function with no instance (scaled to zero, or never started) wakes
 // it at once, whatever the policy: the request waits in the function's queue while one starts
 // (Knative's activator). Growth stays within the node budget (node.memory): with no room, idle
@@ -52,9 +53,11 @@ interface State {
   busy: boolean;
   /** A wake-up or a decision arrived while busy: look again when done. */
   again: boolean;
-  /** Since when the need has been below what runs, and the most it asked for since. */
-  lowSince?: number;
-  lowMax: number;
+  /** The needs of the last idleAfterMs that no later one matches or exceeds (so the first is
+   *  the window's most, and each one's time is the last it was needed), and since when the
+   *  window is whole (a start or growth restarts it: what was just started is needed). */
+  needs: { at: number; want: number }[];
+  needsSince: number;
   /** When it last had requests in flight (the budget releases the least recently busy). */
   lastBusy: number;
   /** What it wants but the node budget has no room for yet: asked again after a release. */
@@ -80,7 +83,7 @@ export class Scaler {
   ) {
     for (const spec of functions) {
       this.fns.set(spec.id, {
-        spec, busy: false, again: false, lowMax: 0, lastBusy: -Infinity,
+        spec, busy: false, again: false, needs: [], needsSince: this.now(), lastBusy: -Infinity,
         shown: { name: spec.label, want: spec.instances, reason: 'configured', changedAt: null, releaseAt: null },
       });
     }
@@ -161,26 +164,25 @@ export class Scaler {
     const { minInstances, maxInstances, warm, idleAfterMs } = s.spec;
     const want = Math.min(maxInstances, Math.max(minInstances, d.want + warm));
     const reason = warm ? `${d.reason}; needs ${d.want} + ${warm} warm` : `${d.reason}; needs ${d.want}`;
+    const needs = s.needs;
+    while (needs.length > 0 && needs[needs.length - 1]!.want <= want) needs.pop();
+    needs.push({ at: now, want });
+    while (needs[0]!.at < now - idleAfterMs) needs.shift();
     if (want >= running) {
-      s.lowSince = undefined;
       s.shown.releaseAt = null;
       if (want > running) this.change(s, want, reason);
       else s.shown.reason = reason;
       return;
     }
-    // fewer would do: only once that has held for idleAfterMs, and then the most asked since
-    if (s.lowSince === undefined) {
-      s.lowSince = now;
-      s.lowMax = want;
-    }
-    s.lowMax = Math.max(s.lowMax, want);
-    s.shown.releaseAt = s.lowSince + idleAfterMs;
-    s.shown.reason = `${reason}; releasing to ${s.lowMax} at +${Math.max(0, Math.round(s.lowSince + idleAfterMs - now))} ms unless the load comes back`;
-    if (now - s.lowSince >= idleAfterMs) {
-      const to = s.lowMax;
-      s.lowSince = undefined;
+    // fewer would do: an instance goes once idleAfterMs has passed since it was last needed
+    const below = needs.findIndex((n) => n.want < running); // the current need at least
+    const releaseAt = Math.max(s.needsSince, below > 0 ? needs[below - 1]!.at : -Infinity) + idleAfterMs;
+    const to = needs[below]!.want; // the most needed since running was last needed
+    s.shown.releaseAt = releaseAt;
+    s.shown.reason = `${reason}; releasing to ${to} at +${Math.max(0, Math.round(releaseAt - now))} ms unless the load comes back`;
+    if (now >= releaseAt) {
       s.shown.releaseAt = null;
-      this.change(s, to, `${reason}; lower for ${idleAfterMs} ms`);
+      this.change(s, to, `${reason}; ${running - to} not needed for ${idleAfterMs} ms`);
     }
   }
 
@@ -208,8 +210,11 @@ export class Scaler {
       s.shown.reason = reason;
       return;
     }
-    if (to > from) this.decisions.up++;
-    else this.decisions.down++;
+    if (to > from) {
+      this.decisions.up++;
+      s.needs = [{ at: this.now(), want: to }]; // what starts now is needed: its hold-down starts with it
+      s.needsSince = this.now();
+    } else this.decisions.down++;
     s.busy = true;
     Object.assign(s.shown, { want: to, reason, changedAt: this.now() });
     this.log.debug({ fn: s.spec.label, from, to, policy: this.policy.name }, `scaling: ${reason}`);

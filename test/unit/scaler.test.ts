@@ -102,10 +102,29 @@ describe('kraken policy', () => {
     expect(d[1]!.want).toBe(15);
     expect(d[3]!.want).toBe(32); // d: w = 1 + 0 + 0.5 = 1.5 → 31.5 → 32
     expect(d[0]!.reason).toMatch(/^kraken: 2000\.0 req\/s × w 1\.88 \(P 1\.00\), stage 105\.0 ms, batch 10/);
-    // the next window sees half the load: the EWMA predicts between
-    requests(p, 1000, 0.5, 2000);
+    // the next window sees 1940 (within 3 Poisson deviations, √2000 ≈ 45): the EWMA predicts between
+    requests(p, 1940, 0.5, 2000);
     p.decide(2000, loads());
-    expect(p.predictedRate(0)).toBe(1500);
+    expect(p.predictedRate(0)).toBe(1970);
+  });
+
+  it('restarts the prediction from a window whose arrivals are implausible under it (a burst\'s start or end)', () => {
+    const rates = (sigmas: number) => {
+      const p = new KrakenPolicy(chains, () => 315, scalerSettings('kraken', { tickMs: 1000, changeSigmas: sigmas }));
+      p.decide(0, loads());
+      const seen: number[] = [];
+      let t = 0;
+      for (const n of [60, 66, 0, 0, 60]) {
+        requests(p, n, 0.5, t * 100);
+        p.decide(++t * 1000, loads());
+        seen.push(p.predictedRate(0));
+      }
+      return seen;
+    };
+    // 66 after 60: within 3 × √60 ≈ 23, the EWMA; then 0 (63 predicted) and back to 60 from 0
+    expect(rates(3)).toEqual([60, 63, 0, 0, 60]);
+    // without it, the EWMA halves its way down and back up
+    expect(rates(0)).toEqual([60, 63, 31.5, 15.75, 37.875]);
   });
 
   it('predicts once per window of at least predictWindowMs, however often it decides', () => {
@@ -219,13 +238,36 @@ describe('scaler', () => {
     await run(20, 1); // fewer would do, for 20 s: nothing released yet
     expect(state.instances).toBe(3);
     expect(scaler.status().functions[0]!.releaseAt).not.toBeNull();
-    await run(5, 0);
-    await run(6, 0); // 30 s after the need fell: to the most it asked for since (1)
+    await run(9, 0);
+    expect(state.instances).toBe(3);
+    await run(1, 0); // 30 s after three were last needed (t = 10): to the most needed since (1)
     expect(state.asked).toEqual([1, 3, 1]);
-    await run(29, 0);
+    await run(19, 0);
     expect(state.instances).toBe(1);
-    await run(2, 0);
+    await run(1, 0); // 30 s after one was last needed (t = 30), not 30 s after the first release
     expect(state.instances).toBe(0);
+  });
+
+  it('steps down as the needs age out of the last idleAfterMs', async () => {
+    const { state, run, scaler } = rig({ idleAfterMs: 10_000, instances: 4, maxInstances: 8 });
+    await run(5, 4); // t = 1..5
+    await run(3, 2); // t = 6..8
+    await run(3, 1); // t = 9..11
+    await run(3, 0); // t = 12..14: four last needed at 5 → release at 15
+    expect(state.instances).toBe(4);
+    await run(1, 0);
+    expect(state.asked).toEqual([2]);
+    await run(2, 0); // t = 16..17
+    expect(state.asked).toEqual([2]);
+    await run(1, 0); // t = 18: two last needed at 8
+    await run(3, 0); // t = 21: one last needed at 11
+    expect(state.asked).toEqual([2, 1, 0]);
+    scaler.wake(0); // t = 21: started for a request though no decision needs it
+    await Promise.resolve();
+    await run(9, 0); // its hold-down starts with it: not released at once
+    expect(state.instances).toBe(1);
+    await run(1, 0);
+    expect(state.asked).toEqual([2, 1, 0, 1, 0]);
   });
 
   it('a load that comes back during the hold-down cancels the release', async () => {
