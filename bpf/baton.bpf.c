@@ -225,20 +225,24 @@ static __noinline int pop_one(void *q, struct baton_idle *idle, struct baton_raw
 }
 
 /* Takes the oldest live descriptor of the highest class waiting for function `fn`, for `to`;
- * every starve_every-th taking looks at the lowest class first, so it is never starved. */
+ * every starve_every-th taking looks at the lowest class first, so it is never starved. Only
+ * takings count: an Idle notice that finds nothing waiting (an instance coming up) does not
+ * move the turn. */
 static __noinline int pop_for(__u32 fn, struct baton_idle *idle, struct baton_raw_desc *v, __u32 to)
 {
 	__u32 zero = 0;
 	struct baton_config *cfg = bpf_map_lookup_elem(&baton_config, &zero);
-	__u64 n = __sync_fetch_and_add(&idle->pops, 1);
+	__u64 n = *(volatile __u64 *)&idle->pops;
 	__u32 every = cfg ? cfg->starve_every : 0;
 	int lowest_first = every && n % every == every - 1;
 	for (__u32 k = 0; k < BATON_CLASSES; k++) {
 		__u32 cls = lowest_first ? (k == 0 ? BATON_CLASSES - 1 : k - 1) : k;
 		__u32 qi = fn * BATON_CLASSES + cls;
 		void *q = bpf_map_lookup_elem(&baton_queues, &qi);
-		if (q && pop_one(q, idle, v, to, cfg))
+		if (q && pop_one(q, idle, v, to, cfg)) {
+			__sync_fetch_and_add(&idle->pops, 1);
 			return 1;
+		}
 	}
 	return 0;
 }

@@ -64,6 +64,28 @@ describe.skipIf(dataplaneUnavailable)('instance lifecycle', () => {
     await poolSettled(g);
   });
 
+  it('every request that waited for a start from zero says so, whoever queued its hop; the instance takes them itself once ready', async () => {
+    const g = await start({
+      functions: {
+        first: { module: 'echo.ts' },
+        work: { module: 'slow-import.ts', instances: 0, minInstances: 0, maxInstances: 1, spares: 0, env: { IMPORT_MS: '300' } },
+      },
+      routes: [{ method: 'POST', path: '/chain', chain: ['first', 'work'] }],
+    });
+    const work = g.deployment.functions.find((f) => f.name === 'work')!.id;
+    const burst = Promise.all([...Array(4)].map(() => post(g, '/chain', { 'x-baton-timing': '1' })));
+    // the first hop passed to the dispatcher (nothing was coming), the others queued by the
+    // kernel once an instance was starting
+    await waitFor('4 waiting', () => g.dispatcher.queued(work) === 4);
+    const res = await burst;
+    expect(res.map((r) => r.status)).toEqual(Array(4).fill(200));
+    expect(res.map((r) => /cold-work;desc=/.test(r.headers.get('server-timing') ?? ''))).toEqual(Array(4).fill(true));
+    // bound by the kernel at the instance's own Idle notices, not handed over by the gateway
+    expect(g.dispatcher.stats.handedFromQueue).toBe(0);
+    expect(g.scaler.decisions.fromZero).toBe(1);
+    await poolSettled(g);
+  });
+
   it('a function that cannot start answers its waiting requests 503 with the reason, and frees their slots', async () => {
     const g = await startOne('broken', { module: 'broken-at-import.ts', instances: 0, minInstances: 0, maxInstances: 1, spares: 0 });
     const answers = await Promise.all([...Array(3)].map(() => post(g, '/broken')));

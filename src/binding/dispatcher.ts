@@ -49,6 +49,8 @@ export interface DispatcherHooks {
 interface Member {
   /** While draining: tokens still bound (descriptors not reported finished). */
   busy: number;
+  /** Enlisted and not ready yet: its tokens stay busy (nothing bound) until its own Idle notices. */
+  starting?: boolean;
   /** Draining: finishes what it has, gets nothing new; resolves when busy reaches 0. */
   drained?: () => void;
 }
@@ -58,6 +60,8 @@ interface FunctionState {
   members: Map<number, Member>; // by instance index
   /** Members not draining, counted again whenever that changes (the gateway asks per request). */
   serving: number;
+  /** Of those, the ones not starting. */
+  ready: number;
 }
 
 export interface DispatcherStats {
@@ -89,12 +93,42 @@ export class Dispatcher {
     private readonly hooks: DispatcherHooks,
     private readonly log: Logger,
   ) {
-    this.fns = functions.map((spec) => ({ spec, members: new Map(), serving: 0 }));
+    this.fns = functions.map((spec) => ({ spec, members: new Map(), serving: 0, ready: 0 }));
     for (const f of functions) idle.clear(f.id);
     queues.create(functions.filter((f) => f.binding === 'late').map((f) => [f.id, f.queueDepth]));
   }
 
-  /** An instance is ready: it takes waiting work first, then its remaining tokens go idle. */
+  /** An instance is starting: a member with every token busy, so nothing is bound to it until
+   *  it is ready and sends one Idle notice per token — each then takes the oldest waiting
+   *  descriptor of the highest class, in the kernel, as after every descriptor it finishes. What
+   *  waits is bound the moment the instance can run it, without a trip through the gateway and
+   *  without waking it again; and a start that fails held nothing. */
+  enlist(fnId: number, index: number): void {
+    const f = this.fns[fnId]!;
+    this.idle.revoke(fnId, index, f.spec.concurrency);
+    f.members.set(index, { busy: 0, starting: true });
+    this.servingChanged(f);
+    this.idle.setMember(fnId, index, f.spec.concurrency, true);
+  }
+
+  /** An enlisted instance said it is ready (after its Idle notices). Returns whether it is the
+   *  function's first one ready (the others starting, or none). */
+  started(fnId: number, index: number): boolean {
+    const f = this.fns[fnId]!;
+    const m = f.members.get(index);
+    if (!m?.starting) return false;
+    m.starting = false;
+    if (m.drained) return false;
+    return ++f.ready === 1;
+  }
+
+  /** Instances of `fnId` ready to take work (not starting, not draining). */
+  ready(fnId: number): number {
+    return this.fns[fnId]!.ready;
+  }
+
+  /** An instance is ready and given its tokens here: it takes waiting work first, then its
+   *  remaining tokens go idle. (The gateway enlists its instances instead; see enlist.) */
   activate(fnId: number, index: number): void {
     const f = this.fns[fnId]!;
     f.members.set(index, { busy: 0 });
@@ -184,13 +218,19 @@ export class Dispatcher {
   inFlight(fnId: number): number {
     const f = this.fns[fnId]!;
     let bound = 0;
-    for (const m of f.members.values()) bound += m.drained ? m.busy : f.spec.concurrency;
+    for (const m of f.members.values()) bound += m.drained ? m.busy : m.starting ? 0 : f.spec.concurrency;
     return Math.max(0, bound - this.idle.count(fnId)) + this.idle.live(fnId);
   }
 
   private servingChanged(f: FunctionState): void {
     let n = 0;
-    for (const m of f.members.values()) if (!m.drained) n++;
+    let ready = 0;
+    for (const m of f.members.values()) {
+      if (m.drained) continue;
+      n++;
+      if (!m.starting) ready++;
+    }
+    f.ready = ready;
     f.serving = n;
     this.hooks.serving?.(f.spec.id, n);
     // work queued before the last instance left has nobody to take it: say so

@@ -171,7 +171,7 @@ export class Broker extends EventEmitter<SockmapEvents> implements Dataplane {
   pop(fnId: number): Descriptor | undefined {
     for (const cls of this.order(fnId, this.gatewayPops)) {
       const v = this.queues[fnId * CLASS_QUEUES + cls]?.shift();
-      if (v) return decode(v);
+      if (v) return this.took(fnId, this.gatewayPops), decode(v);
     }
     return undefined;
   }
@@ -290,8 +290,13 @@ export class Broker extends EventEmitter<SockmapEvents> implements Dataplane {
   /** The order of classes the next taking from `fnId`'s queues looks in: highest first, but
    *  every starveEvery-th taking looks at the lowest class first, so it is never starved. */
   private order(fnId: number, pops = this.pops): readonly number[] {
-    const n = (pops[fnId] = (pops[fnId] ?? 0) + 1);
+    const n = (pops[fnId] ?? 0) + 1;
     return this.starveEvery > 0 && n % this.starveEvery === 0 ? LOWEST_FIRST : HIGHEST_FIRST;
+  }
+
+  /** Only takings count (as in the program): a look that found nothing does not move the turn. */
+  private took(fnId: number, pops = this.pops): void {
+    pops[fnId] = (pops[fnId] ?? 0) + 1;
   }
 
   /** The oldest live descriptor waiting for `fn` in class order, its slot claimed for `to`
@@ -306,6 +311,7 @@ export class Broker extends EventEmitter<SockmapEvents> implements Dataplane {
         const gen = BigInt(v.readUInt32LE(F.gen));
         if (slot < this.slots && this.genHolder[slot * 2 + 1] === (gen | (BigInt(HOLDER_QUEUED) << 32n))) {
           this.genHolder[slot * 2 + 1] = gen | (BigInt(to) << 32n);
+          this.took(fn);
           return v;
         }
         this.idle.addStale(fn);

@@ -157,11 +157,14 @@ export class Sockmap extends EventEmitter<SockmapEvents> implements Dataplane {
   /** The oldest descriptor of the highest class waiting for `fnId`, as the program takes them
    *  (every starveEvery-th taking looks at the lowest class first). */
   pop(fnId: number): Descriptor | undefined {
-    const n = (this.pops[fnId] = (this.pops[fnId] ?? 0) + 1);
+    const n = (this.pops[fnId] ?? 0) + 1;
     const lowestFirst = this.starveEvery > 0 && n % this.starveEvery === 0;
     for (let k = 0; k < CLASS_QUEUES; k++) {
       const cls = lowestFirst ? (k === 0 ? CLASS_QUEUES - 1 : k - 1) : k;
-      if (native(() => this.dp.queuePop(fnId, cls, this.scratch))) return decode(this.scratch);
+      if (native(() => this.dp.queuePop(fnId, cls, this.scratch))) {
+        this.pops[fnId] = n; // only takings count, as in the program
+        return decode(this.scratch);
+      }
     }
     return undefined;
   }

@@ -259,7 +259,7 @@ export class Gateway implements Backend {
         },
         waiting: (fnId, reqId) => {
           const req = reqId >= 0 ? this.requests.get(reqId) : undefined;
-          if (req && !req.coldFor?.includes(fnId)) (req.coldFor ??= []).push(fnId);
+          if (req) markCold(req, fnId);
           this.scaler.wake(fnId);
           if (req && this.scaler.waitingForRoom(fnId)) req.noRoomFor = fnId;
         },
@@ -317,8 +317,11 @@ export class Gateway implements Backend {
 
     this.dataplane.on('refused', (key) => this.refuse(key, `refused by the ${this.dataplane.kind === 'broker' ? 'broker' : 'kernel'}: it ${this.dataplane.refusal(key)}`));
     this.dataplane.on('lost', (key) => this.socketLost(key));
+    this.instances.on('starting', (inst) => {
+      if (this.isLate(inst)) this.dispatcher.enlist(inst.fnId, inst.index);
+    });
     this.instances.on('ready', (inst) => {
-      if (this.isLate(inst)) this.dispatcher.activate(inst.fnId, inst.index);
+      if (this.isLate(inst) && this.dispatcher.started(inst.fnId, inst.index)) this.coldWaiters(inst);
       if (this.metrics) this.instanceReady(inst);
       else this.readyEarly.push(inst); // counted once the metrics exist (see start)
     });
@@ -364,7 +367,10 @@ export class Gateway implements Backend {
     req.chainId = chainId;
     // a first function with no instance serving has one started now, not only once the kernel
     // has passed its descriptor to the dispatcher (the activator's path, a loop turn later)
-    if (this.dispatcher.accepts(first.fnId) && this.dispatcher.serving(first.fnId) === 0) this.scaler.wake(first.fnId);
+    if (this.dispatcher.accepts(first.fnId) && this.dispatcher.ready(first.fnId) === 0) {
+      markCold(req, first.fnId);
+      if (this.dispatcher.serving(first.fnId) === 0) this.scaler.wake(first.fnId);
+    }
     this.requests.start(req, this.timeoutMs, (outcome) => done(this.toAnswer(req, chainId, outcome, tArrive, meta, timing, traceparent)));
     const d: Descriptor = {
       key: first.key, kind: Kind.Call, reqId: req.id, gen: req.gen, slot: req.slot, length, chainId,
@@ -490,6 +496,16 @@ export class Gateway implements Backend {
       if (holder !== GATEWAY_KEY) holders.add(holder);
     }
     for (const key of holders) this.endpoint.send(requestOverNotice(key, req.id));
+  }
+
+  /** The first instance of a late function is ready: the requests that waited for it — queued
+   *  for it by the kernel while it started (a hop in the middle of a chain does not pass the
+   *  gateway), or bound to it already by its first Idle notice — waited on a cold start. */
+  private coldWaiters(inst: Instance): void {
+    for (const req of this.requests.pendingRequests()) {
+      const holder = req.slot >= 0 ? this.slots.holder(req.slot) : GATEWAY_KEY;
+      if (holder === inst.key || (holder === HOLDER_QUEUED && this.slots.queuedAt(req.slot) === inst.fnId)) markCold(req, inst.fnId);
+    }
   }
 
   private instanceReady(inst: Instance): void {
@@ -757,4 +773,9 @@ export function dataplaneChoice(option: DataplaneChoice | undefined, chainFile: 
     return env as DataplaneChoice;
   }
   return chainFile;
+}
+
+/** Request `req` waited for an instance of `fnId` to start (Server-Timing says so). */
+function markCold(req: Request, fnId: number): void {
+  if (!req.coldFor?.includes(fnId)) (req.coldFor ??= []).push(fnId);
 }

@@ -53,8 +53,8 @@ export interface Instance {
   killedFor?: { why: string; code: BatonErrorCode };
   /** Whether the process should go on to serve once warm (false: it stays a spare). */
   serveWhenWarm?: boolean;
-  /** Settles the start in progress (ready, or the process is gone). */
-  started?: { resolve(): void; reject(err: Error): void };
+  /** The start in progress, settled when ready or when the process is gone. */
+  started?: { promise: Promise<void>; resolve(): void; reject(err: Error): void };
   /** A spare being stopped to make room for another function's instance. */
   yielding?: boolean;
 }
@@ -74,6 +74,9 @@ export interface InstancesOptions {
 }
 
 export interface InstancesEvents {
+  /** An instance's start was asked for (from a spare, a warming process or a new one), before
+   *  its process is told to serve: late binding enlists it here. */
+  starting: [inst: Instance];
   ready: [inst: Instance];
   /** An instance's process is gone: requests it held are answered with `code`. `retrying`: it
    *  had not started yet, was killed from outside (a signal, not its own exit nor the gateway's
@@ -265,6 +268,8 @@ export class Instances extends EventEmitter<InstancesEvents> {
   /** Drains an instance (nothing new, finish what it holds), then stops it. */
   async retire(inst: Instance, drainer: Drainer): Promise<void> {
     inst.wanted = false;
+    // one starting may take work the moment it is ready: let it, then drain it like the others
+    if (inst.state === 'starting' || (inst.state === 'warming' && inst.serveWhenWarm)) await inst.started?.promise.catch(() => {});
     if (inst.state === 'ready') {
       inst.state = 'draining';
       this.emit('live', this.live(), inst.fnId);
@@ -275,11 +280,12 @@ export class Instances extends EventEmitter<InstancesEvents> {
 
   /** Starts one instance (from its spare process if it has one); resolves when it is ready. */
   private start(inst: Instance): Promise<void> {
-    const ready = new Promise<void>((resolve, reject) => {
-      inst.started = { resolve, reject };
-    });
+    let settle!: { resolve(): void; reject(err: Error): void };
+    const ready = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    inst.started = { promise: ready, ...settle };
     inst.wanted = true;
     inst.startedAt = performance.now();
+    this.emit('starting', inst);
     if (inst.state === 'spare') this.serve(inst);
     else if (inst.state === 'warming') inst.serveWhenWarm = true;
     else this.spawn(inst, true).catch(() => {}); // its failure settles `ready`

@@ -92,6 +92,8 @@ async function main(): Promise<void> {
   const error = (message: string, reqId?: number) => tell({ type: 'log', level: 'error', message, reqId });
   runtime = new WorkerRuntime({ ...cfg, live }, pool, endpoint, mod.default.handler, { warn, error });
   process.on('disconnect', leave);
+  // work first: what waits is bound to this socket now, and read in this process's next turn
+  runtime.open();
   tell({ type: 'ready' });
 }
 

@@ -232,6 +232,13 @@ export class WorkerRuntime {
     return fnId !== undefined && this.cfg.deployment.functions[fnId]!.calls.includes(this.cfg.fnId) ? fnId : undefined;
   }
 
+  /** This instance is ready: one Idle notice per token (late binding: the gateway enlisted it
+   *  with every token busy). The kernel answers each with the oldest waiting descriptor of the
+   *  highest class, into this socket at once, or makes the token idle. */
+  open(): void {
+    for (let t = 0; t < this.concurrency; t++) this.notifyIdle();
+  }
+
   /** Tells the kernel this instance can take one more descriptor. */
   private notifyIdle(): void {
     if (this.late) this.endpoint.sendEncoded(this.idleBytes);
