@@ -95,6 +95,8 @@ export class Instances extends EventEmitter<InstancesEvents> {
   private stopping = false;
   /** Set once the first instances are up (see startAll). */
   private sparesWanted = false;
+  /** Spares to warm again after a start took one, by function (see refillSpares). */
+  private readonly refills = new Map<number, NodeJS.Timeout>();
 
   constructor(
     private readonly deployment: Deployment,
@@ -209,7 +211,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
     if (count > running.length) {
       await this.yieldSpares(fnId, count - running.length);
       await Promise.all(this.unused(fnId).slice(0, count - running.length).map((inst) => this.start(inst)));
-      this.keepSpares(fnId);
+      this.refillSpares(fnId);
     } else {
       await Promise.all(running.slice(count).reverse().map((inst) => this.retire(inst, drainer)));
       // what was released may let spares that gave way come back
@@ -221,6 +223,17 @@ export class Instances extends EventEmitter<InstancesEvents> {
   private unused(fnId: number): Instance[] {
     const free = this.of(fnId).filter((i) => !i.wanted && !i.gaveUp && (i.state === 'stopped' || i.state === 'spare' || i.state === 'warming'));
     return [...free.filter((i) => i.state === 'spare'), ...free.filter((i) => i.state === 'warming'), ...free.filter((i) => i.state === 'stopped')];
+  }
+
+  /** keepSpares once the start that took a spare has served its first requests: spawning
+   *  blocks this event loop ~1–3 ms (fork and exec) and a booting Node takes a CPU for ~100 ms,
+   *  which the requests that waited for the start should not have to share. */
+  private refillSpares(fnId: number): void {
+    if (this.refills.has(fnId)) return;
+    this.refills.set(fnId, setTimeout(() => {
+      this.refills.delete(fnId);
+      this.keepSpares(fnId);
+    }, SPARES_AFTER_MS).unref());
   }
 
   /** Warms processes on unused keys until the function has its `spares`. */
@@ -371,7 +384,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
           const started = inst.started;
           inst.started = undefined;
           started?.resolve();
-          this.keepSpares(inst.fnId); // it may have been one
+          this.refillSpares(inst.fnId); // it may have been one
         } else if (msg.type === 'fatal' && (inst.state === 'warming' || inst.state === 'starting')) {
           inst.lastError = String(msg.message).slice(0, 8192);
         } else if (msg.type === 'log' && (msg.level === 'warn' || msg.level === 'error')) {
