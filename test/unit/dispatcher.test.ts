@@ -126,6 +126,43 @@ describe('dispatcher', () => {
     expect(tokens.count(0)).toBe(1);
   });
 
+  it('an enlisted instance takes nothing while it starts; its own Idle notices take what waits, in the kernel', () => {
+    const { dispatcher, tokens, queue, sent, spec, call, holder, kernel } = setup({ concurrency: 2 });
+    dispatcher.enlist(0, 0);
+    expect(dispatcher.serving(0)).toBe(1); // an instance is coming: the kernel queues for it
+    expect(dispatcher.ready(0)).toBe(0);
+    const [a, b] = [call(), call()];
+    expect(kernel.bind(a)).toBe('queued'); // no token of it is idle while it loads
+    expect(kernel.bind(b)).toBe('queued');
+    expect(dispatcher.inFlight(0)).toBe(2); // what waits, and nothing counted as running on it
+    // ready: one notice per token, each answered with the oldest waiting descriptor
+    expect(kernel.idle(0)).toMatchObject({ reqId: a.reqId });
+    expect(kernel.idle(0)).toMatchObject({ reqId: b.reqId });
+    expect(holder(a.slot)).toBe(spec.keys[0]);
+    expect(dispatcher.started(0, 0)).toBe(true); // the function's first ready instance
+    expect(dispatcher.ready(0)).toBe(1);
+    expect(sent).toHaveLength(0); // the gateway handed nothing over
+    expect(queue).toHaveLength(0);
+    expect(tokens.count(0)).toBe(0);
+    // a second one joining does not count as the first
+    dispatcher.enlist(0, 1);
+    expect(kernel.idle(1)).toBe('token');
+    expect(kernel.idle(1)).toBe('token');
+    expect(dispatcher.started(0, 1)).toBe(false);
+    expect(tokens.count(0)).toBe(2);
+  });
+
+  it('an enlisted instance that dies before it is ready held nothing: what waits stays queued', () => {
+    const { dispatcher, queue, call, holder, kernel } = setup();
+    dispatcher.enlist(0, 0);
+    const a = call();
+    expect(kernel.bind(a)).toBe('queued');
+    dispatcher.deactivate(0, 0);
+    expect(dispatcher.serving(0)).toBe(0);
+    expect(queue.map((d) => d.reqId)).toEqual([a.reqId]);
+    expect(holder(a.slot)).toBe(HOLDER_QUEUED);
+  });
+
   it('binds a descriptor the kernel could not place, or queues it; a full queue answers 503', () => {
     const { dispatcher, failed, queue, sent, spec, call } = setup({ queueDepth: 1 });
     dispatcher.activate(0, 0);
