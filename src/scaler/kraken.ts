@@ -9,7 +9,8 @@
 // predict from): the route's arrival rate is predicted by an EWMA of the last windows
 // (`ewmaAlpha`) — restarted from the last window when its arrivals are implausible under the
 // prediction (beyond `changeSigmas` Poisson standard deviations: a burst's start or end, which
-// the EWMA alone would follow over several windows, holding instances the whole way) — and each function of the route gets the predicted load times its weight,
+// the EWMA alone would follow over several windows, holding instances the whole way) — and
+// each function of the route gets the predicted load times its weight,
 //   w = min(P · (1 + connectivityWeight · Connectivity + commonalityWeight · Commonality),
 //           weightCap · P),
 // Connectivity = descendants / functions of the route (a function early in the chain carries
