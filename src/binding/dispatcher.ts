@@ -118,8 +118,8 @@ export class Dispatcher {
     const m = f.members.get(index);
     if (!m?.starting) return false;
     m.starting = false;
-    if (m.drained) return false;
-    return ++f.ready === 1;
+    this.count(f);
+    return !m.drained && f.ready === 1;
   }
 
   /** Instances of `fnId` ready to take work (not starting, not draining). */
@@ -127,13 +127,13 @@ export class Dispatcher {
     return this.fns[fnId]!.ready;
   }
 
-  /** An instance is ready and given its tokens here: it takes waiting work first, then its
-   *  remaining tokens go idle. (The gateway enlists its instances instead; see enlist.) */
+  /** An instance is ready and its tokens are settled here, as its own Idle notices would be in
+   *  the kernel: it takes waiting work first, then its remaining tokens go idle. (The gateway
+   *  enlists its instances and lets their notices do this; see enlist.) */
   activate(fnId: number, index: number): void {
     const f = this.fns[fnId]!;
-    f.members.set(index, { busy: 0 });
-    this.servingChanged(f);
-    this.idle.setMember(fnId, index, f.spec.concurrency, true);
+    this.enlist(fnId, index);
+    this.started(fnId, index);
     for (let t = 0; t < f.spec.concurrency; t++) this.settle(f, index);
   }
 
@@ -222,16 +222,19 @@ export class Dispatcher {
     return Math.max(0, bound - this.idle.count(fnId)) + this.idle.live(fnId);
   }
 
-  private servingChanged(f: FunctionState): void {
-    let n = 0;
-    let ready = 0;
+  /** Counts `f`'s serving and ready members again (they change only with its membership). */
+  private count(f: FunctionState): void {
+    f.serving = f.ready = 0;
     for (const m of f.members.values()) {
       if (m.drained) continue;
-      n++;
-      if (!m.starting) ready++;
+      f.serving++;
+      if (!m.starting) f.ready++;
     }
-    f.ready = ready;
-    f.serving = n;
+  }
+
+  private servingChanged(f: FunctionState): void {
+    this.count(f);
+    const n = f.serving;
     this.hooks.serving?.(f.spec.id, n);
     // work queued before the last instance left has nobody to take it: say so
     if (n === 0 && this.idle.live(f.spec.id) > 0) this.hooks.waiting?.(f.spec.id, -1);

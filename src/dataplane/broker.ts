@@ -171,7 +171,9 @@ export class Broker extends EventEmitter<SockmapEvents> implements Dataplane {
   pop(fnId: number): Descriptor | undefined {
     for (const cls of this.order(fnId, this.gatewayPops)) {
       const v = this.queues[fnId * CLASS_QUEUES + cls]?.shift();
-      if (v) return this.took(fnId, this.gatewayPops), decode(v);
+      if (!v) continue;
+      this.took(fnId, this.gatewayPops);
+      return decode(v);
     }
     return undefined;
   }
