@@ -65,6 +65,14 @@ describe.skipIf(dataplaneUnavailable)('SDK: ctx semantics and function logs', ()
     await poolSettled(gw);
   });
 
+  it('a content type that would end its header line is not taken: no header of the function\'s own reaches the client', async () => {
+    const res = await fetch(`${gw.url}/cases?case=split-type`, { method: 'POST', body: 'x' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('set-cookie')).toBeNull();
+    expect(res.headers.get('content-type')).toBe('application/octet-stream');
+    expect(await res.text()).toBe('split');
+  });
+
   it('a write after the handler returned is refused (BATON_ERR_CTX_CLOSED) and the answer stands', async () => {
     const res = await call('late-write');
     expect(res).toMatchObject({ status: 200, text: 'on time' });

@@ -22,7 +22,7 @@ import { batonError, type BatonError, type BatonErrorCode } from '../errors.ts';
 import { PoolSet, type RequestMeta } from '../pool/index.ts';
 import { Router } from '../worker/router.ts';
 import { SlotTable } from './custody.ts';
-import type { Backend } from './http.ts';
+import type { Backend, HttpEdge } from './http.ts';
 import type { Tracing } from './tracing.ts';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Inbox, requestOverNotice } from './inbox.ts';
@@ -103,7 +103,7 @@ export class Gateway implements Backend {
   private readonly reaper: NodeJS.Timeout;
   /** Deadline-aware shedding's sweep (gateway.admission.shed). */
   private shedder?: NodeJS.Timeout;
-  private http?: FastifyInstance;
+  private http?: HttpEdge;
   private admin?: FastifyInstance;
   private readonly cgroups?: Cgroups;
   private stopped = false;
@@ -166,7 +166,7 @@ export class Gateway implements Backend {
       // the listeners made ready while the instances still boot; they listen once they serve
       gw.admin = buildAdmin(gw);
       gw.http = buildHttp(gw);
-      await Promise.all([gw.admin.ready(), gw.http.ready()]);
+      await gw.admin.ready();
       await starting;
       gw.scaler.start();
       gw.adminUrl = await gw.admin.listen({ port: adminPort, host: adminHost }).catch((err: NodeJS.ErrnoException) => {

@@ -1,15 +1,12 @@
-// The HTTP edge. A request for a chain route is served on Node's own request and response
-// objects — matched by find-my-way (fastify's router), its body streamed straight into a pool
-// slot (the only copy in), its answer written by respond.ts — because fastify's hooks, reply
-// and serialisation layers cost more CPU per request than everything else the gateway does.
-// Everything else (unknown routes, malformed HTTP, errors) goes to fastify. The edge bounds
-// what a client can hold: a slot is taken only when a body starts, a body must arrive within
-// the body timeout (408), a response must be taken within the send timeout, and every request
-// a connection carried — pipelined, aborted or answered — is closed when the connection goes,
+// The HTTP edge: the public listener. Requests are read by src/gateway/http1.ts (Node's own
+// parser, without node:http's request and response objects: they cost more CPU per request than
+// everything else the gateway does); a chain route is matched by find-my-way (fastify's router),
+// its body streamed straight into a pool slot (the only copy in), its answer written from the
+// slot (the only copy out). Fastify serves the admin listener (admin.ts). The edge bounds what a
+// client can hold: a slot is taken only when a body starts, a body must arrive within the body
+// timeout (408), a response must be taken within the send timeout, and every request a
+// connection carried — pipelined, aborted or answered — is closed when the connection goes,
 // which gives its slot back.
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import FindMyWay from 'find-my-way';
 import type { Logger } from 'pino';
 import type { Ticket } from '../admission/admission.ts';
@@ -19,8 +16,9 @@ import { nowUs } from '../descriptor/index.ts';
 import { batonError, BatonError } from '../errors.ts';
 import type { RequestMeta } from '../pool/index.ts';
 import { Deadlines } from './deadlines.ts';
+import { Http1Server, type Exchange } from './http1.ts';
 import type { Request, RequestTable } from './requests.ts';
-import { asBatonError, closesConnection, rawError, sendError, writeAnswer, writeError, type Answer } from './respond.ts';
+import { asBatonError, closesConnection, rawError, writeAnswer, writeError, type Answer } from './respond.ts';
 
 /** What the edge needs from the gateway. */
 export interface Backend {
@@ -60,7 +58,7 @@ export const TIMING_HEADER = 'x-baton-timing';
 class Clocks {
   private started = 0;
   private readonly reading = new Map<number, { seq: number; expire(): void }>();
-  private readonly sending = new Map<number, { seq: number; res: ServerResponse }>();
+  private readonly sending = new Map<number, { seq: number; ex: Exchange }>();
   private readonly bodies: Deadlines;
   private readonly sends: Deadlines;
 
@@ -73,7 +71,7 @@ class Clocks {
     // slot the response is read from)
     this.sends = new Deadlines((id, seq) => {
       const x = this.sending.get(id);
-      if (x?.seq === seq) x.res.socket?.destroy();
+      if (x?.seq === seq) x.ex.destroy();
     });
   }
 
@@ -89,9 +87,9 @@ class Clocks {
   }
 
   /** Request `id`'s response must be taken within the send timeout. */
-  send(id: number, res: ServerResponse): void {
+  send(id: number, ex: Exchange): void {
     const seq = (this.started = (this.started + 1) >>> 0); // as the ring keeps it: u32
-    this.sending.set(id, { seq, res });
+    this.sending.set(id, { seq, ex });
     this.sends.add(id, seq, performance.now() + this.sendMs);
   }
 
@@ -102,97 +100,57 @@ class Clocks {
   }
 }
 
-export function buildHttp(backend: Backend): FastifyInstance {
-  const { capacity, log, requests } = backend;
-  /** Requests each connection carries that are not closed yet. */
-  const carried = new WeakMap<Socket, Set<number>>();
+/** The public listener. */
+export interface HttpEdge {
+  /** Listens; resolves with its URL. */
+  listen(opts: { port: number; host: string }): Promise<string>;
+  /** Stops taking requests; resolves when every connection is closed, each after its answers. */
+  close(): Promise<void>;
+}
+
+/** Node's own idle bound for a kept-alive connection. */
+const KEEP_ALIVE_MS = 5000;
+
+export function buildHttp(backend: Backend): HttpEdge {
+  const { requests } = backend;
   const clocks = new Clocks(backend.bodyTimeoutMs, backend.sendTimeoutMs);
-  /** A new request on `raw`'s connection… */
-  const open = (raw: IncomingMessage): Request => {
+  /** A new request, closed when its response is done or its connection goes. */
+  const track = (ex: Exchange): Request => {
     const req = requests.create();
-    carried.get(raw.socket)?.add(req.id);
-    return req;
-  };
-  /** …closed when its response is done, or its connection goes. */
-  const closeWith = (raw: IncomingMessage, res: ServerResponse, id: number): void => {
-    const socket = raw.socket;
-    res.once('close', () => {
-      carried.get(socket)?.delete(id);
-      clocks.done(id);
-      requests.close(id);
+    ex.onClose(() => {
+      clocks.done(req.id);
+      requests.close(req.id);
     });
-  };
-  const track = (raw: IncomingMessage, res: ServerResponse): Request => {
-    const req = open(raw);
-    closeWith(raw, res, req.id);
     return req;
   };
   const chains = chainRoutes(backend, track, clocks);
-
-  const app = Fastify({
-    loggerInstance: log as FastifyBaseLogger,
-    // a log line per request costs more than a hop: only at debug
-    logController: new LogController({ disableRequestLogging: !log.isLevelEnabled('debug') }),
-    serverFactory: (handler) =>
-      http.createServer(
-        {
-          // slow headers hold a connection, never a slot; check often so the limit holds
-          headersTimeout: backend.bodyTimeoutMs,
-          requestTimeout: 0, // bodies are timed where they are read, with our own error
-          connectionsCheckingInterval: Math.min(1000, backend.bodyTimeoutMs),
-        },
-        (req, res) => {
-          if (!chains(req, res)) handler(req, res);
-        },
-      ),
-    genReqId: (raw) => String(open(raw).id),
-    bodyLimit: capacity,
-    forceCloseConnections: true,
-    return503OnClosing: true,
-    clientErrorHandler: (err: Error & { code?: string }, socket) => {
-      // malformed HTTP never becomes a request: answer from the table, then drop the connection
-      const e =
-        err.code === 'HPE_HEADER_OVERFLOW'
-          ? batonError('BATON_ERR_HEADERS_TOO_LARGE')
-          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-            ? batonError('BATON_ERR_BODY_TIMEOUT', 'headers did not arrive in time')
-            : batonError('BATON_ERR_BAD_REQUEST', err.code ?? err.message);
-      if (socket.writable) socket.end(rawError(e));
-      socket.destroySoon();
+  const server = new Http1Server({
+    // slow headers hold a connection, never a slot
+    headersTimeoutMs: backend.bodyTimeoutMs,
+    keepAliveTimeoutMs: KEEP_ALIVE_MS,
+    onRequest: (ex) => {
+      if (chains(ex)) return;
+      const req = track(ex);
+      writeError(ex, batonError('BATON_ERR_ROUTE_NOT_FOUND', `${ex.method} ${ex.url.split('?')[0]}`), req.id);
     },
+    // malformed HTTP never becomes a request: answered from the table, then the connection goes
+    clientError: (code) =>
+      rawError(
+        code === 'HPE_HEADER_OVERFLOW'
+          ? batonError('BATON_ERR_HEADERS_TOO_LARGE')
+          : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? batonError('BATON_ERR_BODY_TIMEOUT', 'headers did not arrive in time')
+            : batonError('BATON_ERR_BAD_REQUEST', code),
+      ),
   });
-  app.server.on('connection', (socket: Socket) => {
-    const ids = new Set<number>();
-    carried.set(socket, ids);
-    socket.once('close', () => {
-      for (const id of ids) requests.close(id);
-      ids.clear();
-    });
-  });
-  app.addHook('onRequest', (req, reply, done) => {
-    closeWith(req.raw, reply.raw, Number(req.id));
-    done();
-  });
-  // fastify sees only what is not a chain route: no body is kept anywhere
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_req, _payload, done) => done(null, 0));
-
-  app.setNotFoundHandler((req, reply) => {
-    sendError(reply, batonError('BATON_ERR_ROUTE_NOT_FOUND', `${req.method} ${req.url.split('?')[0]}`), Number(req.id));
-  });
-
-  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
-    const e = asBatonError(err, capacity);
-    if (e.code === 'BATON_ERR_INTERNAL') req.log.error({ err }, 'unexpected gateway error');
-    if (closesConnection(e)) reply.raw.once('finish', () => req.raw.socket.destroy());
-    sendError(reply, e, Number(req.id));
-  });
-
-  return app;
+  return {
+    listen: ({ port, host }) => server.listen(port, host),
+    close: () => server.close(),
+  };
 }
 
-/** The chain routes' own request handler: true if it took the request. */
-function chainRoutes(backend: Backend, track: (raw: IncomingMessage, res: ServerResponse) => Request, clocks: Clocks) {
+/** The chain routes' request handler: true if it took the request. */
+function chainRoutes(backend: Backend, track: (ex: Exchange) => Request, clocks: Clocks) {
   const router = FindMyWay();
   for (const route of backend.routes) {
     // a GET route answers HEAD too (the body is left out), as fastify's routes do
@@ -200,56 +158,51 @@ function chainRoutes(backend: Backend, track: (raw: IncomingMessage, res: Server
     router.on(methods as FindMyWay.HTTPMethod[], route.path, () => {}, { chainId: route.chainId });
   }
   const debug = backend.log.isLevelEnabled('debug');
-  return (raw: IncomingMessage, res: ServerResponse): boolean => {
-    const url = raw.url ?? '/';
+  return (ex: Exchange): boolean => {
+    const url = ex.url;
     const q = url.indexOf('?');
-    const found = router.find(raw.method as FindMyWay.HTTPMethod, q < 0 ? url : url.slice(0, q));
+    const found = router.find(ex.method as FindMyWay.HTTPMethod, q < 0 ? url : url.slice(0, q));
     if (!found) return false;
     const chainId = (found.store as { chainId: number }).chainId;
     const arrive = nowUs();
-    const req = track(raw, res);
-    if (debug) backend.log.debug({ reqId: req.id, method: raw.method, url }, 'incoming request');
+    const req = track(ex);
+    if (debug) backend.log.debug({ reqId: req.id, method: ex.method, url }, 'incoming request');
     if (!backend.serving) {
-      fail(raw, res, batonError('BATON_ERR_SHUTTING_DOWN'), req.id);
+      fail(ex, batonError('BATON_ERR_SHUTTING_DOWN'), req.id);
       return true;
     }
-    const ticket = backend.admit(chainId, raw.headers[CLASS_HEADER], Number(raw.headers['content-length'] ?? 0));
+    const length = ex.header('content-length');
+    const ticket = backend.admit(chainId, ex.header(CLASS_HEADER), Number(length ?? 0));
     if (ticket instanceof BatonError) {
       // refused before its body is read: a connection that still carries one cannot go on
-      const headers: Record<string, string> = { 'retry-after': String(backend.retryAfterS) };
-      if (raw.headers['content-length'] !== undefined || raw.headers['transfer-encoding'] !== undefined) {
-        headers.connection = 'close';
-        res.once('finish', () => raw.socket.destroy());
-      }
-      writeError(res, ticket, req.id, headers);
+      const carriesBody = length !== undefined || ex.header('transfer-encoding') !== undefined;
+      writeError(ex, ticket, req.id, { 'retry-after': String(backend.retryAfterS) }, carriesBody);
       return true;
     }
     req.rank = ticket.rank;
     let answeredMs = -1;
-    res.once('close', () => backend.settled(ticket, answeredMs));
-    readBody(backend, clocks, raw, req, chainId, (err, length) => {
-      if (err) return fail(raw, res, err, req.id);
-      const meta = { method: raw.method!, url, contentType: raw.headers['content-type'] };
-      if (!backend.writeMeta(req.slot, meta)) return fail(raw, res, batonError('BATON_ERR_URL_TOO_LONG', `${url.length} characters`), req.id);
+    ex.onClose(() => backend.settled(ticket, answeredMs));
+    readBody(backend, clocks, ex, req, chainId, (err, length) => {
+      if (err) return fail(ex, err, req.id);
+      const meta = { method: ex.method, url, contentType: ex.header('content-type') };
+      if (!backend.writeMeta(req.slot, meta)) return fail(ex, batonError('BATON_ERR_URL_TOO_LONG', `${url.length} characters`), req.id);
       try {
-        const traceparent = raw.headers.traceparent;
-        backend.dispatch(req, chainId, length, arrive, meta, raw.headers[TIMING_HEADER] !== undefined, typeof traceparent === 'string' ? traceparent : undefined, (a) => {
+        backend.dispatch(req, chainId, length, arrive, meta, ex.header(TIMING_HEADER) !== undefined, ex.header('traceparent'), (a) => {
           answeredMs = (nowUs() - arrive) / 1000;
-          if (!('error' in a)) clocks.send(req.id, res);
-          writeAnswer(res, a, req.id);
+          if (!('error' in a)) clocks.send(req.id, ex);
+          writeAnswer(ex, a, req.id);
         });
       } catch (e) {
-        fail(raw, res, asBatonError(e as Error, backend.capacity), req.id);
+        fail(ex, asBatonError(e as Error, backend.capacity), req.id);
       }
     });
     return true;
   };
 }
 
-/** Answers with an error; one after which the connection cannot go on drops it once written. */
-function fail(raw: IncomingMessage, res: ServerResponse, err: BatonError, reqId: number): void {
-  if (closesConnection(err)) res.once('finish', () => raw.socket.destroy());
-  writeError(res, err, reqId);
+/** Answers with an error; one after which the connection cannot go on closes it. */
+function fail(ex: Exchange, err: BatonError, reqId: number): void {
+  writeError(ex, err, reqId, undefined, closesConnection(err));
 }
 
 /** Copies the body, chunk by chunk as it arrives, into the request's slot; calls `done` with
@@ -257,13 +210,13 @@ function fail(raw: IncomingMessage, res: ServerResponse, err: BatonError, reqId:
 function readBody(
   backend: Backend,
   clocks: Clocks,
-  raw: IncomingMessage,
+  ex: Exchange,
   req: Request,
   chainId: number,
   done: (err: BatonError | null, length: number) => void,
 ): void {
   const { capacity } = backend;
-  const declared = Number(raw.headers['content-length'] ?? 0);
+  const declared = Number(ex.header('content-length') ?? 0);
   if (declared > capacity) {
     done(batonError('BATON_ERR_BODY_TOO_LARGE', `${declared} bytes; the limit is ${capacity}`), 0);
     return;
@@ -284,19 +237,18 @@ function readBody(
     clocks.bodyDone(req.id);
     done(err, length);
   };
-  raw.on('data', (chunk: Buffer) => {
-    if (finished) return;
-    if (length + chunk.length > capacity) {
-      finish(batonError('BATON_ERR_BODY_TOO_LARGE', `more than ${capacity} bytes`));
-      return;
-    }
-    chunk.copy(target, length);
-    length += chunk.length;
-  });
-  raw.on('end', () => finish(null));
-  raw.on('error', (err) => finish(err instanceof BatonError ? err : batonError('BATON_ERR_BAD_REQUEST', err.message)));
-  raw.on('close', () => {
-    // 'close' follows 'end' on every request: an error only for a body cut short
-    if (!finished) finish(batonError('BATON_ERR_BAD_REQUEST', 'the client closed the connection mid-body'));
-  });
+  ex.body(
+    (chunk) => {
+      if (finished) return;
+      if (length + chunk.length > capacity) {
+        finish(batonError('BATON_ERR_BODY_TOO_LARGE', `more than ${capacity} bytes`));
+        return;
+      }
+      chunk.copy(target, length);
+      length += chunk.length;
+    },
+    () => finish(null),
+    () => finish(batonError('BATON_ERR_BAD_REQUEST', 'the client closed the connection mid-body')),
+  );
+  if (ex.header('expect')?.toLowerCase() === '100-continue') ex.proceed();
 }

@@ -1,10 +1,10 @@
 // Every HTTP response the gateway writes, in one place: a chain's result (straight from its
 // pool slot: the only copy out) or an error from the table in src/errors.ts, as
-// {"error": CODE, "message": …, "requestId": N}. Written on Node's ServerResponse directly:
-// the chain routes' hot path goes around fastify's reply machinery (see http.ts).
-import type { ServerResponse } from 'node:http';
+// {"error": CODE, "message": …, "requestId": N}. The public listener's go out through
+// http1.ts; the admin listener's through fastify's reply.
 import type { FastifyReply } from 'fastify';
 import { BatonError, batonError } from '../errors.ts';
+import type { Exchange } from './http1.ts';
 
 export interface Result {
   status: number;
@@ -20,29 +20,31 @@ export function errorBody(err: BatonError, requestId?: number): string {
   return JSON.stringify({ error: err.code, message: err.message, ...(requestId ? { requestId } : {}) });
 }
 
-/** Writes an answer; the caller frees the slot once the response is done ('close'). */
-export function writeAnswer(res: ServerResponse, answer: Answer, requestId: number): void {
-  if (res.headersSent || res.destroyed) return;
+/** What a header value may hold (RFC 9110's field-vchar, space and tab). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** Writes an answer; the caller frees the slot once the response is done (onClose). */
+export function writeAnswer(ex: Exchange, answer: Answer, requestId: number): void {
   if ('error' in answer) {
-    writeError(res, answer.error, requestId, answer.headers);
+    writeError(ex, answer.error, requestId, answer.headers);
     return;
   }
-  // a flat [name, value, …] list: Node takes it as it is, without walking an object
-  const headers: (string | number)[] = ['content-type', answer.type, 'content-length', answer.body.length];
+  // the type is a function's word (written in its slot): one that could end the header line is
+  // not taken
+  const type = HEADER_VALUE.test(answer.type) ? answer.type : 'application/octet-stream';
+  const headers: (string | number)[] = ['content-type', type, 'content-length', answer.body.length];
   for (const name in answer.headers) headers.push(name, answer.headers[name]!);
-  res.writeHead(answer.status, headers as unknown as string[]);
-  res.end(answer.body);
+  ex.respond(answer.status, headers, answer.body);
 }
 
-export function writeError(res: ServerResponse, err: BatonError, requestId?: number, headers: Record<string, string> = {}): void {
-  if (res.headersSent || res.destroyed) return;
+/** Writes an error; `close`: the connection cannot carry another request after it (a body
+ *  left unread), so it goes. */
+export function writeError(ex: Exchange, err: BatonError, requestId?: number, headers: Record<string, string> = {}, close = closesConnection(err)): void {
   const body = errorBody(err, requestId);
-  const out: Record<string, string | number> = { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
-  if (requestId) out['x-request-id'] = String(requestId);
-  // the rest of an unread body would be taken for the next request: close the connection
-  if (closesConnection(err)) out.connection = 'close';
-  res.writeHead(err.status || 500, out);
-  res.end(body);
+  const out: (string | number)[] = ['content-type', 'application/json', 'content-length', Buffer.byteLength(body)];
+  for (const name in headers) out.push(name, headers[name]!);
+  if (requestId) out.push('x-request-id', String(requestId));
+  ex.respond(err.status || 500, out, body, close);
 }
 
 /** The same error through fastify's reply (the admin listener, and what is not a chain route). */
