@@ -90,15 +90,14 @@ class Request1 implements Exchange {
     private readonly keepAlive: boolean,
     readonly http10: boolean,
   ) {
+    // names in lower case once, so that each look-up is a comparison
+    for (let i = 0; i < headers.length; i += 2) headers[i] = headers[i]!.toLowerCase();
     this.headers = headers;
   }
 
   header(name: string): string | undefined {
     const h = this.headers;
-    for (let i = 0; i < h.length; i += 2) {
-      const n = h[i]!;
-      if (n.length === name.length && n.toLowerCase() === name) return h[i + 1];
-    }
+    for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1];
     return undefined;
   }
 
