@@ -70,6 +70,32 @@ describe.skipIf(dataplaneUnavailable)('gateway end to end', () => {
     else expect(body.uid).toBe(process.getuid?.());
   });
 
+  it('answers HEAD on a GET route with the headers of the GET answer and no body', async () => {
+    const get = await fetch(gw.url + '/hello');
+    const length = Number(get.headers.get('content-length'));
+    await get.arrayBuffer();
+    const sock = net.connect(Number(new URL(gw.url).port), '127.0.0.1');
+    sock.write('HEAD /hello HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n');
+    let text = '';
+    for await (const chunk of sock) text += chunk;
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(Number(/content-length: (\d+)/.exec(text)![1])).toBe(length);
+    expect(text.endsWith('\r\n\r\n')).toBe(true); // nothing after the headers
+    await poolSettled(gw);
+  });
+
+  it('tells a client that expects 100-continue to send its body, and carries the body through the chain', async () => {
+    const sock = net.connect(Number(new URL(gw.url).port), '127.0.0.1');
+    sock.write('POST /bytes HTTP/1.1\r\nhost: t\r\ncontent-length: 5\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n');
+    let text = '';
+    for await (const chunk of sock) {
+      text += chunk;
+      if (text === 'HTTP/1.1 100 Continue\r\n\r\n') sock.write('after'); // the body only after the go-ahead
+    }
+    expect(text).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n.*\r\n\r\nafter$/s);
+    await poolSettled(gw);
+  });
+
   it('follows the branch a function picks at run time, and rejects a branch the chain lacks', async () => {
     const ok = await post('/branch?next=other', 'x', { 'x-baton-timing': '1' });
     expect(ok.status).toBe(200);
