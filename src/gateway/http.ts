@@ -18,7 +18,7 @@ import type { RequestMeta } from '../pool/index.ts';
 import { Deadlines } from './deadlines.ts';
 import { Http1Server, type Exchange } from './http1.ts';
 import type { Request, RequestTable } from './requests.ts';
-import { asBatonError, closesConnection, rawError, writeAnswer, writeError, type Answer } from './respond.ts';
+import { asBatonError, rawError, writeAnswer, writeError, type Answer } from './respond.ts';
 
 /** What the edge needs from the gateway. */
 export interface Backend {
@@ -168,7 +168,7 @@ function chainRoutes(backend: Backend, track: (ex: Exchange) => Request, clocks:
     const req = track(ex);
     if (debug) backend.log.debug({ reqId: req.id, method: ex.method, url }, 'incoming request');
     if (!backend.serving) {
-      fail(ex, batonError('BATON_ERR_SHUTTING_DOWN'), req.id);
+      writeError(ex, batonError('BATON_ERR_SHUTTING_DOWN'), req.id);
       return true;
     }
     const length = ex.header('content-length');
@@ -183,9 +183,9 @@ function chainRoutes(backend: Backend, track: (ex: Exchange) => Request, clocks:
     let answeredMs = -1;
     ex.onClose(() => backend.settled(ticket, answeredMs));
     readBody(backend, clocks, ex, req, chainId, (err, length) => {
-      if (err) return fail(ex, err, req.id);
+      if (err) return writeError(ex, err, req.id);
       const meta = { method: ex.method, url, contentType: ex.header('content-type') };
-      if (!backend.writeMeta(req.slot, meta)) return fail(ex, batonError('BATON_ERR_URL_TOO_LONG', `${url.length} characters`), req.id);
+      if (!backend.writeMeta(req.slot, meta)) return writeError(ex, batonError('BATON_ERR_URL_TOO_LONG', `${url.length} characters`), req.id);
       try {
         backend.dispatch(req, chainId, length, arrive, meta, ex.header(TIMING_HEADER) !== undefined, ex.header('traceparent'), (a) => {
           answeredMs = (nowUs() - arrive) / 1000;
@@ -193,16 +193,11 @@ function chainRoutes(backend: Backend, track: (ex: Exchange) => Request, clocks:
           writeAnswer(ex, a, req.id);
         });
       } catch (e) {
-        fail(ex, asBatonError(e as Error, backend.capacity), req.id);
+        writeError(ex, asBatonError(e as Error, backend.capacity), req.id);
       }
     });
     return true;
   };
-}
-
-/** Answers with an error; one after which the connection cannot go on closes it. */
-function fail(ex: Exchange, err: BatonError, reqId: number): void {
-  writeError(ex, err, reqId, undefined, closesConnection(err));
 }
 
 /** Copies the body, chunk by chunk as it arrives, into the request's slot; calls `done` with

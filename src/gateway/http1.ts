@@ -153,9 +153,9 @@ class Connection {
   readonly parser = new HTTPParser();
   /** Requests read and not answered yet, oldest first (answers go out in this order). */
   readonly queue: Request1[] = [];
-  phase: Phase = 'headers';
+  private phase: Phase = 'headers';
   /** When the current phase began (performance.now()): headers and idleness are timed from it. */
-  since = performance.now();
+  private since = performance.now();
   closing = false;
   /** Set when the connection goes after what it has written: nothing more is served. */
   private ending = false;
@@ -220,12 +220,8 @@ class Connection {
     p[kOnExecute] = (ret: number | Error) => {
       if (ret instanceof Error) this.malformed(ret as Error & { code?: string });
     };
-    const handle = (socket as unknown as { _handle?: { isStreamBase?: boolean } })._handle;
-    if (handle?.isStreamBase) p.consume(handle);
-    else socket.on('data', (d: Buffer) => {
-      const ret = p.execute(d);
-      if (ret instanceof Error) this.malformed(ret as Error & { code?: string });
-    });
+    // a net.Server's sockets are TCP stream handles: the parser reads them itself
+    p.consume((socket as unknown as { _handle: unknown })._handle);
     socket.on('drain', () => this.resume());
     socket.on('error', () => {}); // 'close' follows
     socket.once('close', () => this.closed());
@@ -321,11 +317,7 @@ class Connection {
     this.writing.clear();
     this.current?.close();
     this.current = undefined;
-    try {
-      this.parser.unconsume();
-    } catch {
-      // not consumed (a socket without a stream handle)
-    }
+    this.parser.unconsume();
     this.parser.free();
     this.gone(this);
   }
@@ -334,7 +326,7 @@ class Connection {
 /** An HTTP/1.1 server: `listen`, then `close` (stops taking connections; each closes once its
  *  requests are answered). */
 export class Http1Server {
-  readonly server: Server;
+  private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private checker?: NodeJS.Timeout;
 

@@ -15,7 +15,6 @@ declare module 'node:_http_common' {
     /** Parses what `handle` (a stream handle) reads, in C++, without JS 'data' events. */
     consume(handle: unknown): void;
     unconsume(): void;
-    execute(data: Buffer): number | Error;
     free(): void;
   }
   /** Method names by the parser's method numbers. */

@@ -32,22 +32,26 @@ export function writeAnswer(ex: Exchange, answer: Answer, requestId: number): vo
   // the type is a function's word (written in its slot): one that could end the header line is
   // not taken
   const type = HEADER_VALUE.test(answer.type) ? answer.type : 'application/octet-stream';
-  const headers: (string | number)[] = ['content-type', type, 'content-length', answer.body.length];
-  for (const name in answer.headers) headers.push(name, answer.headers[name]!);
-  ex.respond(answer.status, headers, answer.body);
+  ex.respond(answer.status, headerList(type, answer.body.length, answer.headers), answer.body);
 }
 
 /** Writes an error; `close`: the connection cannot carry another request after it (a body
  *  left unread), so it goes. */
 export function writeError(ex: Exchange, err: BatonError, requestId?: number, headers: Record<string, string> = {}, close = closesConnection(err)): void {
   const body = errorBody(err, requestId);
-  const out: (string | number)[] = ['content-type', 'application/json', 'content-length', Buffer.byteLength(body)];
-  for (const name in headers) out.push(name, headers[name]!);
+  const out = headerList('application/json', Buffer.byteLength(body), headers);
   if (requestId) out.push('x-request-id', String(requestId));
   ex.respond(err.status || 500, out, body, close);
 }
 
-/** The same error through fastify's reply (the admin listener, and what is not a chain route). */
+/** Content type, length and `extra`, as the name, value, … list Exchange.respond takes. */
+function headerList(type: string, length: number, extra: Record<string, string> | undefined): (string | number)[] {
+  const list: (string | number)[] = ['content-type', type, 'content-length', length];
+  for (const name in extra) list.push(name, extra[name]!);
+  return list;
+}
+
+/** The same error through fastify's reply (the admin listener). */
 export function sendError(reply: FastifyReply, err: BatonError, requestId?: number): void {
   if (reply.sent) return;
   reply.code(err.status || 500).header('content-type', 'application/json');
