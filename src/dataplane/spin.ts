@@ -1,9 +1,12 @@
 // Spin, then park: after a process handles a descriptor it may keep its event loop polling
-// for a bounded window (a chain of setImmediate makes libuv poll with a zero timeout, and
-// sched_yield between polls lets any other runnable process have the CPU) instead of sleeping
-// in epoll at once, so a descriptor that arrives within the window finds it running: no
-// wake-up. Past the window it sleeps as usual. Off by default: on the 2-vCPU machine baton is
-// measured on, spinning processes take the CPUs from the ones with work (README, Performance).
+// for a bounded window (a chain of setImmediate makes libuv poll with a zero timeout) instead
+// of sleeping in epoll at once, so a descriptor that arrives within the window finds it
+// running: no wake-up, and its caches still warm. Past the window it sleeps as usual. A
+// function instance that spins runs in an idle cgroup (src/isolation/cgroups.ts), so its
+// polling takes only CPU no other process wants; sched_yield between polls cannot do that
+// alone (an instance is alone in its group, and yields only within it), but lets the gateway,
+// which has no group of its own, give way. Off by default: it keeps a CPU busy while traffic
+// comes more often than the window (README, Performance).
 import { nowUs } from '../descriptor/index.ts';
 import { addon } from '../native/index.ts';
 

@@ -270,6 +270,10 @@ export class Gateway implements Backend {
     const cgroups = Cgroups.open();
     if (typeof cgroups === 'string') this.log.warn(`function memory, task and CPU limits are not enforced: ${cgroups}`);
     else this.cgroups = cgroups;
+    const spinning = deployment.functions.filter((f) => f.spinUs > 0).map((f) => `'${f.name}'`);
+    if (spinning.length && !this.cgroups?.idleGroups) {
+      this.log.warn(`${spinning.join(', ')} spin (spinUs) at normal priority: there are no idle cgroups here (cgroups, the cpu controller and Linux 5.15 needed), so their polling competes for CPU with every process of the node`);
+    }
     this.instances = new Instances(deployment, this.dataplane, this.pools, this.log, {
       startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build, cgroups: this.cgroups, budget: deployment.node.memory,
     });

@@ -325,7 +325,8 @@ export class Instances extends EventEmitter<InstancesEvents> {
    *  to load its function and serve at once. */
   private spawn(inst: Instance, serve: boolean): Promise<void> {
     const fn = this.deployment.functions[inst.fnId]!;
-    this.options.cgroups?.prepare(inst.key, { memoryBytes: fn.memory, pids: fn.pids, cpu: fn.cpu });
+    // one that spins polls at idle priority: it never keeps a process with work off a CPU
+    this.options.cgroups?.prepare(inst.key, { memoryBytes: fn.memory, pids: fn.pids, cpu: fn.cpu, idle: fn.spinUs > 0 });
     const { fd } = this.dataplane.open(inst.key, inst.fnId);
     this.peakMemory = Math.max(this.peakMemory, this.usedMemory() + (inst.wanted ? 0 : fn.memory));
     const cfg: WorkerConfig = {

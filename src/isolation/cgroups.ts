@@ -1,6 +1,11 @@
 // Resource limits per function instance, enforced by the kernel's cgroups: memory (no swap),
 // tasks, and optionally CPU. Each instance gets its own group, nested under the gateway's own
-// cgroup (baton-<pid>/k<key>), which goes away when the gateway stops. cgroup v2 is used where
+// cgroup (baton-<pid>/k<key>), which goes away when the gateway stops. An instance that spins
+// (spinUs) takes its CPU at idle priority: its group sits under baton-<pid>-idle, a group with
+// cpu.idle set beside baton-<pid> (for v1, in the cpu hierarchy only) — there its polling gets
+// only CPU time no other process wants, and any process that wakes takes the CPU from it at
+// once. sched_yield cannot do that: it yields only to tasks of the caller's own group, and an
+// instance is alone in its group. cgroup v2 is used where
 // it is mounted with the memory and pids controllers; otherwise the v1 hierarchies (this
 // project's CI machines mount v1 controllers, and a v2 mount without them). An instance the
 // kernel killed for its memory is told apart from a crash by the group's oom_kill count.
@@ -13,6 +18,8 @@ export interface Limits {
   pids: number;
   /** Cores; undefined: no CPU limit. */
   cpu?: number;
+  /** Its CPU at idle priority (it spins); where the kernel has no idle groups, at normal. */
+  idle?: boolean;
 }
 
 interface Mounts {
@@ -24,12 +31,22 @@ interface Mounts {
 export class Cgroups {
   private readonly created: string[] = [];
   private readonly ooms = new Map<number, number>();
+  /** Keys of the instances whose CPU is at idle priority. */
+  private readonly idleKeys = new Set<number>();
 
   private constructor(
     private readonly mounts: Mounts,
     /** Per controller, baton-<pid> under the gateway's own group. */
     private readonly roots: Record<string, string>,
+    /** baton-<pid>-idle (cpu.idle set), for the controller that carries CPU (v1: cpu; v2: unified);
+     *  undefined where there is no CPU controller or the kernel has no idle groups (before 5.15). */
+    private readonly idleRoot?: string,
   ) {}
+
+  /** Whether an instance asked to spin gets its CPU at idle priority here. */
+  get idleGroups(): boolean {
+    return this.idleRoot !== undefined;
+  }
 
   /** The gateway's cgroups, or the reason there are none (not root, no controllers). */
   static open(): Cgroups | string {
@@ -37,18 +54,30 @@ export class Cgroups {
     const mounts = findMounts();
     if (typeof mounts === 'string') return mounts;
     const own = ownGroups();
+    const v2 = mounts.version === 2;
     const roots: Record<string, string> = {};
+    const made: string[] = [];
+    const controls = '+memory +pids' + (mounts.dirs.cpu ? ' +cpu' : '');
     try {
       for (const [controller, dir] of Object.entries(mounts.dirs)) {
-        const parent = path.join(dir, own[mounts.version === 2 ? '' : controller] ?? '/');
+        const parent = path.join(dir, own[v2 ? '' : controller] ?? '/');
         removeStale(parent);
         const root = path.join(parent, `baton-${process.pid}`);
         mkdirSync(root, { recursive: true });
+        if (!made.includes(root)) made.push(root);
         roots[controller] = root;
       }
-      const cg = new Cgroups(mounts, roots);
-      cg.created.push(...new Set(Object.values(roots)));
-      if (mounts.version === 2) writeFileSync(path.join(roots.unified!, 'cgroup.subtree_control'), '+memory +pids' + (mounts.dirs.cpu ? ' +cpu' : ''));
+      if (v2) writeFileSync(path.join(roots.unified!, 'cgroup.subtree_control'), controls);
+      let idleRoot: string | undefined;
+      if (mounts.dirs.cpu) {
+        const idle = `${roots[v2 ? 'unified' : 'cpu']!}-idle`;
+        mkdirSync(idle, { recursive: true });
+        made.push(idle);
+        if (v2) writeFileSync(path.join(idle, 'cgroup.subtree_control'), controls);
+        if (tryWrite(path.join(idle, 'cpu.idle'), '1')) idleRoot = idle;
+      }
+      const cg = new Cgroups(mounts, roots, idleRoot);
+      cg.created.push(...made);
       return cg;
     } catch (err) {
       return `cannot create cgroups: ${(err as Error).message}`;
@@ -58,8 +87,10 @@ export class Cgroups {
   /** Creates (or resets) instance `key`'s group with `limits`. */
   prepare(key: number, limits: Limits): void {
     const v2 = this.mounts.version === 2;
+    if (limits.idle && this.idleRoot) this.idleKeys.add(key);
+    else this.idleKeys.delete(key);
     const dir = (controller: string) => {
-      const d = path.join(this.roots[v2 ? 'unified' : controller]!, `k${key}`);
+      const d = this.group(v2 ? 'unified' : controller, key);
       mkdirSync(d, { recursive: true });
       if (!this.created.includes(d)) this.created.unshift(d); // removed before their parents
       return d;
@@ -87,8 +118,14 @@ export class Cgroups {
   /** Moves process `pid` into instance `key`'s group. */
   place(key: number, pid: number): void {
     for (const controller of Object.keys(this.roots)) {
-      writeFileSync(path.join(this.roots[controller]!, `k${key}`, 'cgroup.procs'), String(pid));
+      writeFileSync(path.join(this.group(controller, key), 'cgroup.procs'), String(pid));
     }
+  }
+
+  /** Instance `key`'s group of `controller` ('unified' for v2). */
+  private group(controller: string, key: number): string {
+    const cpu = controller === (this.mounts.version === 2 ? 'unified' : 'cpu');
+    return path.join(cpu && this.idleKeys.has(key) ? this.idleRoot! : this.roots[controller]!, `k${key}`);
   }
 
   /** Whether the kernel killed instance `key` for its memory since the last time asked. */
@@ -112,7 +149,7 @@ export class Cgroups {
 
   private oomKills(key: number): number {
     const v2 = this.mounts.version === 2;
-    const file = path.join(this.roots[v2 ? 'unified' : 'memory']!, `k${key}`, v2 ? 'memory.events' : 'memory.oom_control');
+    const file = path.join(this.group(v2 ? 'unified' : 'memory', key), v2 ? 'memory.events' : 'memory.oom_control');
     try {
       return Number(/oom_kill (\d+)/.exec(readFileSync(file, 'utf8'))?.[1] ?? 0);
     } catch {
@@ -121,11 +158,13 @@ export class Cgroups {
   }
 }
 
-function tryWrite(file: string, value: string): void {
+/** Writes an optional knob; false where this kernel does not have it. */
+function tryWrite(file: string, value: string): boolean {
   try {
     writeFileSync(file, value);
+    return true;
   } catch {
-    // an optional knob this kernel does not have
+    return false;
   }
 }
 
@@ -172,7 +211,7 @@ function safeRead(file: string): string {
 /** Removes the (empty) groups of gateways that died without removing theirs (SIGKILL). */
 function removeStale(parent: string): void {
   for (const name of safeList(parent)) {
-    const pid = Number(/^baton-(\d+)$/.exec(name)?.[1]);
+    const pid = Number(/^baton-(\d+)(-idle)?$/.exec(name)?.[1]);
     if (!pid || alive(pid)) continue;
     const root = path.join(parent, name);
     try {

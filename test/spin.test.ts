@@ -1,0 +1,93 @@
+// spinUs: an instance keeps polling for its window after each descriptor, then sleeps again,
+// and it polls at idle priority: a process with work on its CPU keeps that CPU. Judged by the
+// CPU each process uses (a spinning process uses a CPU's worth while the window lasts, a
+// sleeping one none), never by how fast a request went.
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cpuMs } from '../src/bench/procs.ts';
+import type { Gateway } from '../src/gateway/index.ts';
+import { cgroupsUnavailable, dataplaneUnavailable } from './helpers/env.ts';
+import { poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
+
+/** The schema's largest window, so the spin is long enough to see on a loaded machine. */
+const WINDOW_US = 1_000_000;
+
+/** Process `pid`'s group in the cgroup v1 cpu hierarchy (or v2's one), e.g. /baton-12/k1. */
+function cpuGroup(pid: number): string {
+  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n');
+  const v1 = lines.find((l) => (l.split(':')[1] ?? '').split(',').includes('cpu'));
+  return (v1 ?? lines.find((l) => l.startsWith('0::')))!.split(':')[2]!;
+}
+
+describe.skipIf(dataplaneUnavailable)('spinUs', () => {
+  let gw: Gateway;
+  const pidOf = (name: string) => gw.instances.all.find((i) => gw.deployment.functions[i.fnId]!.name === name && i.state === 'ready')!.child!.pid!;
+  const post = async (body: string) => {
+    const res = await fetch(`${gw.url}/x`, { method: 'POST', body });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe(body);
+  };
+  /** CPU ms `pid` uses over the next `ms`. */
+  const cpuOver = async (pid: number, ms: number) => {
+    const before = cpuMs([pid]);
+    await new Promise((r) => setTimeout(r, ms));
+    return cpuMs([pid]) - before;
+  };
+  const asleep = async (pid: number) => (await cpuOver(pid, 200)) < 20;
+
+  beforeAll(async () => {
+    gw = await startGateway({
+      functions: { spinning: { module: 'echo.ts', spinUs: WINDOW_US }, sleeping: { module: 'echo.ts' } },
+      routes: [{ method: 'POST', path: '/x', chain: ['spinning', 'sleeping'] }],
+    });
+  });
+  afterAll(() => gw?.stop());
+
+  it('an instance polls for its window after a descriptor, then sleeps; requests are answered the same throughout', async () => {
+    const spinner = pidOf('spinning');
+    const sleeper = pidOf('sleeping');
+    // an instance that has served nothing does not spin
+    await waitFor('both instances to be asleep', async () => (await asleep(spinner)) && (await asleep(sleeper)));
+
+    await post('first');
+    // within its window the spinning instance uses CPU; the other one sleeps
+    const spinning = cpuMs([spinner]);
+    const sleeping = cpuMs([sleeper]);
+    await waitFor('the instance to spin', () => cpuMs([spinner]) - spinning >= 100, WINDOW_US / 1000);
+    expect(cpuMs([sleeper]) - sleeping).toBeLessThan(50);
+
+    // past the window it sleeps in epoll again, and a descriptor still wakes it
+    await waitFor('the instance to park', () => asleep(spinner));
+    await post('second');
+    await poolSettled(gw);
+  });
+
+  it.skipIf(cgroupsUnavailable)('a spinning instance polls at idle priority: a busy process on its CPU keeps the CPU', async () => {
+    const spinner = pidOf('spinning');
+    // its CPU is in the gateway's idle group (cpu.idle), the other function's is not
+    expect(cpuGroup(spinner)).toMatch(new RegExp(`/baton-${process.pid}-idle/k\\d+$`));
+    expect(cpuGroup(pidOf('sleeping'))).toMatch(new RegExp(`/baton-${process.pid}/k\\d+$`));
+
+    // the spinner and a busy loop on one CPU, while the spinner's window lasts
+    await post('spin');
+    execFileSync('taskset', ['-p', '-c', '0', String(spinner)], { stdio: 'ignore' });
+    const busy = spawn('taskset', ['-c', '0', 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 100)); // taskset has exec'd the loop
+      const before = { spinner: cpuMs([spinner]), busy: cpuMs([busy.pid!]) };
+      await new Promise((r) => setTimeout(r, 500));
+      const spun = cpuMs([spinner]) - before.spinner;
+      const worked = cpuMs([busy.pid!]) - before.busy;
+      // sharing the CPU as equals each would get about half; at idle priority the spinner gets
+      // what the kernel gives idle groups (~0.3% of a busy CPU)
+      expect(worked).toBeGreaterThan(200);
+      expect(spun).toBeLessThan(worked / 10);
+    } finally {
+      busy.kill('SIGKILL');
+    }
+    await waitFor('the instance to park', () => asleep(spinner));
+    await post('after');
+    await poolSettled(gw);
+  });
+});
