@@ -5,10 +5,10 @@
 // cpu.idle set beside baton-<pid> (for v1, in the cpu hierarchy only) — there its polling gets
 // only CPU time no other process wants, and any process that wakes takes the CPU from it at
 // once. sched_yield cannot do that: it yields only to tasks of the caller's own group, and an
-// instance is alone in its group. cgroup v2 is used where
-// it is mounted with the memory and pids controllers; otherwise the v1 hierarchies (this
-// project's CI machines mount v1 controllers, and a v2 mount without them). An instance the
-// kernel killed for its memory is told apart from a crash by the group's oom_kill count.
+// instance is alone in its group. cgroup v2 is used where it is mounted with the memory and
+// pids controllers; otherwise the v1 hierarchies (this project's CI machines mount v1
+// controllers, and a v2 mount without them). An instance the kernel killed for its memory is
+// told apart from a crash by the group's oom_kill count.
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
