@@ -3,7 +3,7 @@
 // CPU each process uses (a spinning process uses a CPU's worth while the window lasts, a
 // sleeping one none), never by how fast a request went.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpuMs } from '../src/bench/procs.ts';
 import type { Gateway } from '../src/gateway/index.ts';
@@ -38,8 +38,15 @@ describe.skipIf(dataplaneUnavailable)('spinUs', () => {
 
   beforeAll(async () => {
     gw = await startGateway({
-      functions: { spinning: { module: 'echo.ts', spinUs: WINDOW_US }, sleeping: { module: 'echo.ts' } },
-      routes: [{ method: 'POST', path: '/x', chain: ['spinning', 'sleeping'] }],
+      functions: {
+        spinning: { module: 'echo.ts', spinUs: WINDOW_US },
+        sleeping: { module: 'echo.ts' },
+        hostile: { module: 'hostile.ts', spinUs: WINDOW_US },
+      },
+      routes: [
+        { method: 'POST', path: '/x', chain: ['spinning', 'sleeping'] },
+        { method: 'POST', path: '/hostile', chain: ['hostile'] },
+      ],
     });
   });
   afterAll(() => gw?.stop());
@@ -89,5 +96,19 @@ describe.skipIf(dataplaneUnavailable)('spinUs', () => {
     await waitFor('the instance to park', () => asleep(spinner));
     await post('after');
     await poolSettled(gw);
+  });
+
+  it.skipIf(cgroupsUnavailable)('a spinning function cannot leave its idle group or make it normal', async () => {
+    const res = await fetch(`${gw.url}/hostile?do=regroup`, { method: 'POST', body: 'x' });
+    expect(res.status).toBe(200);
+    const tried = (await res.json()) as Record<string, string>;
+    const pid = pidOf('hostile');
+    const own = Object.keys(tried).find((f) => f.endsWith(`${cpuGroup(pid)}/cgroup.procs`));
+    expect(own).toBeDefined(); // it found its own group's file, and every other one
+    expect(Object.keys(tried).length).toBeGreaterThan(4);
+    expect(Object.entries(tried).filter(([, what]) => what === 'written')).toEqual([]);
+    expect(cpuGroup(pid)).toMatch(new RegExp(`/baton-${process.pid}-idle/k\\d+$`));
+    const mount = existsSync('/sys/fs/cgroup/cpu/cgroup.procs') ? '/sys/fs/cgroup/cpu' : '/sys/fs/cgroup';
+    expect(readFileSync(`${mount}${cpuGroup(pid).replace(/\/k\d+$/, '')}/cpu.idle`, 'utf8').trim()).toBe('1');
   });
 });
