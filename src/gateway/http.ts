@@ -171,18 +171,19 @@ function chainRoutes(backend: Backend, track: (ex: Exchange) => Request, clocks:
       writeError(ex, batonError('BATON_ERR_SHUTTING_DOWN'), req.id);
       return true;
     }
-    const length = ex.header('content-length');
-    const ticket = backend.admit(chainId, ex.header(CLASS_HEADER), Number(length ?? 0));
+    const contentLength = ex.header('content-length');
+    const declared = Number(contentLength ?? 0);
+    const ticket = backend.admit(chainId, ex.header(CLASS_HEADER), declared);
     if (ticket instanceof BatonError) {
       // refused before its body is read: a connection that still carries one cannot go on
-      const carriesBody = length !== undefined || ex.header('transfer-encoding') !== undefined;
+      const carriesBody = contentLength !== undefined || ex.header('transfer-encoding') !== undefined;
       writeError(ex, ticket, req.id, { 'retry-after': String(backend.retryAfterS) }, carriesBody);
       return true;
     }
     req.rank = ticket.rank;
     let answeredMs = -1;
     ex.onClose(() => backend.settled(ticket, answeredMs));
-    readBody(backend, clocks, ex, req, chainId, (err, length) => {
+    readBody(backend, clocks, ex, req, chainId, declared, (err, length) => {
       if (err) return writeError(ex, err, req.id);
       const meta = { method: ex.method, url, contentType: ex.header('content-type') };
       if (!backend.writeMeta(req.slot, meta)) return writeError(ex, batonError('BATON_ERR_URL_TOO_LONG', `${url.length} characters`), req.id);
@@ -208,10 +209,11 @@ function readBody(
   ex: Exchange,
   req: Request,
   chainId: number,
+  /** Its content-length (0: none). */
+  declared: number,
   done: (err: BatonError | null, length: number) => void,
 ): void {
   const { capacity } = backend;
-  const declared = Number(ex.header('content-length') ?? 0);
   if (declared > capacity) {
     done(batonError('BATON_ERR_BODY_TOO_LARGE', `${declared} bytes; the limit is ${capacity}`), 0);
     return;
