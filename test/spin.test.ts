@@ -111,4 +111,20 @@ describe.skipIf(dataplaneUnavailable)('spinUs', () => {
     const mount = existsSync('/sys/fs/cgroup/cpu/cgroup.procs') ? '/sys/fs/cgroup/cpu' : '/sys/fs/cgroup';
     expect(readFileSync(`${mount}${cpuGroup(pid).replace(/\/k\d+$/, '')}/cpu.idle`, 'utf8').trim()).toBe('1');
   });
+
+  it.skipIf(cgroupsUnavailable)('a spinning instance killed with SIGKILL is replaced by one that spins in the idle group too', async () => {
+    const old = pidOf('spinning');
+    await post('before');
+    process.kill(old, 'SIGKILL');
+    await waitFor('a replacement instance', () => {
+      const inst = gw.instances.all.find((i) => gw.deployment.functions[i.fnId]!.name === 'spinning' && i.state === 'ready');
+      return inst?.child?.pid !== undefined && inst.child.pid !== old;
+    });
+    await post('after');
+    const replacement = pidOf('spinning');
+    expect(cpuGroup(replacement)).toMatch(new RegExp(`/baton-${process.pid}-idle/k\\d+$`));
+    const spun = cpuMs([replacement]);
+    await waitFor('the replacement to spin', () => cpuMs([replacement]) - spun >= 100, WINDOW_US / 1000);
+    await poolSettled(gw);
+  });
 });
