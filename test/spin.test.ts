@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpuMs } from '../src/bench/procs.ts';
 import type { Gateway } from '../src/gateway/index.ts';
-import { cgroupsUnavailable, dataplaneUnavailable } from './helpers/env.ts';
+import { busyMovesUnavailable, cgroupsUnavailable, dataplaneUnavailable } from './helpers/env.ts';
 import { poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
 
 /** The schema's largest window, so the spin is long enough to see on a loaded machine. */
@@ -94,6 +94,35 @@ describe.skipIf(dataplaneUnavailable)('spinUs', () => {
       busy.kill('SIGKILL');
     }
     await waitFor('the instance to park', () => asleep(spinner));
+    await post('after');
+    await poolSettled(gw);
+  });
+
+  it.skipIf(busyMovesUnavailable)('a spinning function with work all the time works at normal priority, and polls at idle priority again once it has not', async () => {
+    const spinner = pidOf('spinning');
+    const priority = () => (gw.status().functions.find((f) => f.name === 'spinning')!).spinPriority;
+    const idleGroup = new RegExp(`/baton-${process.pid}-idle/k\\d+$`);
+    expect(cpuGroup(spinner)).toMatch(idleGroup);
+    expect(priority()).toBe('idle');
+    expect(gw.status().functions.find((f) => f.name === 'sleeping')!.spinPriority).toBeNull();
+
+    // 16 clients back to back on one instance: most descriptors wait for it (the kernel counts)
+    let loading = true;
+    const clients = Array.from({ length: 16 }, async () => {
+      while (loading) await post('busy');
+    });
+    try {
+      await waitFor('the spinning function to be moved to normal priority', () => new RegExp(`/baton-${process.pid}/k\\d+$`).test(cpuGroup(spinner)), 20_000);
+      expect(priority()).toBe('normal');
+      expect(cpuGroup(pidOf('sleeping'))).toMatch(new RegExp(`/baton-${process.pid}/k\\d+$`));
+    } finally {
+      loading = false;
+      await Promise.all(clients);
+    }
+    // a second with (almost) nothing to do: back under the idle group, the same process
+    await waitFor('the spinning function to poll at idle priority again', () => idleGroup.test(cpuGroup(spinner)), 20_000);
+    expect(priority()).toBe('idle');
+    expect(pidOf('spinning')).toBe(spinner);
     await post('after');
     await poolSettled(gw);
   });

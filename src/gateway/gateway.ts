@@ -28,6 +28,7 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Inbox, requestOverNotice } from './inbox.ts';
 import { checkUidRange, workerCredentials } from '../isolation/credentials.ts';
 import { Cgroups } from '../isolation/cgroups.ts';
+import { SpinPriority } from '../isolation/spin-priority.ts';
 import { Instances, type Instance } from './instances.ts';
 import { checkPort, listenError } from './port.ts';
 import { RequestTable, type Outcome, type Request } from './requests.ts';
@@ -106,6 +107,8 @@ export class Gateway implements Backend {
   private http?: HttpEdge;
   private admin?: FastifyInstance;
   private readonly cgroups?: Cgroups;
+  /** Moves spinning functions' instances to normal priority while they are busy. */
+  private readonly spinPriority?: SpinPriority;
   private stopped = false;
   /** Instances ready before the metrics existed. */
   private readonly readyEarly: Instance[] = [];
@@ -169,6 +172,7 @@ export class Gateway implements Backend {
       await gw.admin.ready();
       await starting;
       gw.scaler.start();
+      gw.spinPriority?.start();
       gw.adminUrl = await gw.admin.listen({ port: adminPort, host: adminHost }).catch((err: NodeJS.ErrnoException) => {
         throw listenError(err, adminPort, adminHost);
       });
@@ -277,6 +281,28 @@ export class Gateway implements Backend {
     this.instances = new Instances(deployment, this.dataplane, this.pools, this.log, {
       startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build, cgroups: this.cgroups, budget: deployment.node.memory,
     });
+    const spinningLate = deployment.functions.filter((f) => f.spinUs > 0 && f.binding === 'late').map((f) => f.id);
+    if (this.cgroups?.movesBusy && spinningLate.length) {
+      const cgroups = this.cgroups;
+      this.spinPriority = new SpinPriority(spinningLate, {
+        delivered: (fnId) => {
+          let total = 0;
+          let waited = 0;
+          for (const key of deployment.functions[fnId]!.keys) {
+            const c = this.dataplane.counters(key);
+            total += c.boundFast + c.handed;
+            waited += c.handed;
+          }
+          return { total, waited };
+        },
+        processes: (fnId) =>
+          this.instances.of(fnId).flatMap((i) => ((i.state === 'ready' || i.state === 'draining') && i.child?.pid ? [{ key: i.key, pid: i.child.pid }] : [])),
+        setBusy: (key, pid, busy) => cgroups.setBusy(key, pid, busy),
+      }, (fnId, busy, waited, total) => {
+        const fn = deployment.functions[fnId]!.label;
+        this.log.info({ fn, waited, total }, busy ? `'${fn}' is busy: its instances work and poll at normal priority` : `'${fn}' is no longer busy: its instances poll at idle priority`);
+      });
+    }
     this.scaler = new Scaler(
       createPolicy(g.scaler, deployment),
       deployment.functions.filter((f) => f.binding === 'late'), // early binding: what is configured
@@ -723,6 +749,8 @@ export class Gateway implements Backend {
         domain: this.deployment.domains[f.domain]!.name,
         binding: f.binding,
         concurrency: f.concurrency,
+        // a spinning function's polling: at idle priority, or at normal (busy, or no idle groups)
+        spinPriority: f.spinUs === 0 ? null : this.cgroups?.idleGroups && !this.spinPriority?.busy(f.id) ? 'idle' : 'normal',
         queued: this.dispatcher.queued(f.id),
         idleTokens: this.dispatcher.idleTokens(f.id),
         instances: this.instances
@@ -741,6 +769,7 @@ export class Gateway implements Backend {
     if (this.stopped) return;
     this.stopped = true;
     this.scaler.stop();
+    this.spinPriority?.stop();
     const closing = this.http?.close();
     const deadline = Date.now() + 2000;
     while (this.requests.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

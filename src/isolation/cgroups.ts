@@ -5,7 +5,10 @@
 // cpu.idle set beside baton-<pid> (for v1, in the cpu hierarchy only) — there its polling gets
 // only CPU time no other process wants, and any process that wakes takes the CPU from it at
 // once. sched_yield cannot do that: it yields only to tasks of the caller's own group, and an
-// instance is alone in its group. cgroup v2 is used where it is mounted with the memory and
+// instance is alone in its group. With v1, such an instance also has a normal group (under
+// baton-<pid>, like every other instance's) that it is moved to while it has work nearly all
+// the time (isolation/spin-priority.ts): busy, it polls little and its work needs its fair share
+// of the CPU. cgroup v2 is used where it is mounted with the memory and
 // pids controllers; otherwise the v1 hierarchies (this project's CI machines mount v1
 // controllers, and a v2 mount without them). An instance the kernel killed for its memory is
 // told apart from a crash by the group's oom_kill count.
@@ -31,8 +34,10 @@ interface Mounts {
 export class Cgroups {
   private readonly created: string[] = [];
   private readonly ooms = new Map<number, number>();
-  /** Keys of the instances whose CPU is at idle priority. */
+  /** Keys of the instances whose CPU is at idle priority (they spin). */
   private readonly idleKeys = new Set<number>();
+  /** Those of them moved to their normal cpu group for now (setBusy). */
+  private readonly busyKeys = new Set<number>();
 
   private constructor(
     private readonly mounts: Mounts,
@@ -46,6 +51,13 @@ export class Cgroups {
   /** Whether an instance asked to spin gets its CPU at idle priority here. */
   get idleGroups(): boolean {
     return this.idleRoot !== undefined;
+  }
+
+  /** Whether a spinning instance can be moved to a normal group while busy (setBusy): v1 only,
+   *  where CPU has its own hierarchy (with v2 its whole group, memory too, is the idle one's,
+   *  and memory already charged would not follow a move). */
+  get movesBusy(): boolean {
+    return this.idleRoot !== undefined && this.mounts.version === 1;
   }
 
   /** The gateway's cgroups, or the reason there are none (not root, no controllers). */
@@ -89,12 +101,8 @@ export class Cgroups {
     const v2 = this.mounts.version === 2;
     if (limits.idle && this.idleRoot) this.idleKeys.add(key);
     else this.idleKeys.delete(key);
-    const dir = (controller: string) => {
-      const d = this.group(v2 ? 'unified' : controller, key);
-      mkdirSync(d, { recursive: true });
-      if (!this.created.includes(d)) this.created.unshift(d); // removed before their parents
-      return d;
-    };
+    this.busyKeys.delete(key); // a new process starts at idle priority
+    const dir = (controller: string) => this.make(this.group(v2 ? 'unified' : controller, key));
     if (v2) {
       const d = dir('unified');
       writeFileSync(path.join(d, 'memory.max'), String(limits.memoryBytes));
@@ -107,9 +115,12 @@ export class Cgroups {
       tryWrite(path.join(mem, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)); // only with swap accounting
       writeFileSync(path.join(dir('pids'), 'pids.max'), String(limits.pids));
       if (this.roots.cpu) {
-        const cpu = dir('cpu');
-        writeFileSync(path.join(cpu, 'cpu.cfs_period_us'), '100000');
-        writeFileSync(path.join(cpu, 'cpu.cfs_quota_us'), limits.cpu ? String(Math.round(limits.cpu * 100_000)) : '-1');
+        // a spinning instance's normal group too, with the same limit (see setBusy)
+        const groups = this.idleKeys.has(key) ? [dir('cpu'), this.normal('cpu', key)] : [dir('cpu')];
+        for (const cpu of groups) {
+          writeFileSync(path.join(cpu, 'cpu.cfs_period_us'), '100000');
+          writeFileSync(path.join(cpu, 'cpu.cfs_quota_us'), limits.cpu ? String(Math.round(limits.cpu * 100_000)) : '-1');
+        }
       }
     }
     this.ooms.set(key, this.oomKills(key));
@@ -122,10 +133,43 @@ export class Cgroups {
     }
   }
 
+  /** Moves spinning instance `key` (process `pid`) to its normal cpu group while `busy`, and
+   *  back to its idle one when not; nothing for an instance that does not spin, or where the
+   *  kernel cannot (movesBusy). Whole processes move (cgroup.procs): every thread. */
+  setBusy(key: number, pid: number, busy: boolean): void {
+    if (!this.movesBusy || !this.idleKeys.has(key) || this.busyKeys.has(key) === busy) return;
+    const to = busy ? this.normal('cpu', key) : path.join(this.idleRoot!, `k${key}`);
+    try {
+      writeFileSync(path.join(to, 'cgroup.procs'), String(pid));
+    } catch {
+      return; // the process is gone: its next one starts idle (prepare)
+    }
+    if (busy) this.busyKeys.add(key);
+    else this.busyKeys.delete(key);
+  }
+
+  /** Whether spinning instance `key` is in its normal cpu group now. */
+  busy(key: number): boolean {
+    return this.busyKeys.has(key);
+  }
+
   /** Instance `key`'s group of `controller` ('unified' for v2). */
   private group(controller: string, key: number): string {
     const cpu = controller === (this.mounts.version === 2 ? 'unified' : 'cpu');
-    return path.join(cpu && this.idleKeys.has(key) ? this.idleRoot! : this.roots[controller]!, `k${key}`);
+    if (cpu && this.idleKeys.has(key) && !this.busyKeys.has(key)) return path.join(this.idleRoot!, `k${key}`);
+    return path.join(this.roots[controller]!, `k${key}`);
+  }
+
+  /** Instance `key`'s group under baton-<pid> (a spinning instance's normal cpu group), made. */
+  private normal(controller: string, key: number): string {
+    return this.make(path.join(this.roots[controller]!, `k${key}`));
+  }
+
+  /** Makes group `d` (if missing) and remembers it for remove(). */
+  private make(d: string): string {
+    mkdirSync(d, { recursive: true });
+    if (!this.created.includes(d)) this.created.unshift(d); // removed before their parents
+    return d;
   }
 
   /** Whether the kernel killed instance `key` for its memory since the last time asked. */

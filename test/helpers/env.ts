@@ -27,10 +27,15 @@ export const kernelUnavailable = suiteDataplane === 'broker' ? 'the broker pass 
 if (dataplaneUnavailable) console.warn(`[baton] skipping data-plane tests: ${dataplaneUnavailable}`);
 
 /** Why cgroup limits cannot be enforced here (not root, no controllers), or undefined. */
+let busyMoves = false;
 export const cgroupsUnavailable = ((): string | undefined => {
   const cg = Cgroups.open();
   if (typeof cg === 'string') return cg;
+  busyMoves = cg.movesBusy;
   cg.remove();
   return undefined;
 })();
 if (cgroupsUnavailable) console.warn(`[baton] skipping resource-limit tests: ${cgroupsUnavailable}`);
+/** Why a busy spinning instance cannot be moved to a normal cpu group here, or undefined. */
+export const busyMovesUnavailable =
+  cgroupsUnavailable ?? (busyMoves ? undefined : 'spinning instances move between cpu groups only with cgroup v1 and idle groups (Linux 5.15)');
