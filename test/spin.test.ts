@@ -4,6 +4,7 @@
 // sleeping one none), never by how fast a request went.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpuMs } from '../src/bench/procs.ts';
 import type { Gateway } from '../src/gateway/index.ts';
@@ -47,6 +48,9 @@ describe.skipIf(dataplaneUnavailable)('spinUs', () => {
         { method: 'POST', path: '/x', chain: ['spinning', 'sleeping'] },
         { method: 'POST', path: '/hostile', chain: ['hostile'] },
       ],
+      // spinning stops while other processes use 80% of the node's CPU: one busy loop (the
+      // idle-priority test) stays below it, one per CPU does not
+      gateway: { spinStopsAt: 0.8 },
     });
   });
   afterAll(() => gw?.stop());
@@ -98,32 +102,39 @@ describe.skipIf(dataplaneUnavailable)('spinUs', () => {
     await poolSettled(gw);
   });
 
-  it.skipIf(busyMovesUnavailable)('a spinning function with work all the time works at normal priority, and polls at idle priority again once it has not', async () => {
+  it.skipIf(busyMovesUnavailable)('while other processes keep the node\'s CPUs busy, a spinning instance works at normal priority without polling; then it polls at idle priority again', async () => {
     const spinner = pidOf('spinning');
-    const priority = () => (gw.status().functions.find((f) => f.name === 'spinning')!).spinPriority;
+    const status = () => gw.status().functions.find((f) => f.name === 'spinning')!;
+    const polls = () => status().instances.find((i) => i.pid === spinner)!.polls;
     const idleGroup = new RegExp(`/baton-${process.pid}-idle/k\\d+$`);
-    expect(cpuGroup(spinner)).toMatch(idleGroup);
-    expect(priority()).toBe('idle');
+    const normalGroup = new RegExp(`/baton-${process.pid}/k\\d+$`);
+    await waitFor('the spinning function to poll at idle priority', () => idleGroup.test(cpuGroup(spinner)) && polls() === true);
+    expect(status().spinPriority).toBe('idle');
     expect(gw.status().functions.find((f) => f.name === 'sleeping')!.spinPriority).toBeNull();
 
-    // 16 clients back to back on one instance: most descriptors wait for it (the kernel counts)
-    let loading = true;
-    const clients = Array.from({ length: 16 }, async () => {
-      while (loading) await post('busy');
-    });
+    // a busy loop per CPU: other processes take all the node's CPU time (spinStopsAt 0.8 here)
+    const hogs = availableParallelism();
+    const loops = Array.from({ length: hogs }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
     try {
-      await waitFor('the spinning function to be moved to normal priority', () => new RegExp(`/baton-${process.pid}/k\\d+$`).test(cpuGroup(spinner)), 20_000);
-      expect(priority()).toBe('normal');
-      expect(cpuGroup(pidOf('sleeping'))).toMatch(new RegExp(`/baton-${process.pid}/k\\d+$`));
+      await waitFor('the spinning function to be moved to normal priority', () => normalGroup.test(cpuGroup(spinner)), 20_000);
+      expect(status().spinPriority).toBe('normal');
+      // the instance says it stopped polling (it answers the gateway's message)
+      await waitFor('the instance to stop polling', () => polls() === false);
+      // so after a descriptor it sleeps at once, where its 1 s window would have it poll (at
+      // normal priority now: beside the loops it would get its share of a CPU)
+      await post('busy node');
+      expect(await asleep(spinner)).toBe(true);
     } finally {
-      loading = false;
-      await Promise.all(clients);
+      for (const loop of loops) loop.kill('SIGKILL');
     }
-    // a second with (almost) nothing to do: back under the idle group, the same process
-    await waitFor('the spinning function to poll at idle priority again', () => idleGroup.test(cpuGroup(spinner)), 20_000);
-    expect(priority()).toBe('idle');
+    // the loops gone: back under the idle group, the same process, polling after a descriptor
+    await waitFor('the spinning function to poll at idle priority again', () => idleGroup.test(cpuGroup(spinner)) && polls() === true, 20_000);
+    expect(status().spinPriority).toBe('idle');
     expect(pidOf('spinning')).toBe(spinner);
-    await post('after');
+    await post('quiet node');
+    const before = cpuMs([spinner]);
+    await waitFor('the instance to spin again', () => cpuMs([spinner]) - before >= 100, WINDOW_US / 1000);
+    await waitFor('the instance to park', () => asleep(spinner));
     await poolSettled(gw);
   });
 

@@ -94,6 +94,8 @@ export interface Deployment {
     serverTiming: 'asked' | 'always';
     /** µs the gateway keeps polling after each descriptor before it sleeps (0: never). */
     spinUs: number;
+    /** Share of the node's CPU used by other processes at which spinning functions stop polling. */
+    spinStopsAt: number;
     /** The data plane asked for (BATON_DATAPLANE and --dataplane override it). */
     dataplane: DataplaneChoice;
     tracing: TracingSettings;

@@ -82,6 +82,12 @@ export class Endpoint {
     this.write(bytes, length);
   }
 
+  /** Whether to poll for the spin window after each read (spinUs): off while the node's CPUs
+   *  are busy with other work (see isolation/spin-priority.ts). */
+  setSpinning(on: boolean): void {
+    this.spinner.enabled = on;
+  }
+
   destroy(): void {
     if (this.closed) return;
     this.closed = true;

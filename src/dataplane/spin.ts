@@ -5,17 +5,20 @@
 // function instance that spins runs in an idle cgroup (src/isolation/cgroups.ts), so its
 // polling takes only CPU no other process wants; sched_yield between polls cannot do that
 // alone (an instance is alone in its group, and yields only within it), but lets the gateway,
-// which has no group of its own, give way. Off by default: it keeps a CPU busy while traffic
-// comes more often than the window (README, Performance).
+// which has no group of its own, give way. The gateway turns an instance's spinning off while
+// other processes keep the node's CPUs busy (isolation/spin-priority.ts). Off by default: it
+// keeps a CPU busy while traffic comes more often than the window (README, Performance).
 import { nowUs } from '../descriptor/index.ts';
 import { addon } from '../native/index.ts';
 
 export class Spinner {
+  /** Off: no new window, and one under way ends at its next poll. */
+  enabled = true;
   private until = 0;
   private spinning = false;
   private readonly yieldCpu: () => void;
   private readonly tick = () => {
-    if (nowUs() < this.until) {
+    if (this.enabled && nowUs() < this.until) {
       this.yieldCpu();
       setImmediate(this.tick);
     } else {
@@ -31,7 +34,7 @@ export class Spinner {
 
   /** A descriptor came or went: keep polling for the window from now. */
   poke(): void {
-    if (this.windowUs <= 0) return;
+    if (this.windowUs <= 0 || !this.enabled) return;
     this.until = nowUs() + this.windowUs;
     if (this.spinning) return;
     this.spinning = true;

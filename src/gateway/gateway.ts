@@ -28,7 +28,7 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Inbox, requestOverNotice } from './inbox.ts';
 import { checkUidRange, workerCredentials } from '../isolation/credentials.ts';
 import { Cgroups } from '../isolation/cgroups.ts';
-import { SpinPriority } from '../isolation/spin-priority.ts';
+import { nodeCpu, processCpuMs, SpinPriority } from '../isolation/spin-priority.ts';
 import { Instances, type Instance } from './instances.ts';
 import { checkPort, listenError } from './port.ts';
 import { RequestTable, type Outcome, type Request } from './requests.ts';
@@ -284,23 +284,20 @@ export class Gateway implements Backend {
     const spinningLate = deployment.functions.filter((f) => f.spinUs > 0 && f.binding === 'late').map((f) => f.id);
     if (this.cgroups?.movesBusy && spinningLate.length) {
       const cgroups = this.cgroups;
-      this.spinPriority = new SpinPriority(spinningLate, {
-        delivered: (fnId) => {
-          let total = 0;
-          let waited = 0;
-          for (const key of deployment.functions[fnId]!.keys) {
-            const c = this.dataplane.counters(key);
-            total += c.boundFast + c.handed;
-            waited += c.handed;
-          }
-          return { total, waited };
+      this.spinPriority = new SpinPriority({
+        node: nodeCpu,
+        processMs: processCpuMs,
+        processes: () =>
+          spinningLate.flatMap((fnId) => this.instances.of(fnId)).flatMap((i) => (i.state !== 'stopped' && i.child?.pid ? [{ key: i.key, pid: i.child.pid }] : [])),
+        setBusy: (key, pid, busy) => {
+          if (cgroups.busy(key) === busy) return;
+          cgroups.setBusy(key, pid, busy);
+          if (cgroups.busy(key) === busy) this.instances.setSpinning(key, !busy);
         },
-        processes: (fnId) =>
-          this.instances.of(fnId).flatMap((i) => ((i.state === 'ready' || i.state === 'draining') && i.child?.pid ? [{ key: i.key, pid: i.child.pid }] : [])),
-        setBusy: (key, pid, busy) => cgroups.setBusy(key, pid, busy),
-      }, (fnId, busy, waited, total) => {
-        const fn = deployment.functions[fnId]!.label;
-        this.log.info({ fn, waited, total }, busy ? `'${fn}' is busy: its instances work and poll at normal priority` : `'${fn}' is no longer busy: its instances poll at idle priority`);
+      }, g.spinStopsAt, (busy, load) => {
+        const names = spinningLate.map((fnId) => `'${deployment.functions[fnId]!.label}'`).join(', ');
+        const share = `${Math.round(load * 100)}% of the node's CPU`;
+        this.log.info(busy ? `other processes use ${share}: ${names} work at normal priority and do not poll` : `other processes use ${share}: ${names} poll at idle priority again`);
       });
     }
     this.scaler = new Scaler(
@@ -749,8 +746,9 @@ export class Gateway implements Backend {
         domain: this.deployment.domains[f.domain]!.name,
         binding: f.binding,
         concurrency: f.concurrency,
-        // a spinning function's polling: at idle priority, or at normal (busy, or no idle groups)
-        spinPriority: f.spinUs === 0 ? null : this.cgroups?.idleGroups && !this.spinPriority?.busy(f.id) ? 'idle' : 'normal',
+        // a spinning function's instances: at idle priority, or at normal (the node busy: then
+        // they do not poll; or no idle groups)
+        spinPriority: f.spinUs === 0 ? null : this.cgroups?.idleGroups && !this.spinPriority?.busy ? 'idle' : 'normal',
         queued: this.dispatcher.queued(f.id),
         idleTokens: this.dispatcher.idleTokens(f.id),
         instances: this.instances
@@ -759,6 +757,7 @@ export class Gateway implements Backend {
           .map((i) => ({
             key: i.key, pid: i.child?.pid ?? null, state: i.state, restarts: i.restarts, gaveUp: i.gaveUp,
             coldStartMs: i.coldStartMs === undefined ? null : Math.round(i.coldStartMs * 10) / 10,
+            polls: f.spinUs > 0 ? i.polls === true : null,
           })),
       })),
     };

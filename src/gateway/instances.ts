@@ -57,6 +57,8 @@ export interface Instance {
   started?: { promise: Promise<void>; resolve(): void; reject(err: Error): void };
   /** A spare being stopped to make room for another function's instance. */
   yielding?: boolean;
+  /** (spinUs) whether its process polls after each descriptor, as it last said (see setSpinning). */
+  polls?: boolean;
 }
 
 export interface InstancesOptions {
@@ -353,7 +355,7 @@ export class Instances extends EventEmitter<InstancesEvents> {
     } finally {
       native((a) => a.closeFd(fd)); // the child has its copy; ours would keep the socket alive
     }
-    Object.assign(inst, { child, state: 'warming', serveWhenWarm: serve, killedFor: undefined });
+    Object.assign(inst, { child, state: 'warming', serveWhenWarm: serve, killedFor: undefined, polls: fn.spinUs > 0 });
     // into its cgroup before any function code runs; the worker waits for 'start'
     try {
       if (child.pid) this.options.cgroups?.place(inst.key, child.pid);
@@ -388,6 +390,8 @@ export class Instances extends EventEmitter<InstancesEvents> {
           this.refillSpares(inst.fnId); // it may have been one
         } else if (msg.type === 'fatal' && (inst.state === 'warming' || inst.state === 'starting')) {
           inst.lastError = String(msg.message).slice(0, 8192);
+        } else if (msg.type === 'spin' && typeof msg.on === 'boolean') {
+          inst.polls = msg.on;
         } else if (msg.type === 'log' && (msg.level === 'warn' || msg.level === 'error')) {
           const reqId = Number.isInteger(msg.reqId) ? msg.reqId : undefined;
           this.log[msg.level]({ fn: fn.name, key: inst.key, reqId }, String(msg.message).slice(0, 8192));
@@ -468,6 +472,12 @@ export class Instances extends EventEmitter<InstancesEvents> {
   }
 
   /** Sends a message to every running worker. */
+  /** Tells instance `key`'s process whether to poll after each descriptor (spinUs). */
+  setSpinning(key: number, on: boolean): void {
+    const child = this.byKey(key)?.child;
+    if (child?.connected) child.send({ type: 'spin', on } satisfies GatewayMessage, () => {}); // gone: its next process polls
+  }
+
   broadcast(msg: GatewayMessage): void {
     for (const inst of this.all) if (inst.child?.connected) inst.child.send(msg);
   }

@@ -6,9 +6,9 @@
 // only CPU time no other process wants, and any process that wakes takes the CPU from it at
 // once. sched_yield cannot do that: it yields only to tasks of the caller's own group, and an
 // instance is alone in its group. With v1, such an instance also has a normal group (under
-// baton-<pid>, like every other instance's) that it is moved to while it has work nearly all
-// the time (isolation/spin-priority.ts): busy, it polls little and its work needs its fair share
-// of the CPU. cgroup v2 is used where it is mounted with the memory and
+// baton-<pid>, like every other instance's) that it is moved to while other processes keep the
+// node's CPUs busy (isolation/spin-priority.ts; it does not poll meanwhile): its work then gets
+// its fair share of the CPU. cgroup v2 is used where it is mounted with the memory and
 // pids controllers; otherwise the v1 hierarchies (this project's CI machines mount v1
 // controllers, and a v2 mount without them). An instance the kernel killed for its memory is
 // told apart from a crash by the group's oom_kill count.

@@ -1,54 +1,58 @@
-// A spinning instance polls at idle priority (cgroups.ts): its polling then takes only CPU no
-// other process wants. But its work is idle-class too, and when the function has work nearly
-// all the time every other process of the node comes first: a saturated chain of spinning
-// functions served 0.81–0.87× what the same chain served sleeping. So, once a second, the
-// gateway looks at how many of each spinning function's descriptors had to wait in its queue
-// for an instance (the kernel counts them): for one instance that share is about its
-// utilization (an arrival waits with the probability that the server is busy). From
-// BUSY_FROM on, the function's instances move to their normal cpu groups — busy, they poll
-// little — and back to their idle ones below IDLE_BELOW (apart, so that a function near one
-// line does not move every second). Late binding only: early binding has no queue to count.
+// A spinning instance polls at idle priority (cgroups.ts): its polling takes only CPU no other
+// process wants. But its work is idle-class too: when the node's CPUs are busy with everything
+// else (the gateway, the clients' connections, other work) it waits for them, at every hop —
+// a saturated chain of spinning functions served 0.81–0.87× what it served sleeping — and there
+// is no spare CPU left to poll with anyway. So, once a second, the gateway looks at how much of
+// the node's CPU time went to anything but the spinning instances; from `gateway.spinStopsAt`
+// of it on (0.4: a saturated 3-function chain's others took 0.49 here, at 5000 req/s 0.24),
+// their processes move to normal cpu groups and stop polling (told so by the gateway): they
+// work as sleeping instances do. Below half of it they go back to their idle groups and poll
+// again. The two lines are apart because a chain that stops polling moves its own work into
+// the count (at normal priority it is like any other process's). Measured first and dropped:
+// the share of descriptors that waited for an instance (bursts of arrivals make it high at
+// 2000 req/s), and the time instances held descriptors (low even at saturation: what waits
+// there is the CPU, not the instance).
+import { readFileSync } from 'node:fs';
 
-/** Share of a function's descriptors that waited, from which its instances count as busy. */
-export const BUSY_FROM = 0.5;
-/** ... and below which a busy one goes back to idle priority. */
-export const IDLE_BELOW = 0.25;
-/** Descriptors per tick below which a function is never busy (a few that met by chance). */
-export const MIN_DESCRIPTORS = 50;
 const TICK_MS = 1000;
+/** /proc's unit of CPU time (USER_HZ), 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
 
-/** Whether a function is busy after a tick in which `waited` of its `total` descriptors waited. */
-export function nextBusy(busy: boolean, waited: number, total: number): boolean {
-  if (total < MIN_DESCRIPTORS) return false;
-  return waited / total >= (busy ? IDLE_BELOW : BUSY_FROM);
+/** Whether spinning stops after a tick in which other processes used `load` of the node's CPU,
+ *  stopping from `stopsAt` on and starting again below half of it. */
+export function nextBusy(busy: boolean, load: number, stopsAt: number): boolean {
+  return load >= (busy ? stopsAt / 2 : stopsAt);
 }
 
 export interface SpinPrioritySource {
-  /** Descriptors the data plane delivered to function `fnId`'s instances so far, and how many of
-   *  them had waited in its queue (the kernel's counters of its keys: they only grow). */
-  delivered(fnId: number): { total: number; waited: number };
-  /** The processes of `fnId`'s instances that serve (ready or draining). */
-  processes(fnId: number): { key: number; pid: number }[];
-  /** Moves one to its normal cpu group (busy) or its idle one. */
+  /** ms the node's CPUs have been busy, and busy or idle (the time they had), in all. */
+  node(): { busyMs: number; totalMs: number };
+  /** ms of CPU process `pid` used, in all; undefined if it is gone. */
+  processMs(pid: number): number | undefined;
+  /** The processes of spinning functions' instances, from their start (in their idle groups). */
+  processes(): { key: number; pid: number }[];
+  /** Moves one to its normal cpu group without polling (busy), or to its idle one polling. */
   setBusy(key: number, pid: number, busy: boolean): void;
 }
 
 export class SpinPriority {
-  private readonly last = new Map<number, { total: number; waited: number }>();
-  private readonly busyFns = new Set<number>();
+  private lastNode: { busyMs: number; totalMs: number };
+  private lastProcessMs = new Map<number, number>();
+  private isBusy = false;
   private timer?: NodeJS.Timeout;
 
   constructor(
-    /** Spinning late-bound functions. */
-    private readonly fnIds: number[],
     private readonly source: SpinPrioritySource,
-    private readonly onChange: (fnId: number, busy: boolean, waited: number, total: number) => void = () => {},
+    /** gateway.spinStopsAt */
+    private readonly stopsAt: number,
+    private readonly onChange: (busy: boolean, load: number) => void = () => {},
   ) {
-    for (const fnId of fnIds) this.last.set(fnId, source.delivered(fnId));
+    this.lastNode = source.node();
+    for (const { pid } of source.processes()) this.lastProcessMs.set(pid, source.processMs(pid) ?? 0);
   }
 
   start(): void {
-    if (this.fnIds.length === 0 || this.timer) return;
+    if (this.timer) return;
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
   }
@@ -58,25 +62,52 @@ export class SpinPriority {
     this.timer = undefined;
   }
 
-  /** Whether function `fnId`'s instances are at normal priority now. */
-  busy(fnId: number): boolean {
-    return this.busyFns.has(fnId);
+  /** Whether spinning functions' instances work at normal priority, without polling, now. */
+  get busy(): boolean {
+    return this.isBusy;
   }
 
   tick(): void {
-    for (const fnId of this.fnIds) {
-      const now = this.source.delivered(fnId);
-      const before = this.last.get(fnId)!;
-      this.last.set(fnId, now);
-      const total = now.total - before.total;
-      const waited = now.waited - before.waited;
-      const was = this.busyFns.has(fnId);
-      const busy = nextBusy(was, waited, total);
-      if (busy) this.busyFns.add(fnId);
-      else this.busyFns.delete(fnId);
-      if (busy !== was) this.onChange(fnId, busy, waited, total);
-      // every tick, not only on a change: an instance started meanwhile begins idle
-      for (const { key, pid } of this.source.processes(fnId)) this.source.setBusy(key, pid, busy);
+    const node = this.source.node();
+    const nodeMs = node.busyMs - this.lastNode.busyMs;
+    const totalMs = node.totalMs - this.lastNode.totalMs;
+    this.lastNode = node;
+    const processes = this.source.processes();
+    let spinnersMs = 0;
+    const seen = new Map<number, number>();
+    for (const { pid } of processes) {
+      const ms = this.source.processMs(pid);
+      if (ms === undefined) continue;
+      // one new since the last tick has been in its idle group since it started
+      spinnersMs += ms - (this.lastProcessMs.get(pid) ?? 0);
+      seen.set(pid, ms);
     }
+    this.lastProcessMs = seen;
+    // polling at idle priority is not load; busy, their work is like any other process's
+    const otherMs = Math.max(0, nodeMs - (this.isBusy ? 0 : spinnersMs));
+    const load = totalMs > 0 ? otherMs / totalMs : 0;
+    const busy = nextBusy(this.isBusy, load, this.stopsAt);
+    if (busy !== this.isBusy) this.onChange(busy, load);
+    this.isBusy = busy;
+    // every tick, not only on a change: an instance started meanwhile begins idle
+    for (const { key, pid } of processes) this.source.setBusy(key, pid, busy);
+  }
+}
+
+/** ms the node's CPUs have been busy (user, nice, system, irq and softirq: the network's work),
+ *  and busy or idle (waiting for I/O too; not the time the host took: steal), from /proc/stat. */
+export function nodeCpu(): { busyMs: number; totalMs: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.split(/\s+/).slice(1).map(Number);
+  const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]!;
+  return { busyMs: (busy * 1000) / CLOCK_TICKS, totalMs: ((busy + f[3]! + f[4]!) * 1000) / CLOCK_TICKS };
+}
+
+/** ms of CPU process `pid` has used (user and system), or undefined if it is gone. */
+export function processCpuMs(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
   }
 }

@@ -30,7 +30,9 @@ export type WorkerMessage =
   | { type: 'fatal'; message: string }
   | { type: 'log'; level: 'warn' | 'error'; message: string; reqId?: number }
   /** What function code wrote to process.stdout / process.stderr (console.*). */
-  | { type: 'output'; stream: 'stdout' | 'stderr'; text: string; reqId?: number };
+  | { type: 'output'; stream: 'stdout' | 'stderr'; text: string; reqId?: number }
+  /** (spinUs) it polls after each descriptor from now on, or not: the answer to 'spin'. */
+  | { type: 'spin'; on: boolean };
 
 /** Messages the gateway sends a worker: 'start' once it is in its cgroup, 'serve' to load the
  *  function's bundle (`entry`) and serve. A process started to serve at once gets `serve` with
@@ -39,4 +41,6 @@ export type WorkerMessage =
 export type GatewayMessage =
   | { type: 'live'; live: number[][] }
   | { type: 'start'; serve?: string; collator?: boolean }
-  | { type: 'serve'; entry: string };
+  | { type: 'serve'; entry: string }
+  /** (spinUs) whether to poll after each descriptor: not while the node's CPUs are busy. */
+  | { type: 'spin'; on: boolean };

@@ -49,12 +49,19 @@ async function main(): Promise<void> {
   if (!fn) fatal(`unknown function id ${cfg.fnId}`);
   // which instances are running (early binding picks among them), from now on
   let live = cfg.live;
+  let spin = true;
   process.on('message', (msg: GatewayMessage) => {
+    if (msg?.type === 'spin') {
+      spin = msg.on === true;
+      endpoint?.setSpinning(spin);
+      tell({ type: 'spin', on: spin });
+    }
     if (msg?.type !== 'live') return;
     live = msg.live;
     runtime?.router.setLive(live);
   });
   let runtime: WorkerRuntime | undefined;
+  let endpoint: Endpoint | undefined;
   // the gateway puts this process in its cgroup first: its limits hold from the first byte
   const start = await nextMessage('start');
   captureOutput(tell); // from here on, console output reaches the gateway's log labelled
@@ -84,11 +91,12 @@ async function main(): Promise<void> {
 
   const warn = (message: string, reqId?: number) => tell({ type: 'log', level: 'warn', message, reqId });
   const leave = () => process.exit(0);
-  const endpoint = new Endpoint(WORKER_SOCKET_FD, {
+  endpoint = new Endpoint(WORKER_SOCKET_FD, {
     frame: (frame) => runtime!.onFrame(frame),
     garbage: (bytes) => warn(`skipped ${bytes} bytes that were not a descriptor`),
     end: (errno) => (errno ? fatal(`socket error: errno ${errno}`) : leave()),
   }, { spinUs: fn.spinUs });
+  endpoint.setSpinning(spin);
   const error = (message: string, reqId?: number) => tell({ type: 'log', level: 'error', message, reqId });
   runtime = new WorkerRuntime({ ...cfg, live }, pool, endpoint, mod.default.handler, { warn, error });
   process.on('disconnect', leave);

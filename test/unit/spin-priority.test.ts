@@ -1,69 +1,84 @@
-// The once-a-second decision that moves a spinning function's instances between their idle and
-// normal cpu groups (the moves themselves are tested on real cgroups in test/spin.test.ts).
+// The once-a-second decision that moves spinning instances between their idle and normal cpu
+// groups (the moves themselves, on real cgroups and processes: test/spin.test.ts).
 import { describe, expect, it } from 'vitest';
-import { BUSY_FROM, IDLE_BELOW, MIN_DESCRIPTORS, nextBusy, SpinPriority } from '../../src/isolation/spin-priority.ts';
+import { nextBusy, nodeCpu, processCpuMs, SpinPriority } from '../../src/isolation/spin-priority.ts';
 
 describe('nextBusy', () => {
-  it('turns busy from BUSY_FROM of its descriptors waiting, and idle again only below IDLE_BELOW', () => {
-    const n = 1000;
-    expect(nextBusy(false, n * BUSY_FROM - 1, n)).toBe(false);
-    expect(nextBusy(false, n * BUSY_FROM, n)).toBe(true);
+  it('stops spinning from `stopsAt` of the node used by others, and starts again only below half of it', () => {
+    expect(nextBusy(false, 0.39, 0.4)).toBe(false);
+    expect(nextBusy(false, 0.4, 0.4)).toBe(true);
     // between the two lines it stays as it was
-    const between = n * ((BUSY_FROM + IDLE_BELOW) / 2);
-    expect(nextBusy(false, between, n)).toBe(false);
-    expect(nextBusy(true, between, n)).toBe(true);
-    expect(nextBusy(true, n * IDLE_BELOW - 1, n)).toBe(false);
-  });
-
-  it('is never busy with a few descriptors, however many of them waited', () => {
-    expect(nextBusy(false, MIN_DESCRIPTORS - 1, MIN_DESCRIPTORS - 1)).toBe(false);
-    expect(nextBusy(true, MIN_DESCRIPTORS - 1, MIN_DESCRIPTORS - 1)).toBe(false);
-    expect(nextBusy(true, 0, 0)).toBe(false);
+    expect(nextBusy(false, 0.3, 0.4)).toBe(false);
+    expect(nextBusy(true, 0.3, 0.4)).toBe(true);
+    expect(nextBusy(true, 0.19, 0.4)).toBe(false);
   });
 });
 
 describe('SpinPriority', () => {
+  /** A node of 2 CPUs with one spinning process (key 7, pid 70); spinning stops at 0.5. */
   function setup() {
-    const counters = new Map([[3, { total: 500, waited: 100 }]]);
+    let nodeMs = 1_000_000; // used before it started: does not count
+    let totalMs = 3_000_000;
+    const processMs = new Map([[70, 50_000]]);
     const processes = [{ key: 7, pid: 70 }];
     const moves: string[] = [];
     const changes: string[] = [];
-    const sp = new SpinPriority([3], {
-      delivered: (fnId) => ({ ...counters.get(fnId)! }),
+    const sp = new SpinPriority({
+      node: () => ({ busyMs: nodeMs, totalMs }),
+      processMs: (pid) => processMs.get(pid),
       processes: () => processes,
       setBusy: (key, pid, busy) => moves.push(`${key}/${pid}:${busy ? 'normal' : 'idle'}`),
-    }, (fnId, busy, waited, total) => changes.push(`${fnId} ${busy} ${waited}/${total}`));
-    const add = (total: number, waited: number) => {
-      const c = counters.get(3)!;
-      counters.set(3, { total: c.total + total, waited: c.waited + waited });
+    }, 0.5, (busy, load) => changes.push(`${busy} ${load.toFixed(2)}`));
+    /** One tick 1 s after the last (2 s of CPU time): the node busy `node` ms in all, of which the
+     *  spinners `spinners`. */
+    const tick = (node: number, spinners: Record<number, number>) => {
+      nodeMs += node;
+      totalMs += 2000;
+      for (const [pid, ms] of Object.entries(spinners)) processMs.set(Number(pid), (processMs.get(Number(pid)) ?? 0) + ms);
+      sp.tick();
     };
-    return { sp, processes, moves, changes, add };
+    return { sp, processes, processMs, moves, changes, tick };
   }
 
-  it('judges each tick by what was delivered since the last one, not since the start', () => {
-    const { sp, moves, changes, add } = setup();
-    add(200, 190); // 500 delivered before it started (100 waited) do not count
-    sp.tick();
-    expect(sp.busy(3)).toBe(true);
-    expect(changes).toEqual(['3 true 190/200']);
-    add(200, 60); // 30%: stays busy
-    sp.tick();
-    expect(sp.busy(3)).toBe(true);
-    add(200, 10);
-    sp.tick();
-    expect(sp.busy(3)).toBe(false);
-    expect(changes).toEqual(['3 true 190/200', '3 false 10/200']);
-    expect(moves).toEqual(['7/70:normal', '7/70:normal', '7/70:idle']);
+  it('counts the spinners\' polling out while they poll, and their work in once they do not', () => {
+    const { sp, moves, changes, tick } = setup();
+    // the spinner polls 1.7 s of the 2 CPUs' 2 s: the rest is 0.2 s, 10%
+    tick(1900, { 70: 1700 });
+    expect(sp.busy).toBe(false);
+    tick(1900, { 70: 700 }); // others 1.2 s of 2: 60%
+    expect(sp.busy).toBe(true);
+    // at normal priority its work counts too: 30% in all stays busy (above half of 0.5), 20% does not
+    tick(600, { 70: 300 });
+    expect(sp.busy).toBe(true);
+    tick(400, { 70: 200 });
+    expect(sp.busy).toBe(false);
+    expect(changes).toEqual(['true 0.60', 'false 0.20']);
+    expect(moves).toEqual(['7/70:idle', '7/70:normal', '7/70:normal', '7/70:idle']);
   });
 
-  it('tells every serving process each tick, so an instance started meanwhile is moved too', () => {
-    const { sp, processes, moves, add } = setup();
-    add(100, 100);
-    sp.tick();
+  it('counts a process new since the last tick from its start, and forgets one that is gone', () => {
+    const { sp, processes, processMs, tick } = setup();
     processes.push({ key: 8, pid: 80 });
-    add(100, 100);
-    sp.tick();
-    expect(moves).toEqual(['7/70:normal', '7/70:normal', '8/80:normal']);
+    processMs.set(80, 0); // started since the last tick: all its time was in its idle group
+    tick(1900, { 70: 900, 80: 900 }); // others 1.9 - 1.8 = 0.1 s
+    expect(sp.busy).toBe(false);
+    processes.shift();
+    processMs.delete(70);
+    tick(1900, { 80: 900 }); // 1.0 s of others: busy
+    expect(sp.busy).toBe(true);
   });
+});
 
+describe('the node\'s and a process\'s CPU time', () => {
+  it('grow with work, and a process that is gone has none', () => {
+    const node = nodeCpu();
+    const mine = processCpuMs(process.pid)!;
+    const until = performance.now() + 100;
+    while (performance.now() < until); // 100 ms of CPU
+    const after = nodeCpu();
+    expect(after.busyMs - node.busyMs).toBeGreaterThanOrEqual(50);
+    expect(after.totalMs - node.totalMs).toBeGreaterThanOrEqual(after.busyMs - node.busyMs);
+    expect(processCpuMs(process.pid)! - mine).toBeGreaterThanOrEqual(50);
+    expect(processCpuMs(2 ** 22 + 1)).toBeUndefined();
+  });
 });
