@@ -42,8 +42,9 @@ export const chainFileSchema = z.strictObject({
       serverTiming: z.enum(['asked', 'always']).default('asked'),
       /** After each descriptor, keep polling this long before sleeping (see README: costs CPU). */
       spinUs: z.number().int().min(0).max(1_000_000).default(0),
-      /** Functions with spinUs stop polling, and work at normal priority, while processes other
-       *  than their instances use this share of the node's CPU (back below half of it). */
+      /** Functions with spinUs stop polling, and work at normal priority, once processes other
+       *  than their instances use this share of the node's CPU two seconds running (back after
+       *  a second below half of it). */
       spinStopsAt: z.number().gt(0).max(1).default(0.4),
       /** Where descriptors are routed: the kernel's SK_MSG program (sockmap), the user-space
        *  broker, or auto (the kernel's, else the broker after a warning). */

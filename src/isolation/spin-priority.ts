@@ -4,24 +4,27 @@
 // a saturated chain of spinning functions served 0.81–0.87× what it served sleeping — and there
 // is no spare CPU left to poll with anyway. So, once a second, the gateway looks at how much of
 // the node's CPU time went to anything but the spinning instances; from `gateway.spinStopsAt`
-// of it on (0.4: a saturated 3-function chain's others took 0.49 here, at 5000 req/s 0.24),
-// their processes move to normal cpu groups and stop polling (told so by the gateway): they
-// work as sleeping instances do. Below half of it they go back to their idle groups and poll
-// again. The two lines are apart because a chain that stops polling moves its own work into
-// the count (at normal priority it is like any other process's). Measured first and dropped:
+// of it on, two seconds running (0.4: a saturated 3-function chain's others took 0.49 here, at
+// 5000 req/s 0.24; a load generator starting took 0.53–0.59 for one second), their processes
+// move to normal cpu groups and stop polling (told so by the gateway): they work as sleeping
+// instances do. After a second below half of it they go back to their idle groups and poll
+// again. Measured first and dropped:
 // the share of descriptors that waited for an instance (bursts of arrivals make it high at
 // 2000 req/s), and the time instances held descriptors (low even at saturation: what waits
 // there is the CPU, not the instance).
 import { readFileSync } from 'node:fs';
 
 const TICK_MS = 1000;
+/** Ticks running at or above spinStopsAt before spinning stops. */
+const BUSY_TICKS = 2;
 /** /proc's unit of CPU time (USER_HZ), 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;
 
-/** Whether spinning stops after a tick in which other processes used `load` of the node's CPU,
- *  stopping from `stopsAt` on and starting again below half of it. */
-export function nextBusy(busy: boolean, load: number, stopsAt: number): boolean {
-  return load >= (busy ? stopsAt / 2 : stopsAt);
+/** Whether spinning is stopped after a tick in which other processes used `load` of the node's
+ *  CPU, `above` ticks running (this one included) at or above `stopsAt`: it stops after
+ *  BUSY_TICKS of them, and starts again below half of it. */
+export function nextBusy(busy: boolean, load: number, above: number, stopsAt: number): boolean {
+  return busy ? load >= stopsAt / 2 : above >= BUSY_TICKS;
 }
 
 export interface SpinPrioritySource {
@@ -39,6 +42,8 @@ export class SpinPriority {
   private lastNode: { busyMs: number; totalMs: number };
   private lastProcessMs = new Map<number, number>();
   private isBusy = false;
+  /** Ticks running at or above spinStopsAt. */
+  private above = 0;
   private timer?: NodeJS.Timeout;
 
   constructor(
@@ -83,10 +88,10 @@ export class SpinPriority {
       seen.set(pid, ms);
     }
     this.lastProcessMs = seen;
-    // polling at idle priority is not load; busy, their work is like any other process's
-    const otherMs = Math.max(0, nodeMs - (this.isBusy ? 0 : spinnersMs));
-    const load = totalMs > 0 ? otherMs / totalMs : 0;
-    const busy = nextBusy(this.isBusy, load, this.stopsAt);
+    // what the spinning instances take (polling, or work) is never the load that stops them
+    const load = totalMs > 0 ? Math.max(0, nodeMs - spinnersMs) / totalMs : 0;
+    this.above = load >= this.stopsAt ? this.above + 1 : 0;
+    const busy = nextBusy(this.isBusy, load, this.above, this.stopsAt);
     if (busy !== this.isBusy) this.onChange(busy, load);
     this.isBusy = busy;
     // every tick, not only on a change: an instance started meanwhile begins idle

@@ -4,13 +4,14 @@ import { describe, expect, it } from 'vitest';
 import { nextBusy, nodeCpu, processCpuMs, SpinPriority } from '../../src/isolation/spin-priority.ts';
 
 describe('nextBusy', () => {
-  it('stops spinning from `stopsAt` of the node used by others, and starts again only below half of it', () => {
-    expect(nextBusy(false, 0.39, 0.4)).toBe(false);
-    expect(nextBusy(false, 0.4, 0.4)).toBe(true);
+  it('stops spinning after two ticks at `stopsAt` of the node used by others, and starts again only below half of it', () => {
+    expect(nextBusy(false, 0.39, 0, 0.4)).toBe(false);
+    expect(nextBusy(false, 0.4, 1, 0.4)).toBe(false); // one second: a process starting, say
+    expect(nextBusy(false, 0.4, 2, 0.4)).toBe(true);
     // between the two lines it stays as it was
-    expect(nextBusy(false, 0.3, 0.4)).toBe(false);
-    expect(nextBusy(true, 0.3, 0.4)).toBe(true);
-    expect(nextBusy(true, 0.19, 0.4)).toBe(false);
+    expect(nextBusy(false, 0.3, 0, 0.4)).toBe(false);
+    expect(nextBusy(true, 0.3, 0, 0.4)).toBe(true);
+    expect(nextBusy(true, 0.19, 0, 0.4)).toBe(false);
   });
 });
 
@@ -40,20 +41,24 @@ describe('SpinPriority', () => {
     return { sp, processes, processMs, moves, changes, tick };
   }
 
-  it('counts the spinners\' polling out while they poll, and their work in once they do not', () => {
+  it('counts what the spinners take out, polling or working, and stops them after two busy ticks', () => {
     const { sp, moves, changes, tick } = setup();
     // the spinner polls 1.7 s of the 2 CPUs' 2 s: the rest is 0.2 s, 10%
     tick(1900, { 70: 1700 });
     expect(sp.busy).toBe(false);
-    tick(1900, { 70: 700 }); // others 1.2 s of 2: 60%
-    expect(sp.busy).toBe(true);
-    // at normal priority its work counts too: 30% in all stays busy (above half of 0.5), 20% does not
-    tick(600, { 70: 300 });
-    expect(sp.busy).toBe(true);
-    tick(400, { 70: 200 });
+    tick(1900, { 70: 700 }); // others 1.2 s of 2: 60%, once
     expect(sp.busy).toBe(false);
-    expect(changes).toEqual(['true 0.60', 'false 0.20']);
-    expect(moves).toEqual(['7/70:idle', '7/70:normal', '7/70:normal', '7/70:idle']);
+    tick(1900, { 70: 1700 });
+    tick(1900, { 70: 700 });
+    tick(1900, { 70: 700 }); // twice running
+    expect(sp.busy).toBe(true);
+    // working at normal priority now: still only the others count, 30% stays busy, 15% does not
+    tick(1200, { 70: 600 });
+    expect(sp.busy).toBe(true);
+    tick(1200, { 70: 900 });
+    expect(sp.busy).toBe(false);
+    expect(changes).toEqual(['true 0.60', 'false 0.15']);
+    expect(moves).toEqual(['7/70:idle', '7/70:idle', '7/70:idle', '7/70:idle', '7/70:normal', '7/70:normal', '7/70:idle']);
   });
 
   it('counts a process new since the last tick from its start, and forgets one that is gone', () => {
@@ -64,7 +69,8 @@ describe('SpinPriority', () => {
     expect(sp.busy).toBe(false);
     processes.shift();
     processMs.delete(70);
-    tick(1900, { 80: 900 }); // 1.0 s of others: busy
+    tick(1900, { 80: 900 }); // 1.0 s of others, twice: busy
+    tick(1900, { 80: 900 });
     expect(sp.busy).toBe(true);
   });
 });
