@@ -471,13 +471,13 @@ export class Instances extends EventEmitter<InstancesEvents> {
     }, delay).unref();
   }
 
-  /** Sends a message to every running worker. */
   /** Tells instance `key`'s process whether to poll after each descriptor (spinUs). */
   setSpinning(key: number, on: boolean): void {
     const child = this.byKey(key)?.child;
     if (child?.connected) child.send({ type: 'spin', on } satisfies GatewayMessage, () => {}); // gone: its next process polls
   }
 
+  /** Sends a message to every running worker. */
   broadcast(msg: GatewayMessage): void {
     for (const inst of this.all) if (inst.child?.connected) inst.child.send(msg);
   }

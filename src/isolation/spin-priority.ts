@@ -8,10 +8,10 @@
 // 5000 req/s 0.24; a load generator starting took 0.53–0.59 for one second), their processes
 // move to normal cpu groups and stop polling (told so by the gateway): they work as sleeping
 // instances do. After a second below half of it they go back to their idle groups and poll
-// again. Measured first and dropped:
-// the share of descriptors that waited for an instance (bursts of arrivals make it high at
-// 2000 req/s), and the time instances held descriptors (low even at saturation: what waits
-// there is the CPU, not the instance).
+// again. Measured first and dropped: the share of descriptors that waited for an instance
+// (bursts of arrivals make it high at 2000 req/s), the time instances held descriptors (low
+// even at saturation: what the work waits for there is a CPU, not an instance), and counting
+// their work as load once at normal priority (a chain at 2000 req/s then kept itself there).
 import { readFileSync } from 'node:fs';
 
 const TICK_MS = 1000;
