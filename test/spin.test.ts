@@ -43,10 +43,12 @@ describe.skipIf(dataplaneUnavailable)('spinUs', () => {
         spinning: { module: 'echo.ts', spinUs: WINDOW_US },
         sleeping: { module: 'echo.ts' },
         hostile: { module: 'hostile.ts', spinUs: WINDOW_US },
+        early: { module: 'echo.ts', spinUs: WINDOW_US, binding: 'early' },
       },
       routes: [
         { method: 'POST', path: '/x', chain: ['spinning', 'sleeping'] },
         { method: 'POST', path: '/hostile', chain: ['hostile'] },
+        { method: 'POST', path: '/early', chain: ['early'] },
       ],
       // spinning stops while other processes use 80% of the node's CPU: one busy loop (the
       // idle-priority test) stays below it, one per CPU does not
@@ -118,6 +120,7 @@ describe.skipIf(dataplaneUnavailable)('spinUs', () => {
     try {
       await waitFor('the spinning function to be moved to normal priority', () => normalGroup.test(cpuGroup(spinner)), 20_000);
       expect(status().spinPriority).toBe('normal');
+      await waitFor('the early-bound spinning function to be moved too', () => normalGroup.test(cpuGroup(pidOf('early'))));
       // the instance says it stopped polling (it answers the gateway's message)
       await waitFor('the instance to stop polling', () => polls() === false);
       // so after a descriptor it sleeps at once, where its 1 s window would have it poll (at
@@ -129,6 +132,7 @@ describe.skipIf(dataplaneUnavailable)('spinUs', () => {
     }
     // the loops gone: back under the idle group, the same process, polling after a descriptor
     await waitFor('the spinning function to poll at idle priority again', () => idleGroup.test(cpuGroup(spinner)) && polls() === true, 20_000);
+    await waitFor('the early-bound one too', () => idleGroup.test(cpuGroup(pidOf('early'))));
     expect(status().spinPriority).toBe('idle');
     expect(pidOf('spinning')).toBe(spinner);
     await post('quiet node');

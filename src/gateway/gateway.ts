@@ -281,21 +281,21 @@ export class Gateway implements Backend {
     this.instances = new Instances(deployment, this.dataplane, this.pools, this.log, {
       startTimeoutMs: this.startTimeoutMs, timeoutMs: this.timeoutMs, build, cgroups: this.cgroups, budget: deployment.node.memory,
     });
-    const spinningLate = deployment.functions.filter((f) => f.spinUs > 0 && f.binding === 'late').map((f) => f.id);
-    if (this.cgroups?.movesBusy && spinningLate.length) {
+    const spinners = deployment.functions.filter((f) => f.spinUs > 0).map((f) => f.id);
+    if (this.cgroups?.movesBusy && spinners.length) {
       const cgroups = this.cgroups;
       this.spinPriority = new SpinPriority({
         node: nodeCpu,
         processMs: processCpuMs,
         processes: () =>
-          spinningLate.flatMap((fnId) => this.instances.of(fnId)).flatMap((i) => (i.state !== 'stopped' && i.child?.pid ? [{ key: i.key, pid: i.child.pid }] : [])),
+          spinners.flatMap((fnId) => this.instances.of(fnId)).flatMap((i) => (i.state !== 'stopped' && i.child?.pid ? [{ key: i.key, pid: i.child.pid }] : [])),
         setBusy: (key, pid, busy) => {
           if (cgroups.busy(key) === busy) return;
           cgroups.setBusy(key, pid, busy);
           if (cgroups.busy(key) === busy) this.instances.setSpinning(key, !busy);
         },
       }, g.spinStopsAt, (busy, load) => {
-        const names = spinningLate.map((fnId) => `'${deployment.functions[fnId]!.label}'`).join(', ');
+        const names = spinners.map((fnId) => `'${deployment.functions[fnId]!.label}'`).join(', ');
         const share = `${Math.round(load * 100)}% of the node's CPU`;
         this.log.info(busy ? `other processes use ${share}: ${names} work at normal priority and do not poll` : `other processes use ${share}: ${names} poll at idle priority again`);
       });
