@@ -1,7 +1,7 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { geometryProblems, MIN_SLOT_SIZE, Pool, SLOT_HEADER } from '../src/pool/index.ts';
+import { geometryProblems, META_MAX, MIN_SLOT_SIZE, Pool, S, SLOT_HEADER } from '../src/pool/index.ts';
 
 const g = { slotSize: MIN_SLOT_SIZE, slotCount: 8 };
 
@@ -39,6 +39,33 @@ describe('pool', () => {
     expect(trace[7]).toEqual({ fnId: 7, key: 7, sent: 7, bind: 7, recv: 8, start: 9, end: 10 });
     pool.reset(1);
     expect([pool.readTrace(1), pool.readType(1), pool.readMeta(1)]).toEqual([[], undefined, { method: 'GET', url: '/' }]);
+    pool.close();
+  });
+
+  it('keeps metadata of any text up to the header field exactly, and reads a corrupt header as GET /', () => {
+    const pool = Pool.create(g);
+    const cases = [
+      { method: 'PATCH', url: '/ünï/€?q=✓', contentType: 'text/plain; charset=utf-8' },
+      { method: 'GET', url: '/none' },
+      { method: 'PUT', url: '/empty-type', contentType: '' },
+    ];
+    for (const meta of cases) {
+      expect(pool.writeMeta(2, meta)).toBe(true);
+      expect(pool.readMeta(2)).toEqual(meta);
+    }
+    // the largest URL that fits, and one byte more (a 3-byte character at the end does not fit)
+    const room = META_MAX - 3 - 'GET'.length;
+    expect(pool.writeMeta(2, { method: 'GET', url: 'u'.repeat(room) })).toBe(true);
+    expect(pool.readMeta(2).url).toHaveLength(room);
+    expect(pool.writeMeta(2, { method: 'GET', url: 'u'.repeat(room - 2) + '€' })).toBe(false);
+    expect(pool.readMeta(2).url).toHaveLength(room); // a refused write leaves the slot as it was
+    // a worker may write any byte of its slot's header: lengths that do not add up read as GET /
+    const header = 2 * pool.slotSize;
+    pool.bytes.writeUInt16LE(10, header + S.metaLen);
+    pool.bytes.fill(0xee, header + S.meta, header + S.meta + 3);
+    expect(pool.readMeta(2)).toEqual({ method: 'GET', url: '/' });
+    pool.bytes.writeUInt16LE(META_MAX + 1, header + S.metaLen);
+    expect(pool.readMeta(2)).toEqual({ method: 'GET', url: '/' });
     pool.close();
   });
 

@@ -17,7 +17,7 @@ export const S = {
   traceCount: 15, // u8 hops recorded (saturates at TRACE_MAX)
   trace: 32, // TRACE_MAX entries of TRACE_ENTRY bytes
   type: 224, // response content-type (ASCII, TYPE_MAX bytes)
-  meta: 288, // request metadata (msgpack), META_MAX bytes
+  meta: 288, // request metadata (method, content type, url: Pool.writeMeta), META_MAX bytes
 } as const;
 export const TRACE_MAX = 8;
 export const TRACE_ENTRY = 24; // u16 fnId, u16 key, u32 sent, u32 bind, u32 recv, u32 start, u32 end
