@@ -99,7 +99,8 @@ export class Pool {
   /** Writes a request's metadata: [u8 method length][u16 content-type length][method][content
    *  type][url], UTF-8 (written per request on the gateway's hot path: no encoder, no copy). */
   writeMeta(slot: number, meta: RequestMeta): boolean {
-    const h = this.header(slot) + S.meta;
+    const head = this.header(slot);
+    const h = head + S.meta;
     const type = meta.contentType ?? '';
     const m = Buffer.byteLength(meta.method);
     const t = Buffer.byteLength(type);
@@ -112,7 +113,7 @@ export class Pool {
     at += b.write(meta.method, at, m, 'utf8');
     if (t) at += b.write(type, at, t, 'utf8');
     b.write(meta.url, at, u, 'utf8');
-    b.writeUInt16LE(META_HEAD + m + t + u, this.header(slot) + S.metaLen);
+    b.writeUInt16LE(META_HEAD + m + t + u, head + S.metaLen);
     return true;
   }
 
