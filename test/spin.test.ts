@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpuMs } from '../src/bench/procs.ts';
+import { spinningAgain } from '../src/bench/systems/baton.ts';
 import type { Gateway } from '../src/gateway/index.ts';
 import { busyMovesUnavailable, cgroupsUnavailable, dataplaneUnavailable } from './helpers/env.ts';
 import { poolSettled, startGateway, waitFor } from './helpers/gateway.ts';
@@ -127,6 +128,8 @@ describe.skipIf(dataplaneUnavailable)('spinUs', () => {
       // normal priority now: beside the loops it would get its share of a CPU)
       await post('busy node');
       expect(await asleep(spinner)).toBe(true);
+      // what the bench waits on before measuring a spinning chain says so too
+      expect(await spinningAgain(gw.adminUrl, 500)).toBe(false);
     } finally {
       for (const loop of loops) loop.kill('SIGKILL');
     }
@@ -134,6 +137,7 @@ describe.skipIf(dataplaneUnavailable)('spinUs', () => {
     await waitFor('the spinning function to poll at idle priority again', () => idleGroup.test(cpuGroup(spinner)) && polls() === true, 20_000);
     await waitFor('the early-bound one too', () => idleGroup.test(cpuGroup(pidOf('early'))));
     expect(status().spinPriority).toBe('idle');
+    expect(await spinningAgain(gw.adminUrl, 500)).toBe(true);
     expect(pidOf('spinning')).toBe(spinner);
     await post('quiet node');
     const before = cpuMs([spinner]);

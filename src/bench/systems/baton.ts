@@ -52,3 +52,21 @@ export async function workerPids(adminUrl: string): Promise<number[]> {
   const status = (await (await fetch(`${adminUrl}/status`)).json()) as { functions: { instances: { pid: number | null }[] }[] };
   return status.functions.flatMap((f) => f.instances.map((i) => i.pid).filter((p): p is number => p !== null));
 }
+
+/** Waits until every function with spinUs polls again at idle priority (status spinPriority),
+ *  for up to `timeoutMs`; true if they do. Load just before (a warm-up at saturation) stops
+ *  their polling — the gateway decides on whole seconds of the node's CPU, so that shows only
+ *  up to two seconds later: look from then on — and they poll again only after a second in
+ *  which the node's other processes took less than half of gateway.spinStopsAt (on a slow day
+ *  the paced load client and the gateway at 250 req/s take more than that). Measured as
+ *  "spinning", the system should be spinning, or say it is not. */
+export async function spinningAgain(adminUrl: string, timeoutMs = 10_000): Promise<boolean> {
+  await new Promise((r) => setTimeout(r, 2_100));
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const status = (await (await fetch(`${adminUrl}/status`)).json()) as { functions: { spinPriority: string | null }[] };
+    if (status.functions.every((f) => f.spinPriority === null || f.spinPriority === 'idle')) return true;
+    if (Date.now() >= until) return false;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
