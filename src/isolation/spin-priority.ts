@@ -18,6 +18,8 @@ import { readFileSync } from 'node:fs';
 const TICK_MS = 1000;
 /** Ticks running at or above spinStopsAt before spinning stops. */
 const BUSY_TICKS = 2;
+/** How long load takes, at most, to stop spinning instances (the bench waits this out). */
+export const STOP_DECISION_MS = BUSY_TICKS * TICK_MS;
 /** /proc's unit of CPU time (USER_HZ), 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;
 

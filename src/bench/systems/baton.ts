@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { ChainFileInput } from '../../chain/index.ts';
 import { descendants, spawnTracked, stop } from '../procs.ts';
+import { STOP_DECISION_MS } from '../../isolation/spin-priority.ts';
 import { sourceFile } from '../../paths.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/baton.js', import.meta.url));
@@ -61,7 +62,7 @@ export async function workerPids(adminUrl: string): Promise<number[]> {
  *  the paced load client and the gateway at 250 req/s take more than that). Measured as
  *  "spinning", the system should be spinning, or say it is not. */
 export async function spinningAgain(adminUrl: string, timeoutMs = 10_000): Promise<boolean> {
-  await new Promise((r) => setTimeout(r, 2_100));
+  await new Promise((r) => setTimeout(r, STOP_DECISION_MS + 100));
   const until = Date.now() + timeoutMs;
   for (;;) {
     const status = (await (await fetch(`${adminUrl}/status`)).json()) as { functions: { spinPriority: string | null }[] };
